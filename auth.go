@@ -1,0 +1,303 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"log/slog"
+	"mime"
+	"net/http"
+	"strings"
+	"time"
+)
+
+// newToken is an opaque bearer token of 256 random bits; only its SHA-256
+// is stored, so the sessions table holds nothing that logs anyone in.
+func newToken() (token string, hash []byte) {
+	var b [32]byte
+	rand.Read(b[:])
+	token = base64.RawURLEncoding.EncodeToString(b[:])
+	return token, hashToken(token)
+}
+
+func hashToken(token string) []byte {
+	h := sha256.Sum256([]byte(token))
+	return h[:]
+}
+
+// bearerToken is the token of "Authorization: Bearer <token>", or "".
+func bearerToken(r *http.Request) string {
+	scheme, token, ok := strings.Cut(r.Header.Get("Authorization"), " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") {
+		return ""
+	}
+	token = strings.TrimSpace(token)
+	if len(token) != 43 { // 32 bytes in unpadded base64url
+		return ""
+	}
+	return token
+}
+
+var errUnauthenticated = newError(codeUnauthorized, "Sign in: the bearer token is missing, invalid or expired.")
+
+// requireUser lets a request through only with a live session of an active
+// user, whom it records in the request state.
+func requireUser(s *store) func(http.Handler) http.Handler {
+	return func(next http.Handler) http.Handler {
+		return apiFunc(func(w http.ResponseWriter, r *http.Request) error {
+			token := bearerToken(r)
+			if token == "" {
+				return errUnauthenticated
+			}
+			hash := hashToken(token)
+			u, err := s.userBySession(r.Context(), hash)
+			var ae *apiError
+			if errors.As(err, &ae) && ae.Code == codeNotFound {
+				return errUnauthenticated
+			}
+			if err != nil {
+				return err
+			}
+			if !u.IsActive {
+				return errUnauthenticated
+			}
+			st := stateFrom(r.Context())
+			st.user, st.userID, st.sessionHash = &u, u.ID, hash
+			next.ServeHTTP(w, r)
+			return nil
+		})
+	}
+}
+
+// requireSuperuser answers 403 to anyone else, before any lookup.
+func requireSuperuser(s *store) func(http.Handler) http.Handler {
+	return func(next http.Handler) http.Handler {
+		return requireUser(s)(apiFunc(func(w http.ResponseWriter, r *http.Request) error {
+			if !currentUser(r).IsSuperuser {
+				return newError(codeForbidden, "Only a superuser may do this.")
+			}
+			next.ServeHTTP(w, r)
+			return nil
+		}))
+	}
+}
+
+// currentUser is the user requireUser let in.
+func currentUser(r *http.Request) user { return *stateFrom(r.Context()).user }
+
+// registerRequest is POST /auth/register.
+type registerRequest struct {
+	Email    opt[string]  `json:"email"`
+	Password opt[string]  `json:"password"`
+	FullName opt[*string] `json:"full_name"`
+}
+
+// valid checks the fields and normalises the email in place.
+func (q *registerRequest) valid() []fieldError {
+	var p problems
+	q.Email.V = normalizeEmail(q.Email.V)
+	p.add("email", firstOf(required(q.Email), emailProblem(q.Email.V)))
+	p.add("password", firstOf(required(q.Password), passwordProblem(q.Password.V)))
+	p.add("full_name", fullNameProblem(q.FullName))
+	return p
+}
+
+func fullNameProblem(o opt[*string]) string {
+	if o.Set && o.V != nil {
+		return lengthProblem(*o.V, 0, 255)
+	}
+	return ""
+}
+
+func firstOf(msgs ...string) string {
+	for _, m := range msgs {
+		if m != "" {
+			return m
+		}
+	}
+	return ""
+}
+
+func handleRegister(s *store, pw *passwordHasher) http.Handler {
+	return apiFunc(func(w http.ResponseWriter, r *http.Request) error {
+		req, err := decode[registerRequest](r)
+		if err != nil {
+			return err
+		}
+		hash, err := pw.hash(r.Context(), req.Password.V)
+		if err != nil {
+			return err
+		}
+		u, err := s.createUser(r.Context(), user{Email: req.Email.V, FullName: req.FullName.V, passwordHash: hash, IsActive: true})
+		if err != nil {
+			return err
+		}
+		w.Header().Set("Location", "/api/v1/users/"+u.ID)
+		encode(w, http.StatusCreated, u)
+		return nil
+	})
+}
+
+// loginRequest is the JSON login body; the OAuth2 password form maps onto it.
+type loginRequest struct {
+	Email    opt[string] `json:"email"`
+	Password opt[string] `json:"password"`
+}
+
+func (q *loginRequest) valid() []fieldError {
+	var p problems
+	q.Email.V = normalizeEmail(q.Email.V)
+	p.add("email", firstOf(required(q.Email), lengthProblem(q.Email.V, 1, 254)))
+	p.add("password", firstOf(required(q.Password), lengthProblem(q.Password.V, 1, 128)))
+	return p
+}
+
+type tokenResponse struct {
+	AccessToken string `json:"access_token"`
+	TokenType   string `json:"token_type"`
+	ExpiresIn   int64  `json:"expires_in"`
+}
+
+var errBadCredentials = newError(codeUnauthorized, "Incorrect email or password.")
+
+// handleLogin checks the per-account failure budget before hashing, spends
+// one hash whether or not the email exists, and gives both failures the
+// same words.
+func handleLogin(s *store, pw *passwordHasher, limits *rateLimits, ttl time.Duration, logger *slog.Logger) http.Handler {
+	return apiFunc(func(w http.ResponseWriter, r *http.Request) error {
+		req, err := decodeLogin(r)
+		if err != nil {
+			return err
+		}
+		if err := limits.checkLoginFailures(w, r, req.Email.V); err != nil {
+			return err
+		}
+		ctx := r.Context()
+		u, err := s.userByEmail(ctx, req.Email.V)
+		var ae *apiError
+		if errors.As(err, &ae) && ae.Code == codeNotFound {
+			if err := pw.burn(ctx, req.Password.V); err != nil {
+				return err
+			}
+			limits.recordLoginFailure(r, req.Email.V)
+			return errBadCredentials
+		}
+		if err != nil {
+			return err
+		}
+		ok, stale, err := pw.verify(ctx, req.Password.V, u.passwordHash)
+		if err != nil {
+			return err
+		}
+		if !ok {
+			limits.recordLoginFailure(r, req.Email.V)
+			return errBadCredentials
+		}
+		if !u.IsActive {
+			return newError(codeForbidden, "This account is deactivated.")
+		}
+		if stale {
+			rehashPassword(ctx, s, pw, u.ID, req.Password.V, logger)
+		}
+		token, hash := newToken()
+		if _, err := s.createSession(ctx, hash, u.ID, ttl); err != nil {
+			return err
+		}
+		stateFrom(ctx).userID = u.ID
+		encode(w, http.StatusOK, tokenResponse{AccessToken: token, TokenType: "bearer", ExpiresIn: int64(ttl / time.Second)})
+		return nil
+	})
+}
+
+// rehashPassword upgrades a hash made with older parameters. A failure is
+// logged, not answered: the login itself succeeded.
+func rehashPassword(ctx context.Context, s *store, pw *passwordHasher, userID, password string, logger *slog.Logger) {
+	hash, err := pw.hash(ctx, password)
+	if err == nil {
+		_, err = s.updateUser(ctx, userID, userChanges{PasswordHash: &hash}, false, nil)
+	}
+	if err != nil {
+		logger.WarnContext(ctx, "could not upgrade a password hash", "user_id", userID, "error", err.Error())
+		return
+	}
+	logger.InfoContext(ctx, "password hash upgraded", "user_id", userID)
+}
+
+// decodeLogin takes the JSON body or the OAuth2 password form
+// (username, password), which docs UIs send to authorize.
+func decodeLogin(r *http.Request) (loginRequest, error) {
+	mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	if mt != "application/x-www-form-urlencoded" {
+		return decode[loginRequest](r)
+	}
+	if err := r.ParseForm(); err != nil {
+		var tooBig *http.MaxBytesError
+		if errors.As(err, &tooBig) {
+			return loginRequest{}, newError(codeTooLarge, fmt.Sprintf("The request body is larger than %d bytes.", tooBig.Limit))
+		}
+		return loginRequest{}, newError(codeBadRequest, "The form body could not be parsed.")
+	}
+	for key := range r.PostForm {
+		switch key {
+		case "username", "password", "grant_type", "scope", "client_id", "client_secret":
+		default:
+			return loginRequest{}, newError(codeBadRequest, fmt.Sprintf("The form has an unknown field %q.", key))
+		}
+	}
+	var req loginRequest
+	if vs, ok := r.PostForm["username"]; ok {
+		req.Email = opt[string]{Set: true, V: vs[0]}
+	}
+	if vs, ok := r.PostForm["password"]; ok {
+		req.Password = opt[string]{Set: true, V: vs[0]}
+	}
+	if g := r.PostForm.Get("grant_type"); g != "" && g != "password" {
+		return req, validationError([]fieldError{{Field: "grant_type", Message: "must be password"}})
+	}
+	if fields := req.valid(); len(fields) > 0 {
+		// The form's field is username; name it as the client sent it.
+		for i := range fields {
+			if fields[i].Field == "email" {
+				fields[i].Field = "username"
+			}
+		}
+		return req, validationError(fields)
+	}
+	return req, nil
+}
+
+// handleLogout revokes the presented token at once.
+func handleLogout(s *store) http.Handler {
+	return apiFunc(func(w http.ResponseWriter, r *http.Request) error {
+		if err := s.deleteSession(r.Context(), stateFrom(r.Context()).sessionHash); err != nil {
+			return err
+		}
+		w.WriteHeader(http.StatusNoContent)
+		return nil
+	})
+}
+
+// ensureFirstSuperuser creates FIRST_SUPERUSER_EMAIL when absent; it is
+// idempotent and safe when replicas start together.
+func ensureFirstSuperuser(ctx context.Context, logger *slog.Logger, cfg config, deps serverDeps) error {
+	email := normalizeEmail(cfg.FirstSuperuserEmail)
+	if email == "" || cfg.FirstSuperuserPassword == "" {
+		return nil
+	}
+	exists, err := deps.store.userExists(ctx, email)
+	if err != nil || exists {
+		return err
+	}
+	hash, err := deps.hasher.hash(ctx, cfg.FirstSuperuserPassword)
+	if err != nil {
+		return err
+	}
+	created, err := deps.store.ensureUser(ctx, user{Email: email, passwordHash: hash, IsSuperuser: true})
+	if created {
+		logger.Info("first superuser created", "email", email)
+	}
+	return err
+}

@@ -1,0 +1,323 @@
+package main
+
+import (
+	"fmt"
+	"log/slog"
+	"net/netip"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// config is every setting the service reads, parsed once at start.
+type config struct {
+	Env          string // development | production
+	Port         int
+	DatabaseURL  string
+	LogLevel     slog.Level
+	DocsEnabled  bool
+	CORSOrigins  []string
+	TrustedProxy []netip.Prefix
+	MaxBodyBytes int64
+
+	SessionTTL      time.Duration
+	ShutdownDelay   time.Duration
+	ShutdownTimeout time.Duration
+
+	DBMaxOpenConns int
+	DBMaxIdleConns int
+
+	FirstSuperuserEmail    string
+	FirstSuperuserPassword string
+
+	RateLimit rateLimitConfig
+}
+
+type rateLimitConfig struct {
+	Enabled       bool
+	Store         string // memory | postgres
+	MaxKeys       int
+	AuthRequests  int
+	AuthWindow    time.Duration
+	LoginFailures int
+	LoginWindow   time.Duration
+	APIRequests   int
+	APIWindow     time.Duration
+}
+
+const (
+	envDevelopment = "development"
+	envProduction  = "production"
+
+	devDatabaseURL       = "postgres://postgres@127.0.0.1:5432/app?sslmode=disable"
+	devSuperuserEmail    = "admin@example.com"
+	devSuperuserPassword = "changethis"
+	minProductionSecret  = 12
+)
+
+// placeholders are values an example file or a tutorial ships with; production
+// refuses them as secrets so that a copied example cannot go live by accident.
+var placeholders = []string{"changethis", "changeme", "change-me", "secret", "password", "example", "placeholder", "postgres", "admin"}
+
+func isPlaceholder(s string) bool {
+	l := strings.ToLower(strings.TrimSpace(s))
+	for _, p := range placeholders {
+		if l == p || (len(p) > 8 && strings.Contains(l, p)) {
+			return true
+		}
+	}
+	return false
+}
+
+// configError lists every problem found, so an operator fixes them in one go.
+type configError struct{ problems []string }
+
+func (e *configError) Error() string {
+	return "invalid configuration:\n  - " + strings.Join(e.problems, "\n  - ")
+}
+
+// envReader parses variables and remembers every problem instead of stopping
+// at the first one.
+type envReader struct {
+	getenv   func(string) string
+	problems []string
+}
+
+func (e *envReader) fail(name, format string, args ...any) {
+	e.problems = append(e.problems, name+": "+fmt.Sprintf(format, args...))
+}
+
+func (e *envReader) str(name, def string) string {
+	if v := strings.TrimSpace(e.getenv(name)); v != "" {
+		return v
+	}
+	return def
+}
+
+func (e *envReader) set(name string) bool { return strings.TrimSpace(e.getenv(name)) != "" }
+
+func (e *envReader) integer(name string, def, min, max int) int {
+	v := e.str(name, "")
+	if v == "" {
+		return def
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < min || n > max {
+		e.fail(name, "%q is not a whole number from %d to %d", v, min, max)
+		return def
+	}
+	return n
+}
+
+func (e *envReader) duration(name string, def time.Duration) time.Duration {
+	v := e.str(name, "")
+	if v == "" {
+		return def
+	}
+	d, err := time.ParseDuration(v)
+	if err != nil || d < 0 {
+		e.fail(name, "%q is not a non-negative duration such as 90s, 15m or 168h", v)
+		return def
+	}
+	return d
+}
+
+func (e *envReader) boolean(name string, def bool) bool {
+	v := e.str(name, "")
+	if v == "" {
+		return def
+	}
+	b, err := strconv.ParseBool(v)
+	if err != nil {
+		e.fail(name, "%q is not true or false", v)
+		return def
+	}
+	return b
+}
+
+func (e *envReader) list(name string) []string {
+	var out []string
+	for _, part := range strings.Split(e.getenv(name), ",") {
+		if p := strings.TrimSpace(part); p != "" {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// loadConfig reads the environment. Development runs with nothing set;
+// production has no defaults for anything secret.
+func loadConfig(getenv func(string) string) (config, error) {
+	e := &envReader{getenv: getenv}
+	var c config
+
+	c.Env = e.str("APP_ENV", envDevelopment)
+	if c.Env != envDevelopment && c.Env != envProduction {
+		e.fail("APP_ENV", "%q is not development or production", c.Env)
+		c.Env = envProduction // judge the rest by the stricter rules
+	}
+	prod := c.Env == envProduction
+
+	c.Port = e.integer("PORT", 8080, 0, 65535)
+	c.DatabaseURL = e.str("DATABASE_URL", "")
+	if c.DatabaseURL == "" && !prod {
+		c.DatabaseURL = devDatabaseURL
+	}
+	if lvl := e.str("LOG_LEVEL", "info"); lvl != "" {
+		if err := c.LogLevel.UnmarshalText([]byte(lvl)); err != nil {
+			e.fail("LOG_LEVEL", "%q is not debug, info, warn or error", lvl)
+		}
+	}
+	c.DocsEnabled = e.boolean("DOCS_ENABLED", !prod)
+	c.CORSOrigins = e.list("CORS_ALLOWED_ORIGINS")
+	for _, o := range c.CORSOrigins {
+		if o == "*" {
+			continue // judged below, with the production rules
+		}
+		u, err := url.Parse(o)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || (u.Path != "" && u.Path != "/") {
+			e.fail("CORS_ALLOWED_ORIGINS", "%q is not an origin such as https://app.example.com", o)
+		}
+	}
+	for _, p := range e.list("TRUSTED_PROXIES") {
+		prefix, err := netip.ParsePrefix(p)
+		if err != nil {
+			addr, aerr := netip.ParseAddr(p)
+			if aerr != nil {
+				e.fail("TRUSTED_PROXIES", "%q is not an IP address or CIDR range", p)
+				continue
+			}
+			prefix = netip.PrefixFrom(addr, addr.BitLen())
+		}
+		c.TrustedProxy = append(c.TrustedProxy, prefix.Masked())
+	}
+	c.MaxBodyBytes = int64(e.integer("MAX_BODY_BYTES", 1<<20, 1, 1<<30))
+	c.SessionTTL = e.duration("SESSION_TTL", 168*time.Hour)
+	if c.SessionTTL == 0 {
+		e.fail("SESSION_TTL", "must be longer than zero")
+	}
+	c.ShutdownDelay = e.duration("SHUTDOWN_DELAY", 2*time.Second)
+	c.ShutdownTimeout = e.duration("SHUTDOWN_TIMEOUT", 7*time.Second)
+	c.DBMaxOpenConns = e.integer("DB_MAX_OPEN_CONNS", 20, 1, 1000)
+	c.DBMaxIdleConns = e.integer("DB_MAX_IDLE_CONNS", 10, 0, 1000)
+
+	c.FirstSuperuserEmail = e.str("FIRST_SUPERUSER_EMAIL", "")
+	c.FirstSuperuserPassword = e.getenv("FIRST_SUPERUSER_PASSWORD")
+	if !prod && c.FirstSuperuserEmail == "" && c.FirstSuperuserPassword == "" {
+		c.FirstSuperuserEmail, c.FirstSuperuserPassword = devSuperuserEmail, devSuperuserPassword
+	}
+
+	rl := &c.RateLimit
+	rl.Enabled = e.boolean("RATE_LIMIT_ENABLED", true)
+	rl.Store = e.str("RATE_LIMIT_STORE", "memory")
+	if rl.Store != "memory" && rl.Store != "postgres" {
+		e.fail("RATE_LIMIT_STORE", "%q is not memory or postgres", rl.Store)
+	}
+	rl.MaxKeys = e.integer("RATE_LIMIT_MAX_KEYS", 100_000, 1, 100_000_000)
+	rl.AuthRequests = e.integer("RATE_LIMIT_AUTH_REQUESTS", 10, 1, 1_000_000)
+	rl.AuthWindow = e.duration("RATE_LIMIT_AUTH_WINDOW", time.Minute)
+	rl.LoginFailures = e.integer("RATE_LIMIT_LOGIN_FAILURES", 10, 1, 1_000_000)
+	rl.LoginWindow = e.duration("RATE_LIMIT_LOGIN_WINDOW", 15*time.Minute)
+	rl.APIRequests = e.integer("RATE_LIMIT_API_REQUESTS", 600, 1, 100_000_000)
+	rl.APIWindow = e.duration("RATE_LIMIT_API_WINDOW", time.Minute)
+	for _, w := range []struct {
+		name string
+		d    time.Duration
+	}{{"RATE_LIMIT_AUTH_WINDOW", rl.AuthWindow}, {"RATE_LIMIT_LOGIN_WINDOW", rl.LoginWindow}, {"RATE_LIMIT_API_WINDOW", rl.APIWindow}} {
+		if w.d < time.Second {
+			e.fail(w.name, "must be at least 1s")
+		}
+	}
+
+	if prod {
+		checkProduction(e, &c)
+	}
+	if len(e.problems) > 0 {
+		return c, &configError{problems: e.problems}
+	}
+	return c, nil
+}
+
+// checkProduction holds the rules that keep development conveniences out of
+// a live installation.
+func checkProduction(e *envReader, c *config) {
+	switch {
+	case c.DatabaseURL == "":
+		e.fail("DATABASE_URL", "is required in production")
+	default:
+		u, err := url.Parse(c.DatabaseURL)
+		if err != nil || u.Host == "" {
+			e.fail("DATABASE_URL", "is not a postgres:// URL")
+			break
+		}
+		pw, _ := u.User.Password()
+		if pw == "" || isPlaceholder(pw) {
+			e.fail("DATABASE_URL", "has a missing or placeholder password")
+		}
+	}
+	if c.FirstSuperuserEmail != "" || c.FirstSuperuserPassword != "" {
+		switch {
+		case c.FirstSuperuserEmail == "" || c.FirstSuperuserPassword == "":
+			e.fail("FIRST_SUPERUSER_EMAIL", "and FIRST_SUPERUSER_PASSWORD must be set together")
+		case isPlaceholder(c.FirstSuperuserPassword):
+			e.fail("FIRST_SUPERUSER_PASSWORD", "is a placeholder")
+		case len([]rune(c.FirstSuperuserPassword)) < minProductionSecret:
+			e.fail("FIRST_SUPERUSER_PASSWORD", "must be at least %d characters in production", minProductionSecret)
+		}
+	}
+	for _, o := range c.CORSOrigins {
+		if o == "*" {
+			e.fail("CORS_ALLOWED_ORIGINS", "must list origins, not *, in production")
+		}
+	}
+}
+
+// LogValue prints the config with secrets masked, so the start-up line can
+// be pasted into a ticket.
+func (c config) LogValue() slog.Value {
+	origins := strings.Join(c.CORSOrigins, ",")
+	proxies := make([]string, len(c.TrustedProxy))
+	for i, p := range c.TrustedProxy {
+		proxies[i] = p.String()
+	}
+	return slog.GroupValue(
+		slog.String("env", c.Env),
+		slog.Int("port", c.Port),
+		slog.String("database_url", redactDSN(c.DatabaseURL)),
+		slog.String("log_level", c.LogLevel.String()),
+		slog.Bool("docs_enabled", c.DocsEnabled),
+		slog.String("cors_allowed_origins", origins),
+		slog.String("trusted_proxies", strings.Join(proxies, ",")),
+		slog.Int64("max_body_bytes", c.MaxBodyBytes),
+		slog.Duration("session_ttl", c.SessionTTL),
+		slog.Duration("shutdown_delay", c.ShutdownDelay),
+		slog.Duration("shutdown_timeout", c.ShutdownTimeout),
+		slog.String("first_superuser_email", c.FirstSuperuserEmail),
+		slog.Bool("first_superuser_password_set", c.FirstSuperuserPassword != ""),
+		slog.Bool("rate_limit_enabled", c.RateLimit.Enabled),
+		slog.String("rate_limit_store", c.RateLimit.Store),
+	)
+}
+
+// redactDSN hides the password of a database URL (both URL and key=value forms).
+func redactDSN(dsn string) string {
+	if u, err := url.Parse(dsn); err == nil && u.Scheme != "" {
+		if _, has := u.User.Password(); has {
+			u.User = url.UserPassword(u.User.Username(), "xxxxx")
+		}
+		q := u.Query()
+		if q.Has("password") {
+			q.Set("password", "xxxxx")
+			u.RawQuery = q.Encode()
+		}
+		return u.String()
+	}
+	fields := strings.Fields(dsn)
+	for i, f := range fields {
+		if strings.HasPrefix(strings.ToLower(f), "password=") {
+			fields[i] = "password=xxxxx"
+		}
+	}
+	return strings.Join(fields, " ")
+}

@@ -1,0 +1,203 @@
+// Command server is the accounts-and-items API: see README.md.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"runtime/debug"
+	"strconv"
+	"sync"
+	"syscall"
+	"time"
+)
+
+// Stamped at build time: -ldflags "-X main.version=1.2.0 -X main.commit=abc1234".
+var (
+	version = ""
+	commit  = ""
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, os.Args, os.Getenv, os.Stdout, os.Stderr); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		code := 1
+		var ee exitError
+		if errors.As(err, &ee) {
+			code = ee.code
+		}
+		os.Exit(code)
+	}
+}
+
+// exitError carries the process exit code: 2 for bad configuration, 1 for
+// everything else.
+type exitError struct {
+	code int
+	err  error
+}
+
+func (e exitError) Error() string { return e.err.Error() }
+func (e exitError) Unwrap() error { return e.err }
+
+// buildInfo is the version and commit: what -ldflags stamped, else what the
+// Go toolchain recorded, else "dev" and "unknown".
+func buildInfo() (ver, rev string) {
+	ver, rev = version, commit
+	if bi, ok := debug.ReadBuildInfo(); ok {
+		if ver == "" && bi.Main.Version != "" && bi.Main.Version != "(devel)" {
+			ver = bi.Main.Version
+		}
+		for _, s := range bi.Settings {
+			if s.Key == "vcs.revision" && rev == "" && len(s.Value) >= 7 {
+				rev = s.Value[:7]
+			}
+		}
+	}
+	if ver == "" {
+		ver = "dev"
+	}
+	if rev == "" {
+		rev = "unknown"
+	}
+	return ver, rev
+}
+
+// run is the whole program; tests call it in-process with their own
+// environment and a context they cancel instead of sending SIGTERM.
+func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet(args[0], flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	checkHealth := fs.Bool("healthcheck", false, "ask the local /api/v1/health and exit 0 when it answers 200, else 1")
+	showVersion := fs.Bool("version", false, "print the version and exit")
+	if err := fs.Parse(args[1:]); err != nil {
+		return exitError{code: 2, err: err}
+	}
+	ver, rev := buildInfo()
+	if *showVersion {
+		fmt.Fprintf(stdout, "%s (commit %s)\n", ver, rev)
+		return nil
+	}
+	cfg, err := loadConfig(getenv)
+	if *checkHealth {
+		// Only PORT matters here; a config problem elsewhere is the server's to report.
+		port := 8080
+		if p, perr := strconv.Atoi(getenv("PORT")); perr == nil {
+			port = p
+		}
+		return healthcheck(ctx, port)
+	}
+	if err != nil {
+		return exitError{code: 2, err: err}
+	}
+
+	logger := newLogger(stdout, cfg.LogLevel)
+	logger.Info("starting", "version", ver, "commit", rev, "config", cfg)
+
+	if cfg.Env == envDevelopment {
+		if err := ensureDatabase(ctx, cfg.DatabaseURL); err != nil {
+			logger.Warn("could not create the development database; is PostgreSQL running?", "error", err.Error())
+		}
+	}
+	db, err := openDB(cfg)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+
+	health := &healthState{db: db, version: ver, commit: rev, started: time.Now()}
+	deps := newServerDeps(logger, cfg, db, health, time.Now)
+
+	// Background work (migrations, rate-limit janitors) stops with bgCtx and
+	// is waited for before the pool closes.
+	bgCtx, stopBackground := context.WithCancel(context.WithoutCancel(ctx))
+	var bg sync.WaitGroup
+	defer func() {
+		stopBackground()
+		bg.Wait()
+	}()
+	bg.Go(func() { prepareDatabase(bgCtx, logger, cfg, deps) })
+	bg.Go(func() { deps.limits.janitor(bgCtx, time.Minute) })
+	bg.Go(func() { sweepSessions(bgCtx, logger, deps.store, time.Hour) })
+
+	ln, err := net.Listen("tcp", net.JoinHostPort("", strconv.Itoa(cfg.Port)))
+	if err != nil {
+		return err
+	}
+	srv := &http.Server{
+		Handler:           newServer(logger, cfg, deps),
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       15 * time.Second,
+		WriteTimeout:      30 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
+		BaseContext:       func(net.Listener) context.Context { return context.WithoutCancel(ctx) },
+	}
+	serveErr := make(chan error, 1)
+	go func() { serveErr <- srv.Serve(ln) }()
+	logger.Info("listening", "addr", ln.Addr().String())
+
+	select {
+	case err := <-serveErr:
+		return err
+	case <-ctx.Done():
+	}
+	return drain(logger, cfg, srv, health)
+}
+
+// drain is the shutdown sequence: fail readiness at once, keep serving for
+// SHUTDOWN_DELAY so load balancers notice, then stop accepting and give
+// in-flight requests SHUTDOWN_TIMEOUT to finish.
+func drain(logger *slog.Logger, cfg config, srv *http.Server, health *healthState) error {
+	health.draining.Store(true)
+	logger.Info("shutting down: readiness now fails", "delay", cfg.ShutdownDelay.String(), "timeout", cfg.ShutdownTimeout.String())
+	time.Sleep(cfg.ShutdownDelay)
+	ctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
+	defer cancel()
+	if err := srv.Shutdown(ctx); err != nil {
+		srv.Close()
+		logger.Error("in-flight requests were cut off at the shutdown timeout", "error", err.Error())
+		return exitError{code: 1, err: fmt.Errorf("shutdown: %w", err)}
+	}
+	logger.Info("stopped")
+	return nil
+}
+
+// prepareDatabase migrates the schema and creates the first superuser,
+// retrying until the database answers, so the server can start before it.
+func prepareDatabase(ctx context.Context, logger *slog.Logger, cfg config, deps serverDeps) {
+	delay := 500 * time.Millisecond
+	for {
+		err := func() error {
+			applied, err := migrate(ctx, deps.health.db)
+			if err != nil {
+				return fmt.Errorf("migrate: %w", err)
+			}
+			if len(applied) > 0 {
+				logger.Info("migrations applied", "versions", applied)
+			}
+			return ensureFirstSuperuser(ctx, logger, cfg, deps)
+		}()
+		if err == nil {
+			deps.health.ready.Store(true)
+			return
+		}
+		logger.Warn("database not ready; retrying", "error", err.Error(), "retry_in", delay.String())
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(delay):
+		}
+		delay = min(delay*2, 10*time.Second)
+	}
+}

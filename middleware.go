@@ -1,0 +1,239 @@
+package main
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/netip"
+	"runtime/debug"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// requestID gives every request its state and an id: the caller's when it
+// is safe to echo and log, else 128 fresh random bits.
+func requestID(trusted []netip.Prefix) func(http.Handler) http.Handler {
+	return func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			st := &requestState{
+				id:       r.Header.Get("X-Request-ID"),
+				traceID:  traceIDFrom(r.Header.Get("Traceparent")),
+				clientIP: clientIP(r, trusted),
+			}
+			if !validRequestID(st.id) {
+				st.id = newRequestID()
+			}
+			w.Header().Set("X-Request-ID", st.id)
+			next.ServeHTTP(w, r.WithContext(withState(r.Context(), st)))
+		})
+	}
+}
+
+func validRequestID(id string) bool {
+	if len(id) < 1 || len(id) > 128 {
+		return false
+	}
+	for i := 0; i < len(id); i++ {
+		c := id[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '.' || c == '_' || c == '-') {
+			return false
+		}
+	}
+	return true
+}
+
+func newRequestID() string {
+	var b [16]byte
+	rand.Read(b[:]) // never fails (crypto/rand panics rather than return short)
+	return hex.EncodeToString(b[:])
+}
+
+// traceIDFrom returns the trace id of a valid W3C traceparent
+// (version-traceid-parentid-flags), or "" for anything else.
+func traceIDFrom(h string) string {
+	if len(h) < 55 || h[2] != '-' || h[35] != '-' || h[52] != '-' {
+		return ""
+	}
+	version, traceID, parentID, flags := h[0:2], h[3:35], h[36:52], h[53:55]
+	if !isLowerHex(version) || version == "ff" || !isLowerHex(traceID) || !isLowerHex(parentID) || !isLowerHex(flags) {
+		return ""
+	}
+	// Version 00 is exactly 55 characters; later versions may append fields.
+	if (version == "00" && len(h) != 55) || (len(h) > 55 && h[55] != '-') {
+		return ""
+	}
+	if strings.Trim(traceID, "0") == "" || strings.Trim(parentID, "0") == "" {
+		return ""
+	}
+	return traceID
+}
+
+func isLowerHex(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f') {
+			return false
+		}
+	}
+	return true
+}
+
+// statusWriter remembers what was sent, for the access log and for recover.
+type statusWriter struct {
+	http.ResponseWriter
+	status int
+	bytes  int64
+}
+
+func (w *statusWriter) WriteHeader(code int) {
+	if w.status == 0 {
+		w.status = code
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *statusWriter) Write(b []byte) (int, error) {
+	if w.status == 0 {
+		w.status = http.StatusOK
+	}
+	n, err := w.ResponseWriter.Write(b)
+	w.bytes += int64(n)
+	return n, err
+}
+
+func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+// accessLog writes the one line per request that ops read and alert on.
+func accessLog(logger *slog.Logger) func(http.Handler) http.Handler {
+	return func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			start := time.Now()
+			sw := &statusWriter{ResponseWriter: w}
+			next.ServeHTTP(sw, r)
+			st := stateFrom(r.Context())
+			if sw.status == 0 {
+				sw.status = http.StatusOK
+			}
+			level := slog.LevelInfo
+			switch {
+			case isHealthPath(r.URL.Path):
+				level = slog.LevelDebug
+			case sw.status >= 500:
+				level = slog.LevelError
+			case sw.status >= 400:
+				level = slog.LevelWarn
+			}
+			if !logger.Enabled(r.Context(), level) {
+				return
+			}
+			attrs := make([]slog.Attr, 0, 13)
+			attrs = append(attrs,
+				slog.String("method", r.Method),
+				slog.String("route", st.route),
+				slog.String("path", r.URL.Path),
+				slog.Int("status", sw.status),
+				slog.Int64("bytes", sw.bytes),
+				slog.Float64("duration_ms", float64(time.Since(start).Microseconds())/1000),
+				slog.String("client_ip", st.clientIP),
+				slog.String("user_agent", r.UserAgent()),
+			)
+			if st.userID != "" {
+				attrs = append(attrs, slog.String("user_id", st.userID))
+			}
+			if st.err != nil {
+				attrs = append(attrs, slog.String("error", st.err.Error()))
+			}
+			if st.stack != nil {
+				attrs = append(attrs, slog.String("stack", string(st.stack)))
+			}
+			logger.LogAttrs(r.Context(), level, "request", attrs...)
+		})
+	}
+}
+
+func isHealthPath(p string) bool {
+	return p == "/api/v1/health" || p == "/api/v1/health/live"
+}
+
+// recoverPanics turns a panic into a 500 problem; the stack goes into the
+// access line, so it is logged once, with the request_id.
+func recoverPanics(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		defer func() {
+			v := recover()
+			if v == nil {
+				return
+			}
+			if v == http.ErrAbortHandler {
+				panic(v) // the server's own way to drop a connection
+			}
+			st := stateFrom(r.Context())
+			st.stack = debug.Stack()
+			if sw, ok := w.(*statusWriter); ok && sw.status != 0 {
+				st.err = fmt.Errorf("panic after the response started: %v", v)
+				return
+			}
+			writeError(w, r, fmt.Errorf("panic: %v", v))
+		}()
+		next.ServeHTTP(w, r)
+	})
+}
+
+// securityHeaders sets the contract's headers before anything is written,
+// so errors and panics carry them too.
+func securityHeaders(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h := w.Header()
+		h.Set("Cache-Control", "no-store")
+		h.Set("X-Content-Type-Options", "nosniff")
+		h.Set("Content-Security-Policy", apiCSP)
+		h.Set("Referrer-Policy", "no-referrer")
+		h.Set("X-Frame-Options", "DENY")
+		next.ServeHTTP(w, r)
+	})
+}
+
+const apiCSP = "default-src 'none'; frame-ancestors 'none'"
+
+// cors lets the listed frontends call the API from a browser. The bearer
+// token travels in a header, so credentials (cookies) are not allowed.
+func cors(allowed []string) func(http.Handler) http.Handler {
+	origins := make(map[string]bool, len(allowed))
+	for _, o := range allowed {
+		origins[strings.TrimSuffix(o, "/")] = true
+	}
+	return func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			h := w.Header()
+			h.Add("Vary", "Origin")
+			origin := r.Header.Get("Origin")
+			if origin == "" {
+				next.ServeHTTP(w, r)
+				return
+			}
+			ok := origins[origin] || origins["*"]
+			preflight := r.Method == http.MethodOptions && r.Header.Get("Access-Control-Request-Method") != ""
+			if preflight {
+				h.Add("Vary", "Access-Control-Request-Method")
+				h.Add("Vary", "Access-Control-Request-Headers")
+				if !ok {
+					writeError(w, r, newError(codeForbidden, "Origin "+strconv.Quote(origin)+" is not allowed."))
+					return
+				}
+				h.Set("Access-Control-Allow-Origin", origin)
+				h.Set("Access-Control-Allow-Methods", "GET, POST, PATCH, DELETE")
+				h.Set("Access-Control-Allow-Headers", "Authorization, Content-Type, X-Request-ID, Traceparent")
+				h.Set("Access-Control-Max-Age", "600")
+				w.WriteHeader(http.StatusNoContent)
+				return
+			}
+			if ok {
+				h.Set("Access-Control-Allow-Origin", origin)
+				h.Set("Access-Control-Expose-Headers", "X-Request-ID, Location, Retry-After, RateLimit, RateLimit-Policy, X-RateLimit-Limit, X-RateLimit-Remaining, X-RateLimit-Reset")
+			}
+			next.ServeHTTP(w, r)
+		})
+	}
+}

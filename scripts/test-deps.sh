@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# Installs what the end-to-end tests drive (nginx, chromium, docker-compose)
+# from Debian's packages when missing, and starts PostgreSQL.
+set -euo pipefail
+here=$(dirname "$0")
+"$here/ensure-postgres.sh"
+
+missing=()
+command -v nginx >/dev/null 2>&1 || missing+=(nginx-light)
+command -v chromium >/dev/null 2>&1 || missing+=(chromium)
+command -v docker-compose >/dev/null 2>&1 || missing+=(docker-compose)
+if [ ${#missing[@]} -gt 0 ]; then
+  if [ "$(id -u)" -ne 0 ]; then
+    echo "the end-to-end tests need: ${missing[*]} (run as root, or apt-get install them)" >&2
+    exit 1
+  fi
+  echo "installing ${missing[*]} ..." >&2
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi

@@ -1,0 +1,105 @@
+package main
+
+import (
+	"context"
+	"time"
+)
+
+// item is a thing a user owns.
+type item struct {
+	ID          string    `json:"id"`
+	Title       string    `json:"title"`
+	Description *string   `json:"description"`
+	OwnerID     string    `json:"owner_id"`
+	CreatedAt   time.Time `json:"created_at"`
+	UpdatedAt   time.Time `json:"updated_at"`
+}
+
+const itemColumns = `id, title, description, owner_id, created_at, updated_at`
+
+func scanItem(row rowScanner) (item, error) {
+	var it item
+	err := row.Scan(&it.ID, &it.Title, &it.Description, &it.OwnerID, &it.CreatedAt, &it.UpdatedAt)
+	it.CreatedAt, it.UpdatedAt = it.CreatedAt.UTC(), it.UpdatedAt.UTC()
+	return it, err
+}
+
+// viewer is who asks: a superuser sees every item, anyone else their own.
+type viewer struct {
+	id        string
+	superuser bool
+}
+
+func viewerOf(u user) viewer { return viewer{id: u.ID, superuser: u.IsSuperuser} }
+
+func (s *store) createItem(ctx context.Context, ownerID, title string, description *string) (item, error) {
+	now := s.timestamp()
+	it, err := scanItem(s.db.QueryRowContext(ctx, `
+		INSERT INTO items (owner_id, title, description, created_at, updated_at)
+		VALUES ($1, $2, $3, $4, $4) RETURNING `+itemColumns, ownerID, title, description, now))
+	return it, dbError(err, "Item")
+}
+
+// listItems pages through what v may see, newest first; both queries use
+// the (owner_id, created_at) or (created_at) index.
+func (s *store) listItems(ctx context.Context, v viewer, p page) ([]item, int, error) {
+	var count int
+	if err := s.db.QueryRowContext(ctx, `SELECT count(*) FROM items WHERE $1 OR owner_id = $2`, v.superuser, v.id).Scan(&count); err != nil {
+		return nil, 0, dbError(err, "Items")
+	}
+	query := `SELECT ` + itemColumns + ` FROM items WHERE owner_id = $1 ORDER BY created_at DESC, id DESC LIMIT $2 OFFSET $3`
+	args := []any{v.id, p.limit, p.offset}
+	if v.superuser {
+		query = `SELECT ` + itemColumns + ` FROM items ORDER BY created_at DESC, id DESC LIMIT $1 OFFSET $2`
+		args = args[1:]
+	}
+	rows, err := s.db.QueryContext(ctx, query, args...)
+	if err != nil {
+		return nil, 0, dbError(err, "Items")
+	}
+	defer rows.Close()
+	items := []item{}
+	for rows.Next() {
+		it, err := scanItem(rows)
+		if err != nil {
+			return nil, 0, dbError(err, "Items")
+		}
+		items = append(items, it)
+	}
+	return items, count, dbError(rows.Err(), "Items")
+}
+
+// itemFor returns the item when v may see it; someone else's item is
+// not_found, so existence does not leak.
+func (s *store) itemFor(ctx context.Context, v viewer, id string) (item, error) {
+	it, err := scanItem(s.db.QueryRowContext(ctx, `SELECT `+itemColumns+` FROM items WHERE id = $1 AND ($2 OR owner_id = $3)`, id, v.superuser, v.id))
+	return it, dbError(err, "Item")
+}
+
+type itemChanges struct {
+	Title       *string
+	Description opt[*string]
+}
+
+func (s *store) updateItem(ctx context.Context, v viewer, id string, c itemChanges) (item, error) {
+	it, err := scanItem(s.db.QueryRowContext(ctx, `
+		UPDATE items SET
+			title       = COALESCE($4, title),
+			description = CASE WHEN $5 THEN $6 ELSE description END,
+			updated_at  = $7
+		WHERE id = $1 AND ($2 OR owner_id = $3)
+		RETURNING `+itemColumns,
+		id, v.superuser, v.id, c.Title, c.Description.Set, c.Description.V, s.timestamp()))
+	return it, dbError(err, "Item")
+}
+
+func (s *store) deleteItem(ctx context.Context, v viewer, id string) error {
+	res, err := s.db.ExecContext(ctx, `DELETE FROM items WHERE id = $1 AND ($2 OR owner_id = $3)`, id, v.superuser, v.id)
+	if err != nil {
+		return dbError(err, "Item")
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return errNotFound("Item")
+	}
+	return nil
+}

@@ -1,0 +1,57 @@
+package main
+
+import (
+	"context"
+	"log/slog"
+	"time"
+)
+
+func (s *store) createSession(ctx context.Context, tokenHash []byte, userID string, ttl time.Duration) (time.Time, error) {
+	now := s.timestamp()
+	expires := now.Add(ttl)
+	_, err := s.db.ExecContext(ctx, `INSERT INTO sessions (token_hash, user_id, created_at, expires_at) VALUES ($1, $2, $3, $4)`,
+		tokenHash, userID, now, expires)
+	return expires, dbError(err, "Session")
+}
+
+// userBySession is the user behind a live session, or not_found.
+func (s *store) userBySession(ctx context.Context, tokenHash []byte) (user, error) {
+	row := s.db.QueryRowContext(ctx, `
+		SELECT u.id, u.email, u.full_name, u.is_active, u.is_superuser, u.created_at, u.password_hash
+		FROM sessions s JOIN users u ON u.id = s.user_id
+		WHERE s.token_hash = $1 AND s.expires_at > $2`, tokenHash, s.timestamp())
+	u, err := scanUser(row)
+	return u, dbError(err, "Session")
+}
+
+func (s *store) deleteSession(ctx context.Context, tokenHash []byte) error {
+	_, err := s.db.ExecContext(ctx, `DELETE FROM sessions WHERE token_hash = $1`, tokenHash)
+	return dbError(err, "Session")
+}
+
+// deleteExpiredSessions keeps the table from growing with dead rows.
+func (s *store) deleteExpiredSessions(ctx context.Context) (int64, error) {
+	res, err := s.db.ExecContext(ctx, `DELETE FROM sessions WHERE expires_at <= $1`, s.timestamp())
+	if err != nil {
+		return 0, err
+	}
+	return res.RowsAffected()
+}
+
+// sweepSessions deletes expired sessions every interval until ctx ends.
+func sweepSessions(ctx context.Context, logger *slog.Logger, s *store, every time.Duration) {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			if n, err := s.deleteExpiredSessions(ctx); err != nil && ctx.Err() == nil {
+				logger.Warn("could not delete expired sessions", "error", err.Error())
+			} else if n > 0 {
+				logger.Info("expired sessions deleted", "count", n)
+			}
+		}
+	}
+}

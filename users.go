@@ -1,0 +1,274 @@
+package main
+
+import (
+	"net/http"
+	"strings"
+)
+
+// userPatch is PATCH /users/me (email, full_name) and, with the admin
+// fields, PATCH /users/{id}.
+type userPatch struct {
+	Email       opt[string]  `json:"email"`
+	FullName    opt[*string] `json:"full_name"`
+	Password    opt[string]  `json:"password"`
+	IsActive    opt[bool]    `json:"is_active"`
+	IsSuperuser opt[bool]    `json:"is_superuser"`
+}
+
+func (q *userPatch) valid() []fieldError {
+	var p problems
+	if q.Email.Set {
+		q.Email.V = normalizeEmail(q.Email.V)
+		p.add("email", firstOf(notNull(q.Email), emailProblem(q.Email.V)))
+	}
+	p.add("full_name", fullNameProblem(q.FullName))
+	if q.Password.Set {
+		p.add("password", firstOf(notNull(q.Password), passwordProblem(q.Password.V)))
+	}
+	p.add("is_active", notNull(q.IsActive))
+	p.add("is_superuser", notNull(q.IsSuperuser))
+	return p
+}
+
+func notNull[T any](o opt[T]) string {
+	if o.Set && o.Null {
+		return "must not be null"
+	}
+	return ""
+}
+
+// selfPatch is what a user may change of themselves.
+type selfPatch struct {
+	Email    opt[string]  `json:"email"`
+	FullName opt[*string] `json:"full_name"`
+}
+
+func (q *selfPatch) valid() []fieldError {
+	full := userPatch{Email: q.Email, FullName: q.FullName}
+	fields := full.valid()
+	q.Email = full.Email
+	return fields
+}
+
+// userCreate is POST /users, an admin creating an account.
+type userCreate struct {
+	registerRequest
+	IsActive    opt[bool] `json:"is_active"`
+	IsSuperuser opt[bool] `json:"is_superuser"`
+}
+
+func (q *userCreate) valid() []fieldError {
+	p := problems(q.registerRequest.valid())
+	p.add("is_active", notNull(q.IsActive))
+	p.add("is_superuser", notNull(q.IsSuperuser))
+	return p
+}
+
+// pathID is the {id} of the route, or a 404 when it is not a UUID.
+func pathID(r *http.Request, what string) (string, error) {
+	id := strings.ToLower(r.PathValue("id"))
+	if !isUUID(id) {
+		return "", errNotFound(what)
+	}
+	return id, nil
+}
+
+func handleMeGet() http.Handler {
+	return apiFunc(func(w http.ResponseWriter, r *http.Request) error {
+		encode(w, http.StatusOK, currentUser(r))
+		return nil
+	})
+}
+
+func handleMePatch(s *store) http.Handler {
+	return apiFunc(func(w http.ResponseWriter, r *http.Request) error {
+		req, err := decode[selfPatch](r)
+		if err != nil {
+			return err
+		}
+		changes := userChanges{FullName: req.FullName}
+		if req.Email.Set {
+			changes.Email = &req.Email.V
+		}
+		u, err := s.updateUser(r.Context(), currentUser(r).ID, changes, false, nil)
+		if err != nil {
+			return err
+		}
+		encode(w, http.StatusOK, u)
+		return nil
+	})
+}
+
+type passwordChange struct {
+	CurrentPassword opt[string] `json:"current_password"`
+	NewPassword     opt[string] `json:"new_password"`
+}
+
+func (q *passwordChange) valid() []fieldError {
+	var p problems
+	p.add("current_password", firstOf(required(q.CurrentPassword), lengthProblem(q.CurrentPassword.V, 1, 128)))
+	p.add("new_password", firstOf(required(q.NewPassword), passwordProblem(q.NewPassword.V)))
+	if len(p) == 0 && q.CurrentPassword.V == q.NewPassword.V {
+		p.add("new_password", "must differ from the current password")
+	}
+	return p
+}
+
+// handlePasswordChange checks the current password (a wrong one is 422, not
+// 401, which would sign the frontend out) and revokes every other session.
+func handlePasswordChange(s *store, pw *passwordHasher) http.Handler {
+	return apiFunc(func(w http.ResponseWriter, r *http.Request) error {
+		req, err := decode[passwordChange](r)
+		if err != nil {
+			return err
+		}
+		me := currentUser(r)
+		ok, _, err := pw.verify(r.Context(), req.CurrentPassword.V, me.passwordHash)
+		if err != nil {
+			return err
+		}
+		if !ok {
+			return validationError([]fieldError{{Field: "current_password", Message: "is not your current password"}})
+		}
+		hash, err := pw.hash(r.Context(), req.NewPassword.V)
+		if err != nil {
+			return err
+		}
+		if _, err := s.updateUser(r.Context(), me.ID, userChanges{PasswordHash: &hash}, true, stateFrom(r.Context()).sessionHash); err != nil {
+			return err
+		}
+		w.WriteHeader(http.StatusNoContent)
+		return nil
+	})
+}
+
+func handleMeDelete(s *store) http.Handler {
+	return apiFunc(func(w http.ResponseWriter, r *http.Request) error {
+		me := currentUser(r)
+		if me.IsSuperuser {
+			return newError(codeForbidden, "A superuser cannot delete their own account.")
+		}
+		if err := s.deleteUser(r.Context(), me.ID); err != nil {
+			return err
+		}
+		w.WriteHeader(http.StatusNoContent)
+		return nil
+	})
+}
+
+func handleUserList(s *store) http.Handler {
+	return apiFunc(func(w http.ResponseWriter, r *http.Request) error {
+		p, err := pageFrom(r)
+		if err != nil {
+			return err
+		}
+		users, count, err := s.listUsers(r.Context(), p)
+		if err != nil {
+			return err
+		}
+		encode(w, http.StatusOK, listPage[user]{Data: users, Count: count})
+		return nil
+	})
+}
+
+func handleUserCreate(s *store, pw *passwordHasher) http.Handler {
+	return apiFunc(func(w http.ResponseWriter, r *http.Request) error {
+		req, err := decode[userCreate](r)
+		if err != nil {
+			return err
+		}
+		hash, err := pw.hash(r.Context(), req.Password.V)
+		if err != nil {
+			return err
+		}
+		u := user{Email: req.Email.V, FullName: req.FullName.V, passwordHash: hash, IsActive: true}
+		if req.IsActive.Set {
+			u.IsActive = req.IsActive.V
+		}
+		u.IsSuperuser = req.IsSuperuser.V
+		created, err := s.createUser(r.Context(), u)
+		if err != nil {
+			return err
+		}
+		w.Header().Set("Location", "/api/v1/users/"+created.ID)
+		encode(w, http.StatusCreated, created)
+		return nil
+	})
+}
+
+// handleUserGet shows a user to themselves or a superuser; anyone else gets
+// 404, so ids do not reveal which accounts exist.
+func handleUserGet(s *store) http.Handler {
+	return apiFunc(func(w http.ResponseWriter, r *http.Request) error {
+		id, err := pathID(r, "User")
+		if err != nil {
+			return err
+		}
+		me := currentUser(r)
+		if !me.IsSuperuser && id != me.ID {
+			return errNotFound("User")
+		}
+		u, err := s.userByID(r.Context(), id)
+		if err != nil {
+			return err
+		}
+		encode(w, http.StatusOK, u)
+		return nil
+	})
+}
+
+func handleUserPatch(s *store, pw *passwordHasher) http.Handler {
+	return apiFunc(func(w http.ResponseWriter, r *http.Request) error {
+		req, err := decode[userPatch](r)
+		if err != nil {
+			return err
+		}
+		id, err := pathID(r, "User")
+		if err != nil {
+			return err
+		}
+		if id == currentUser(r).ID && ((req.IsActive.Set && !req.IsActive.V) || (req.IsSuperuser.Set && !req.IsSuperuser.V)) {
+			return newError(codeForbidden, "A superuser cannot deactivate or demote themselves.")
+		}
+		changes := userChanges{FullName: req.FullName}
+		if req.Email.Set {
+			changes.Email = &req.Email.V
+		}
+		if req.IsActive.Set {
+			changes.IsActive = &req.IsActive.V
+		}
+		if req.IsSuperuser.Set {
+			changes.IsSuperuser = &req.IsSuperuser.V
+		}
+		if req.Password.Set {
+			hash, err := pw.hash(r.Context(), req.Password.V)
+			if err != nil {
+				return err
+			}
+			changes.PasswordHash = &hash
+		}
+		u, err := s.updateUser(r.Context(), id, changes, changes.revokes(), nil)
+		if err != nil {
+			return err
+		}
+		encode(w, http.StatusOK, u)
+		return nil
+	})
+}
+
+func handleUserDelete(s *store) http.Handler {
+	return apiFunc(func(w http.ResponseWriter, r *http.Request) error {
+		id, err := pathID(r, "User")
+		if err != nil {
+			return err
+		}
+		if id == currentUser(r).ID {
+			return newError(codeForbidden, "A superuser cannot delete themselves.")
+		}
+		if err := s.deleteUser(r.Context(), id); err != nil {
+			return err
+		}
+		w.WriteHeader(http.StatusNoContent)
+		return nil
+	})
+}

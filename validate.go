@@ -1,0 +1,95 @@
+package main
+
+import (
+	"net/mail"
+	"strconv"
+	"strings"
+	"unicode/utf8"
+)
+
+// normalizeEmail trims and lower-cases, as the contract stores emails.
+func normalizeEmail(s string) string { return strings.ToLower(strings.TrimSpace(s)) }
+
+// emailProblem is "" for an addr-spec with a dotted domain of at most 254
+// characters, else what is wrong with it.
+func emailProblem(email string) string {
+	if email == "" {
+		return "is required"
+	}
+	if len(email) > 254 {
+		return "must be at most 254 characters"
+	}
+	a, err := mail.ParseAddress(email)
+	if err != nil || a.Address != email || a.Name != "" {
+		return "must be an email address such as name@example.com"
+	}
+	at := strings.LastIndexByte(email, '@')
+	domain := email[at+1:]
+	if !strings.Contains(domain, ".") || strings.HasPrefix(domain, ".") || strings.HasSuffix(domain, ".") || strings.Contains(domain, "..") {
+		return "must be an email address such as name@example.com"
+	}
+	return ""
+}
+
+func passwordProblem(pw string) string {
+	if n := utf8.RuneCountInString(pw); n < 8 || n > 128 {
+		return "must be 8 to 128 characters"
+	}
+	return ""
+}
+
+// problems collects field errors in the order they are found.
+type problems []fieldError
+
+func (p *problems) add(field, message string) {
+	if message != "" {
+		*p = append(*p, fieldError{Field: field, Message: message})
+	}
+}
+
+// lengthProblem checks a string's length in characters, not bytes.
+func lengthProblem(s string, min, max int) string {
+	n := utf8.RuneCountInString(s)
+	switch {
+	case n < min && min == 1:
+		return "must not be empty"
+	case n < min || n > max:
+		if min == 0 {
+			return "must be at most " + itoa(max) + " characters"
+		}
+		return "must be " + itoa(min) + " to " + itoa(max) + " characters"
+	}
+	return ""
+}
+
+func itoa(n int) string { return strconv.Itoa(n) }
+
+// required names a field that is absent or null.
+func required[T any](o opt[T]) string {
+	if !o.Set || o.Null {
+		return "is required"
+	}
+	return ""
+}
+
+// isUUID accepts the canonical 8-4-4-4-12 hex form; anything else in a
+// path is a 404, not a database error.
+func isUUID(s string) bool {
+	if len(s) != 36 {
+		return false
+	}
+	for i := 0; i < 36; i++ {
+		c := s[i]
+		switch i {
+		case 8, 13, 18, 23:
+			if c != '-' {
+				return false
+			}
+		default:
+			if !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f' || c >= 'A' && c <= 'F') {
+				return false
+			}
+		}
+	}
+	return true
+}
