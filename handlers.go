@@ -21,12 +21,16 @@ import (
 func newServer(logger *slog.Logger, cfg config, deps serverDeps) http.Handler {
 	mux := http.NewServeMux()
 	addRoutes(mux, logger, cfg, deps)
+	return withMiddleware(logger, cfg, routeRecorder(mux))
+}
 
+// withMiddleware wraps h in the chain every request passes through.
+func withMiddleware(logger *slog.Logger, cfg config, h http.Handler) http.Handler {
 	// Outermost first. The request id and state exist before anything can
 	// log or fail; the access log wraps recover so it reports the 500 and the
 	// stack once; headers are set before any handler (or panic) writes; CORS
-	// answers preflights before rate limits and routes see them.
-	var h http.Handler = routeRecorder(mux)
+	// answers preflights before rate limits and routes see them; the body cap
+	// is in place before any handler reads.
 	h = limitBody(cfg.MaxBodyBytes)(h)
 	h = cors(cfg.CORSOrigins)(h)
 	h = securityHeaders(h)
@@ -204,7 +208,9 @@ func unmarshalStrict(body []byte, v any) error {
 		case errors.As(err, &typeErr) && typeErr.Field == "":
 			return newError(codeBadRequest, "The request body must be a JSON object.")
 		case errors.As(err, &typeErr):
-			return validationError([]fieldError{{Field: typeErr.Field, Message: "must be a " + jsonTypeName(typeErr.Type.String())}})
+			// Our bodies are flat; the path may still name an embedded struct.
+			field := typeErr.Field[strings.LastIndexByte(typeErr.Field, '.')+1:]
+			return validationError([]fieldError{{Field: field, Message: "must be a " + jsonTypeName(typeErr.Type.String())}})
 		case strings.HasPrefix(err.Error(), "json: unknown field "):
 			return newError(codeBadRequest, "The request body has an unknown field "+strings.TrimPrefix(err.Error(), "json: unknown field ")+".")
 		default:

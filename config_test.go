@@ -1,0 +1,157 @@
+package main
+
+import (
+	"errors"
+	"log/slog"
+	"strings"
+	"testing"
+	"time"
+)
+
+func envOf(kv ...string) func(string) string {
+	m := map[string]string{}
+	for i := 0; i < len(kv); i += 2 {
+		m[kv[i]] = kv[i+1]
+	}
+	return func(k string) string { return m[k] }
+}
+
+func TestConfigDevelopmentNeedsNoVariables(t *testing.T) {
+	cfg, err := loadConfig(envOf())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := cfg.Env, "development"; got != want {
+		t.Fatalf("Env=%q, want %q", got, want)
+	}
+	if cfg.Port != 8080 || cfg.DatabaseURL != devDatabaseURL || !cfg.DocsEnabled {
+		t.Fatalf("dev defaults wrong: %+v", cfg)
+	}
+	if cfg.FirstSuperuserEmail != "admin@example.com" || cfg.FirstSuperuserPassword != "changethis" {
+		t.Fatalf("dev superuser = %q/%q", cfg.FirstSuperuserEmail, cfg.FirstSuperuserPassword)
+	}
+	if cfg.MaxBodyBytes != 1<<20 || cfg.SessionTTL != 168*time.Hour || cfg.ShutdownDelay != 2*time.Second || cfg.ShutdownTimeout != 7*time.Second {
+		t.Fatalf("contract defaults wrong: %+v", cfg)
+	}
+	rl := cfg.RateLimit
+	if rl.AuthRequests != 10 || rl.AuthWindow != time.Minute || rl.LoginFailures != 10 || rl.LoginWindow != 15*time.Minute || rl.APIRequests != 600 || rl.MaxKeys != 100000 || rl.Store != "memory" || !rl.Enabled {
+		t.Fatalf("rate-limit defaults wrong: %+v", rl)
+	}
+	if cfg.LogLevel != slog.LevelInfo {
+		t.Fatalf("LogLevel=%v", cfg.LogLevel)
+	}
+}
+
+func TestConfigBadValuesNameTheVariable(t *testing.T) {
+	tests := []struct {
+		name string
+		env  func(string) string
+		want string
+	}{
+		{"port not a number", envOf("PORT", "abc"), "PORT"},
+		{"port out of range", envOf("PORT", "70000"), "PORT"},
+		{"unknown log level", envOf("LOG_LEVEL", "loud"), "LOG_LEVEL"},
+		{"negative duration", envOf("SESSION_TTL", "-1h"), "SESSION_TTL"},
+		{"duration without unit", envOf("SHUTDOWN_DELAY", "5"), "SHUTDOWN_DELAY"},
+		{"zero session ttl", envOf("SESSION_TTL", "0s"), "SESSION_TTL"},
+		{"bad boolean", envOf("DOCS_ENABLED", "yes please"), "DOCS_ENABLED"},
+		{"bad env", envOf("APP_ENV", "staging", "DATABASE_URL", "postgres://u:a-long-secret-pw@db/app"), "APP_ENV"},
+		{"bad proxy", envOf("TRUSTED_PROXIES", "10.0.0.0/8,nginx"), "TRUSTED_PROXIES"},
+		{"bad origin", envOf("CORS_ALLOWED_ORIGINS", "app.example.com"), "CORS_ALLOWED_ORIGINS"},
+		{"bad store", envOf("RATE_LIMIT_STORE", "redis"), "RATE_LIMIT_STORE"},
+		{"zero limit", envOf("RATE_LIMIT_AUTH_REQUESTS", "0"), "RATE_LIMIT_AUTH_REQUESTS"},
+		{"tiny window", envOf("RATE_LIMIT_LOGIN_WINDOW", "10ms"), "RATE_LIMIT_LOGIN_WINDOW"},
+		{"body too small", envOf("MAX_BODY_BYTES", "0"), "MAX_BODY_BYTES"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := loadConfig(tt.env)
+			var ce *configError
+			if !errors.As(err, &ce) {
+				t.Fatalf("err=%v, want a configError", err)
+			}
+			if !strings.Contains(err.Error(), tt.want+":") {
+				t.Fatalf("error %q does not name %s", err, tt.want)
+			}
+		})
+	}
+}
+
+func TestConfigProductionListsEveryProblemAtOnce(t *testing.T) {
+	_, err := loadConfig(envOf(
+		"APP_ENV", "production",
+		"FIRST_SUPERUSER_EMAIL", "root@example.com",
+		"FIRST_SUPERUSER_PASSWORD", "changethis",
+		"CORS_ALLOWED_ORIGINS", "*",
+		"PORT", "abc",
+	))
+	if err == nil {
+		t.Fatal("production started with no database and placeholder secrets")
+	}
+	for _, want := range []string{"DATABASE_URL: is required", "FIRST_SUPERUSER_PASSWORD: is a placeholder", "CORS_ALLOWED_ORIGINS: must list origins", "PORT:"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error lacks %q:\n%s", want, err)
+		}
+	}
+}
+
+func TestConfigProductionRules(t *testing.T) {
+	good := []string{"APP_ENV", "production", "DATABASE_URL", "postgres://app:Xk29-longer-secret@db:5432/app"}
+	with := func(kv ...string) func(string) string { return envOf(append(append([]string{}, good...), kv...)...) }
+	tests := []struct {
+		name string
+		env  func(string) string
+		want string // "" means it must start
+	}{
+		{"minimal good", with(), ""},
+		{"docs explicitly asked for", with("DOCS_ENABLED", "true"), ""},
+		{"superuser with a strong password", with("FIRST_SUPERUSER_EMAIL", "root@example.com", "FIRST_SUPERUSER_PASSWORD", "a-strong-passphrase"), ""},
+		{"database password missing", envOf("APP_ENV", "production", "DATABASE_URL", "postgres://app@db/app"), "DATABASE_URL"},
+		{"database password placeholder", envOf("APP_ENV", "production", "DATABASE_URL", "postgres://app:changethis@db/app"), "DATABASE_URL"},
+		{"superuser password short", with("FIRST_SUPERUSER_EMAIL", "root@example.com", "FIRST_SUPERUSER_PASSWORD", "short-pw"), "FIRST_SUPERUSER_PASSWORD"},
+		{"superuser password 'password'", with("FIRST_SUPERUSER_EMAIL", "root@example.com", "FIRST_SUPERUSER_PASSWORD", "password"), "FIRST_SUPERUSER_PASSWORD"},
+		{"superuser password 'secret'", with("FIRST_SUPERUSER_EMAIL", "root@example.com", "FIRST_SUPERUSER_PASSWORD", "secret"), "FIRST_SUPERUSER_PASSWORD"},
+		{"superuser email alone", with("FIRST_SUPERUSER_EMAIL", "root@example.com"), "FIRST_SUPERUSER_EMAIL"},
+		{"cors star", with("CORS_ALLOWED_ORIGINS", "https://app.example.com,*"), "CORS_ALLOWED_ORIGINS"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg, err := loadConfig(tt.env)
+			if tt.want == "" {
+				if err != nil {
+					t.Fatalf("refused a good production config: %v", err)
+				}
+				return
+			}
+			if err == nil || !strings.Contains(err.Error(), tt.want+":") {
+				t.Fatalf("err=%v, want it to name %s", err, tt.want)
+			}
+			_ = cfg
+		})
+	}
+	cfg, _ := loadConfig(with())
+	if cfg.DocsEnabled || cfg.FirstSuperuserEmail != "" {
+		t.Fatalf("production got development defaults: docs=%v superuser=%q", cfg.DocsEnabled, cfg.FirstSuperuserEmail)
+	}
+}
+
+func TestConfigLogValueMasksSecrets(t *testing.T) {
+	cfg, err := loadConfig(envOf("DATABASE_URL", "postgres://app:Sup3r-Secret-Pw@db:5432/app?sslmode=disable", "FIRST_SUPERUSER_EMAIL", "root@example.com", "FIRST_SUPERUSER_PASSWORD", "Another-Secret-99"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var buf logBuffer
+	newLogger(&buf, slog.LevelInfo).Info("starting", "config", cfg)
+	out := buf.String()
+	for _, secret := range []string{"Sup3r-Secret-Pw", "Another-Secret-99"} {
+		if strings.Contains(out, secret) {
+			t.Fatalf("config log shows a secret: %s", out)
+		}
+	}
+	if !strings.Contains(out, "app:xxxxx@db:5432") {
+		t.Fatalf("config log lacks the masked DSN: %s", out)
+	}
+	if got := redactDSN("host=db user=app password=hunter22 dbname=app"); strings.Contains(got, "hunter22") {
+		t.Fatalf("key=value DSN not masked: %s", got)
+	}
+}

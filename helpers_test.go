@@ -1,0 +1,361 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"database/sql"
+	"encoding/hex"
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"os"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// adminDSN is where tests create and drop their databases.
+func adminDSN() string {
+	if v := os.Getenv("TEST_DATABASE_URL"); v != "" {
+		return v
+	}
+	return "postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable"
+}
+
+// newTestDB creates an empty database for one test and drops it afterwards.
+func newTestDB(t testing.TB) (*sql.DB, string) {
+	t.Helper()
+	admin, err := sql.Open("pgx", adminDSN())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer admin.Close()
+	var b [6]byte
+	rand.Read(b[:])
+	name := "test_" + hex.EncodeToString(b[:])
+	if _, err := admin.Exec("CREATE DATABASE " + name); err != nil {
+		t.Fatalf("create test database (is PostgreSQL running? make test starts it): %v", err)
+	}
+	u, _ := url.Parse(adminDSN())
+	u.Path = "/" + name
+	dsn := u.String()
+	db, err := sql.Open("pgx", dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		db.Close()
+		admin, err := sql.Open("pgx", adminDSN())
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		defer admin.Close()
+		if _, err := admin.Exec("DROP DATABASE IF EXISTS " + name + " WITH (FORCE)"); err != nil {
+			t.Errorf("drop test database: %v", err)
+		}
+	})
+	return db, dsn
+}
+
+// migratedDB is newTestDB with the schema applied.
+func migratedDB(t testing.TB) (*sql.DB, string) {
+	t.Helper()
+	db, dsn := newTestDB(t)
+	if _, err := migrate(context.Background(), db); err != nil {
+		t.Fatalf("migrate: %v", err)
+	}
+	return db, dsn
+}
+
+// fakeClock is a clock tests step by hand.
+type fakeClock struct {
+	mu  sync.Mutex
+	now time.Time
+}
+
+func newFakeClock() *fakeClock {
+	return &fakeClock{now: time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)}
+}
+
+func (c *fakeClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.now
+}
+
+func (c *fakeClock) Advance(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.now = c.now.Add(d)
+}
+
+// logBuffer collects log output safely from many goroutines.
+type logBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *logBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *logBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// lines parses every line as a JSON object, failing the test on any that
+// is not one.
+func (b *logBuffer) lines(t testing.TB) []map[string]any {
+	t.Helper()
+	var out []map[string]any
+	for _, line := range strings.Split(strings.TrimSpace(b.String()), "\n") {
+		if line == "" {
+			continue
+		}
+		var m map[string]any
+		if err := json.Unmarshal([]byte(line), &m); err != nil {
+			t.Fatalf("log line is not JSON: %q", line)
+		}
+		out = append(out, m)
+	}
+	return out
+}
+
+// linesWith returns the log lines whose key equals value.
+func (b *logBuffer) linesWith(t testing.TB, key, value string) []map[string]any {
+	var out []map[string]any
+	for _, l := range b.lines(t) {
+		if s, _ := l[key].(string); s == value {
+			out = append(out, l)
+		}
+	}
+	return out
+}
+
+// testApp is the real handler over a real, fresh database, with a fake
+// clock and cheap password hashing.
+type testApp struct {
+	t      testing.TB
+	srv    *httptest.Server
+	db     *sql.DB
+	dsn    string
+	logs   *logBuffer
+	clock  *fakeClock
+	deps   serverDeps
+	cfg    config
+	handle http.Handler
+}
+
+// testIterations keeps PBKDF2 cheap in tests; passwords_test.go checks the
+// real cost.
+const testIterations = 1000
+
+func devConfig(t testing.TB, env map[string]string) config {
+	t.Helper()
+	cfg, err := loadConfig(func(k string) string { return env[k] })
+	if err != nil {
+		t.Fatalf("config: %v", err)
+	}
+	return cfg
+}
+
+func newTestApp(t testing.TB, env map[string]string) *testApp {
+	t.Helper()
+	db, dsn := migratedDB(t)
+	return newTestAppOn(t, db, dsn, env)
+}
+
+// newTestAppOn builds an app over an existing database (two "replicas"
+// can share one).
+func newTestAppOn(t testing.TB, db *sql.DB, dsn string, env map[string]string) *testApp {
+	t.Helper()
+	if env == nil {
+		env = map[string]string{}
+	}
+	env["DATABASE_URL"] = dsn
+	// Most tests register and log in many times from one address; the
+	// rate-limit tests set their own budgets.
+	for k, v := range map[string]string{"LOG_LEVEL": "debug", "RATE_LIMIT_AUTH_REQUESTS": "100000", "RATE_LIMIT_API_REQUESTS": "100000"} {
+		if _, ok := env[k]; !ok {
+			env[k] = v
+		}
+	}
+	cfg := devConfig(t, env)
+	a := &testApp{t: t, db: db, dsn: dsn, logs: &logBuffer{}, clock: newFakeClock(), cfg: cfg}
+	logger := newLogger(a.logs, cfg.LogLevel)
+	health := &healthState{db: db, version: "test", commit: "abc1234", started: time.Now()}
+	health.ready.Store(true)
+	a.deps = newServerDeps(logger, cfg, db, health, a.clock.Now)
+	a.deps.hasher = newPasswordHasher(testIterations, 4)
+	a.handle = newServer(logger, cfg, a.deps)
+	a.srv = httptest.NewServer(a.handle)
+	t.Cleanup(a.srv.Close)
+	return a
+}
+
+// response is what a test reads of an answer.
+type response struct {
+	status int
+	header http.Header
+	body   []byte
+	json   map[string]any
+}
+
+func (r response) str(key string) string { s, _ := r.json[key].(string); return s }
+
+// req describes one request; body may be a string (sent as is) or any value
+// (sent as JSON).
+type req struct {
+	method, path string
+	token        string
+	body         any
+	contentType  string
+	header       map[string]string
+}
+
+func (a *testApp) do(r req) response {
+	a.t.Helper()
+	return doRequest(a.t, a.srv.URL, r)
+}
+
+func doRequest(t testing.TB, base string, r req) response {
+	t.Helper()
+	var body io.Reader
+	ct := r.contentType
+	switch b := r.body.(type) {
+	case nil:
+	case string:
+		body = strings.NewReader(b)
+		if ct == "" {
+			ct = "application/json"
+		}
+	default:
+		buf, err := json.Marshal(b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body = bytes.NewReader(buf)
+		if ct == "" {
+			ct = "application/json"
+		}
+	}
+	hr, err := http.NewRequest(r.method, base+r.path, body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ct != "" && ct != "-" {
+		hr.Header.Set("Content-Type", ct)
+	}
+	if r.token != "" {
+		hr.Header.Set("Authorization", "Bearer "+r.token)
+	}
+	for k, v := range r.header {
+		hr.Header.Set(k, v)
+	}
+	resp, err := http.DefaultClient.Do(hr)
+	if err != nil {
+		t.Fatalf("%s %s: %v", r.method, r.path, err)
+	}
+	defer resp.Body.Close()
+	out := response{status: resp.StatusCode, header: resp.Header}
+	out.body, _ = io.ReadAll(resp.Body)
+	if len(out.body) > 0 && out.body[0] == '{' {
+		if err := json.Unmarshal(out.body, &out.json); err != nil {
+			t.Fatalf("%s %s: body is not JSON: %s", r.method, r.path, out.body)
+		}
+	}
+	checkAgainstSpec(t, r, out)
+	return out
+}
+
+// expectProblem checks the problem document a 4xx/5xx must be.
+func expectProblem(t testing.TB, r response, status int, code string) {
+	t.Helper()
+	if r.status != status {
+		t.Fatalf("status=%d, want %d; body %s", r.status, status, r.body)
+	}
+	if got := r.header.Get("Content-Type"); got != "application/problem+json" {
+		t.Fatalf("Content-Type=%q, want application/problem+json", got)
+	}
+	if got := r.str("code"); got != code {
+		t.Fatalf("code=%q, want %q; body %s", got, code, r.body)
+	}
+	if r.json["status"] != float64(status) || r.str("title") != http.StatusText(status) || r.str("type") != "about:blank" {
+		t.Fatalf("problem fields wrong: %s", r.body)
+	}
+	if id := r.header.Get("X-Request-ID"); id == "" || r.str("request_id") != id {
+		t.Fatalf("request_id=%q, header %q", r.str("request_id"), id)
+	}
+	if r.str("detail") == "" || r.str("instance") == "" {
+		t.Fatalf("problem lacks detail or instance: %s", r.body)
+	}
+}
+
+// fieldErrors lists the field names of a 422.
+func fieldErrors(r response) []string {
+	var out []string
+	errs, _ := r.json["errors"].([]any)
+	for _, e := range errs {
+		m, _ := e.(map[string]any)
+		f, _ := m["field"].(string)
+		out = append(out, f)
+	}
+	return out
+}
+
+func expectStatus(t testing.TB, r response, want int) {
+	t.Helper()
+	if r.status != want {
+		t.Fatalf("status=%d, want %d; body %s", r.status, want, r.body)
+	}
+}
+
+// register creates a user over the API and returns it.
+func (a *testApp) register(email, password string) map[string]any {
+	a.t.Helper()
+	r := a.do(req{method: "POST", path: "/api/v1/auth/register", body: map[string]any{"email": email, "password": password}})
+	expectStatus(a.t, r, http.StatusCreated)
+	return r.json
+}
+
+func (a *testApp) login(email, password string) string {
+	a.t.Helper()
+	r := a.do(req{method: "POST", path: "/api/v1/auth/login", body: map[string]any{"email": email, "password": password}})
+	expectStatus(a.t, r, http.StatusOK)
+	return r.str("access_token")
+}
+
+// signup registers and logs in, returning the user's id and a token.
+func (a *testApp) signup(email string) (id, token string) {
+	a.t.Helper()
+	u := a.register(email, "password-123")
+	return u["id"].(string), a.login(email, "password-123")
+}
+
+// superuser creates a superuser directly in the database and logs in.
+func (a *testApp) superuser(email string) (id, token string) {
+	a.t.Helper()
+	hash, err := a.deps.hasher.hash(context.Background(), "password-123")
+	if err != nil {
+		a.t.Fatal(err)
+	}
+	if _, err := a.deps.store.ensureUser(context.Background(), user{Email: email, passwordHash: hash, IsSuperuser: true}); err != nil {
+		a.t.Fatal(err)
+	}
+	u, err := a.deps.store.userByEmail(context.Background(), email)
+	if err != nil {
+		a.t.Fatal(err)
+	}
+	return u.ID, a.login(email, "password-123")
+}
+
+func contains(s, sub string) bool { return strings.Contains(s, sub) }

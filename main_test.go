@@ -1,0 +1,340 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// running is the whole program started in-process by run().
+type running struct {
+	addr   string
+	port   int
+	logs   *logBuffer
+	cancel context.CancelFunc
+	done   chan error
+}
+
+func startRun(t *testing.T, env map[string]string) *running {
+	t.Helper()
+	if _, ok := env["PORT"]; !ok {
+		env["PORT"] = "0"
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	rn := &running{logs: &logBuffer{}, cancel: cancel, done: make(chan error, 1)}
+	go func() {
+		rn.done <- run(ctx, []string{"server"}, func(k string) string { return env[k] }, rn.logs, io.Discard)
+	}()
+	deadline := time.Now().Add(20 * time.Second)
+	for rn.addr == "" {
+		if time.Now().After(deadline) {
+			t.Fatalf("server did not start; logs:\n%s", rn.logs)
+		}
+		for _, l := range rn.logs.linesWith(t, "msg", "listening") {
+			rn.addr = l["addr"].(string)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	_, p, _ := net.SplitHostPort(rn.addr)
+	rn.port, _ = strconv.Atoi(p)
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case <-rn.done:
+		case <-time.After(30 * time.Second):
+			t.Error("server did not stop")
+		}
+	})
+	return rn
+}
+
+func (rn *running) url() string { return fmt.Sprintf("http://127.0.0.1:%d", rn.port) }
+
+// waitReady polls /health until it passes (migrations done).
+func waitReady(t *testing.T, base string) {
+	t.Helper()
+	deadline := time.Now().Add(60 * time.Second)
+	for time.Now().Before(deadline) {
+		resp, err := http.Get(base + "/api/v1/health")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == 200 {
+				return
+			}
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Fatal("server never became ready")
+}
+
+func TestRunServesMigratesAndStops(t *testing.T) {
+	_, dsn := newTestDB(t)
+	rn := startRun(t, map[string]string{"DATABASE_URL": dsn, "SHUTDOWN_DELAY": "0s"})
+	waitReady(t, rn.url())
+
+	// The development superuser exists and can sign in.
+	r := doRequest(t, rn.url(), req{method: "POST", path: "/api/v1/auth/login", body: map[string]string{"email": "admin@example.com", "password": "changethis"}})
+	expectStatus(t, r, 200)
+	me := doRequest(t, rn.url(), req{method: "GET", path: "/api/v1/users/me", token: r.str("access_token")})
+	if me.json["is_superuser"] != true {
+		t.Fatalf("first superuser: %s", me.body)
+	}
+
+	// -healthcheck against the live server exits 0.
+	env := func(k string) string {
+		if k == "PORT" {
+			return strconv.Itoa(rn.port)
+		}
+		return ""
+	}
+	if err := run(context.Background(), []string{"server", "-healthcheck"}, env, io.Discard, io.Discard); err != nil {
+		t.Fatalf("healthcheck against a live server: %v", err)
+	}
+
+	rn.cancel()
+	if err := <-rn.done; err != nil {
+		t.Fatalf("run returned %v after a clean shutdown", err)
+	}
+	rn.done <- nil // for the cleanup
+
+	// And against the stopped one exits 1, saying why.
+	err := run(context.Background(), []string{"server", "-healthcheck"}, env, io.Discard, io.Discard)
+	var ee exitError
+	if !errors.As(err, &ee) || ee.code != 1 || !strings.Contains(err.Error(), "healthcheck") {
+		t.Fatalf("healthcheck against a dead server: %v", err)
+	}
+
+	// Every line is JSON; the start line carries the masked config.
+	lines := rn.logs.lines(t)
+	if len(lines) < 3 || lines[0]["msg"] != "starting" {
+		t.Fatalf("log lines: %v", lines)
+	}
+	for _, l := range lines {
+		if l["time"] == nil || l["level"] == nil || l["msg"] == nil {
+			t.Fatalf("line lacks time/level/msg: %v", l)
+		}
+	}
+	if got := rn.logs.linesWith(t, "msg", "migrations applied"); len(got) != 1 {
+		t.Fatalf("migration lines: %v", got)
+	}
+	if contains(rn.logs.String(), "changethis") || contains(rn.logs.String(), r.str("access_token")) {
+		t.Fatal("a secret reached the log")
+	}
+}
+
+func TestRunStartsWithDatabaseDown(t *testing.T) {
+	rn := startRun(t, map[string]string{"DATABASE_URL": "postgres://postgres:pw-hunter22@127.0.0.1:1/app?sslmode=disable&connect_timeout=1", "SHUTDOWN_DELAY": "0s"})
+	live := doRequest(t, rn.url(), req{method: "GET", path: "/api/v1/health/live"})
+	expectStatus(t, live, 200)
+	h := doRequest(t, rn.url(), req{method: "GET", path: "/api/v1/health"})
+	expectStatus(t, h, 503)
+	if contains(rn.logs.String(), "pw-hunter22") {
+		t.Fatal("the DSN password reached the log")
+	}
+}
+
+func TestRunRefusesBadConfigWithExitCode2(t *testing.T) {
+	err := run(context.Background(), []string{"server"}, envOf("APP_ENV", "production", "PORT", "abc"), io.Discard, io.Discard)
+	var ee exitError
+	if !errors.As(err, &ee) || ee.code != 2 {
+		t.Fatalf("err=%v, want exit code 2", err)
+	}
+	for _, want := range []string{"DATABASE_URL", "PORT"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Fatalf("error does not list %s: %v", want, err)
+		}
+	}
+}
+
+// The binary as the Dockerfile builds it, built once for the package.
+var (
+	buildOnce sync.Once
+	builtPath string
+	buildErr  error
+)
+
+const testVersion = "9.8.7-test"
+
+func serverBinary(t *testing.T) string {
+	t.Helper()
+	buildOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "server-bin-")
+		if err != nil {
+			buildErr = err
+			return
+		}
+		builtPath = filepath.Join(dir, "server")
+		cmd := exec.Command("go", "build", "-trimpath", "-ldflags", "-s -w -X main.version="+testVersion+" -X main.commit=c0ffee1", "-o", builtPath, ".")
+		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+		if out, err := cmd.CombinedOutput(); err != nil {
+			buildErr = fmt.Errorf("go build: %v\n%s", err, out)
+		}
+	})
+	if buildErr != nil {
+		t.Fatal(buildErr)
+	}
+	return builtPath
+}
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if builtPath != "" {
+		os.RemoveAll(filepath.Dir(builtPath))
+	}
+	os.Exit(code)
+}
+
+func freePort(t *testing.T) int {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port
+}
+
+// proc is the built binary running as a child process.
+type proc struct {
+	cmd  *exec.Cmd
+	logs *logBuffer
+	port int
+	done chan error
+}
+
+func startBinary(t *testing.T, env ...string) *proc {
+	t.Helper()
+	p := &proc{logs: &logBuffer{}, port: freePort(t), done: make(chan error, 1)}
+	p.cmd = exec.Command(serverBinary(t))
+	p.cmd.Env = append([]string{"PORT=" + strconv.Itoa(p.port), "PATH=/usr/bin:/bin"}, env...)
+	p.cmd.Stdout = p.logs
+	p.cmd.Stderr = p.logs
+	if err := p.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { p.done <- p.cmd.Wait() }()
+	t.Cleanup(func() {
+		p.cmd.Process.Kill()
+		<-p.done
+	})
+	return p
+}
+
+func (p *proc) url() string { return fmt.Sprintf("http://127.0.0.1:%d", p.port) }
+
+func (p *proc) wait(t *testing.T) int {
+	t.Helper()
+	select {
+	case <-p.done:
+		p.done <- nil
+		return p.cmd.ProcessState.ExitCode()
+	case <-time.After(30 * time.Second):
+		t.Fatalf("process did not exit; logs:\n%s", p.logs)
+		return -1
+	}
+}
+
+// slowRequest sends the headers and half the body of a login, leaving the
+// request in flight until finish is called.
+func slowRequest(t *testing.T, port int) (finish func() (int, error)) {
+	t.Helper()
+	conn, err := net.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", port))
+	if err != nil {
+		t.Fatal(err)
+	}
+	body := `{"email":"slow@example.com","password":"password-123"}`
+	fmt.Fprintf(conn, "POST /api/v1/auth/login HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s", len(body), body[:10])
+	return func() (int, error) {
+		defer conn.Close()
+		if _, err := io.WriteString(conn, body[10:]); err != nil {
+			return 0, err
+		}
+		conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+		resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+		if err != nil {
+			return 0, err
+		}
+		resp.Body.Close()
+		return resp.StatusCode, nil
+	}
+}
+
+func TestSIGTERMDrainsInFlightRequestsAndExits0(t *testing.T) {
+	_, dsn := migratedDB(t)
+	p := startBinary(t, "DATABASE_URL="+dsn, "SHUTDOWN_DELAY=1s", "SHUTDOWN_TIMEOUT=5s")
+	waitReady(t, p.url())
+	finish := slowRequest(t, p.port)
+	time.Sleep(100 * time.Millisecond) // let the server start reading it
+	p.cmd.Process.Signal(syscall.SIGTERM)
+
+	// During the delay the server still serves, but readiness fails.
+	var h response
+	for i := 0; i < 50; i++ {
+		h = doRequest(t, p.url(), req{method: "GET", path: "/api/v1/health"})
+		if h.status == 503 {
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if h.status != 503 || h.str("output") != "shutting down" {
+		t.Fatalf("health while draining: %d %s", h.status, h.body)
+	}
+	time.Sleep(1200 * time.Millisecond) // past the delay: no longer accepting
+	status, err := finish()
+	if err != nil || status != http.StatusUnauthorized {
+		t.Fatalf("in-flight request: status %d, err %v", status, err)
+	}
+	if code := p.wait(t); code != 0 {
+		t.Fatalf("exit code %d, want 0; logs:\n%s", code, p.logs)
+	}
+	if _, err := net.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", p.port)); err == nil {
+		t.Fatal("still accepting after exit")
+	}
+}
+
+func TestSIGTERMCutsOffStuckRequestsAndExits1(t *testing.T) {
+	_, dsn := migratedDB(t)
+	p := startBinary(t, "DATABASE_URL="+dsn, "SHUTDOWN_DELAY=0s", "SHUTDOWN_TIMEOUT=300ms")
+	waitReady(t, p.url())
+	slowRequest(t, p.port) // never finished
+	time.Sleep(100 * time.Millisecond)
+	p.cmd.Process.Signal(syscall.SIGTERM)
+	if code := p.wait(t); code != 1 {
+		t.Fatalf("exit code %d, want 1; logs:\n%s", code, p.logs)
+	}
+	if !contains(p.logs.String(), "cut off") {
+		t.Fatalf("no log line about the cut-off requests:\n%s", p.logs)
+	}
+}
+
+func TestVersionFlag(t *testing.T) {
+	out, err := exec.Command(serverBinary(t), "-version").Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := string(out); !strings.Contains(got, testVersion) || !strings.Contains(got, "c0ffee1") {
+		t.Fatalf("-version printed %q", got)
+	}
+	var ee *exec.ExitError
+	cmd := exec.Command(serverBinary(t))
+	cmd.Env = []string{"APP_ENV=production"}
+	out, err = cmd.CombinedOutput()
+	if !errors.As(err, &ee) || ee.ExitCode() != 2 || !strings.Contains(string(out), "DATABASE_URL") {
+		t.Fatalf("production without config: exit %v, output %s", err, out)
+	}
+	_ = json.Valid
+}

@@ -1,0 +1,64 @@
+package main
+
+import (
+	"context"
+	"strings"
+	"sync"
+	"testing"
+)
+
+func TestMigrationsApplyOnceUnderConcurrentStarts(t *testing.T) {
+	db, _ := newTestDB(t)
+	var wg sync.WaitGroup
+	results := make([][]string, 4)
+	errs := make([]error, 4)
+	for i := range 4 {
+		wg.Go(func() { results[i], errs[i] = migrate(context.Background(), db) })
+	}
+	wg.Wait()
+	total := 0
+	for i := range 4 {
+		if errs[i] != nil {
+			t.Fatalf("replica %d: %v", i, errs[i])
+		}
+		total += len(results[i])
+	}
+	files, _ := migrationFiles.ReadDir("migrations")
+	if total != len(files) {
+		t.Fatalf("applied %d migrations in all, want each of %d once: %v", total, len(files), results)
+	}
+	var rows int
+	db.QueryRow(`SELECT count(*) FROM schema_migrations`).Scan(&rows)
+	if rows != len(files) {
+		t.Fatalf("schema_migrations has %d rows, want %d", rows, len(files))
+	}
+	again, err := migrate(context.Background(), db)
+	if err != nil || len(again) != 0 {
+		t.Fatalf("second run applied %v (err %v)", again, err)
+	}
+}
+
+func TestEnsureDatabaseCreatesIt(t *testing.T) {
+	_, dsn := newTestDB(t) // a name we own, and drop afterwards
+	admin, _ := newTestDB(t)
+	_ = admin
+	if _, err := admin.Exec("SELECT 1"); err != nil {
+		t.Fatal(err)
+	}
+	// Drop ours, then let ensureDatabase bring it back.
+	name := dsn[strings.LastIndex(dsn, "/")+1 : strings.Index(dsn, "?")]
+	if _, err := admin.Exec("DROP DATABASE " + name + " WITH (FORCE)"); err != nil {
+		t.Fatal(err)
+	}
+	if err := ensureDatabase(context.Background(), dsn); err != nil {
+		t.Fatal(err)
+	}
+	if err := ensureDatabase(context.Background(), dsn); err != nil {
+		t.Fatalf("second call: %v", err)
+	}
+	var exists bool
+	admin.QueryRow(`SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)`, name).Scan(&exists)
+	if !exists {
+		t.Fatal("database not created")
+	}
+}
