@@ -11,6 +11,7 @@ import (
 // internal error) and the access log line reports it once.
 type requestState struct {
 	id          string
+	idHeader    [1]string // backs the X-Request-ID header value without an allocation
 	traceID     string
 	clientIP    string
 	route       string // the matched ServeMux pattern
