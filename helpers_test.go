@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/rand"
 	"database/sql"
+	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
 	"io"
@@ -359,3 +360,20 @@ func (a *testApp) superuser(email string) (id, token string) {
 }
 
 func contains(s, sub string) bool { return strings.Contains(s, sub) }
+
+func encodeRawURL(b []byte) string { return base64.RawURLEncoding.EncodeToString(b) }
+
+// doRequestNoSpec is doRequest for goroutines: it reports through t.Error.
+func doRequestNoSpec(t testing.TB, base string, r req) response {
+	buf, _ := json.Marshal(r.body)
+	hr, _ := http.NewRequest(r.method, base+r.path, bytes.NewReader(buf))
+	hr.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(hr)
+	if err != nil {
+		t.Error(err)
+		return response{}
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	return response{status: resp.StatusCode, header: resp.Header, body: body}
+}

@@ -62,3 +62,31 @@ func TestEnsureDatabaseCreatesIt(t *testing.T) {
 		t.Fatal("database not created")
 	}
 }
+
+// The owner's newest-first page is served by an index, not a table scan.
+func TestItemListUsesIndex(t *testing.T) {
+	db, _ := migratedDB(t)
+	ctx := context.Background()
+	conn, err := db.Conn(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	if _, err := conn.ExecContext(ctx, `SET enable_seqscan = off`); err != nil {
+		t.Fatal(err)
+	}
+	var plan strings.Builder
+	rows, err := conn.QueryContext(ctx, `EXPLAIN SELECT `+itemColumns+` FROM items WHERE owner_id = '00000000-0000-4000-8000-000000000000' ORDER BY created_at DESC, id DESC LIMIT 20 OFFSET 0`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for rows.Next() {
+		var line string
+		rows.Scan(&line)
+		plan.WriteString(line + "\n")
+	}
+	rows.Close()
+	if !strings.Contains(plan.String(), "items_owner_created_idx") || strings.Contains(plan.String(), "Sort") {
+		t.Fatalf("owner page is not an ordered index scan:\n%s", plan.String())
+	}
+}

@@ -48,9 +48,13 @@ func (p *problems) add(field, message string) {
 }
 
 // lengthProblem checks a string's length in characters, not bytes.
+// PostgreSQL text cannot hold NUL, so it is refused here as a 422 rather
+// than failing as a database error.
 func lengthProblem(s string, min, max int) string {
 	n := utf8.RuneCountInString(s)
 	switch {
+	case strings.IndexByte(s, 0) >= 0:
+		return "must not contain NUL characters"
 	case n < min && min == 1:
 		return "must not be empty"
 	case n < min || n > max:

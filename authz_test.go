@@ -1,0 +1,139 @@
+package main
+
+import (
+	"fmt"
+	"net/http"
+	"strings"
+	"sync/atomic"
+	"testing"
+)
+
+// TestAuthorizationMatrix runs every endpoint as anonymous, the owner (or
+// the user themselves), another user and a superuser, each on fresh
+// fixtures so destructive cells do not affect each other.
+func TestAuthorizationMatrix(t *testing.T) {
+	a := newTestApp(t, nil)
+	_, suToken := a.superuser("root@example.com")
+	var n atomic.Int64
+
+	type fixture struct{ ownerID, ownerToken, otherToken, itemID string }
+	fresh := func() fixture {
+		i := n.Add(1)
+		var f fixture
+		f.ownerID, f.ownerToken = a.signup(fmt.Sprintf("owner%d@example.com", i))
+		_, f.otherToken = a.signup(fmt.Sprintf("other%d@example.com", i))
+		r := a.do(req{method: "POST", path: "/api/v1/items", token: f.ownerToken, body: map[string]any{"title": "mine"}})
+		expectStatus(t, r, 201)
+		f.itemID = r.str("id")
+		return f
+	}
+
+	const (
+		anon = iota
+		owner
+		other
+		super
+	)
+	actors := []string{"anonymous", "owner", "other user", "superuser"}
+	rows := []struct {
+		method, path string
+		body         func(i int64) any
+		want         [4]int
+	}{
+		{"GET", "/api/v1/users/me", nil, [4]int{401, 200, 200, 200}},
+		{"PATCH", "/api/v1/users/me", func(int64) any { return map[string]any{"full_name": "New Name"} }, [4]int{401, 200, 200, 200}},
+		{"POST", "/api/v1/users/me/password", func(int64) any {
+			return map[string]any{"current_password": "password-123", "new_password": "password-456"}
+		}, [4]int{401, 204, 204, 204}},
+		{"DELETE", "/api/v1/users/me", nil, [4]int{401, 204, 204, 403}},
+		{"GET", "/api/v1/users", nil, [4]int{401, 403, 403, 200}},
+		{"POST", "/api/v1/users", func(i int64) any {
+			return map[string]any{"email": fmt.Sprintf("made%d@example.com", i), "password": "password-123"}
+		}, [4]int{401, 403, 403, 201}},
+		{"GET", "/api/v1/users/{owner}", nil, [4]int{401, 200, 404, 200}},
+		{"PATCH", "/api/v1/users/{owner}", func(int64) any { return map[string]any{"full_name": "By Admin"} }, [4]int{401, 403, 403, 200}},
+		{"DELETE", "/api/v1/users/{owner}", nil, [4]int{401, 403, 403, 204}},
+		{"GET", "/api/v1/items", nil, [4]int{401, 200, 200, 200}},
+		{"POST", "/api/v1/items", func(int64) any { return map[string]any{"title": "t"} }, [4]int{401, 201, 201, 201}},
+		{"GET", "/api/v1/items/{item}", nil, [4]int{401, 200, 404, 200}},
+		{"PATCH", "/api/v1/items/{item}", func(int64) any { return map[string]any{"title": "changed"} }, [4]int{401, 200, 404, 200}},
+		{"DELETE", "/api/v1/items/{item}", nil, [4]int{401, 204, 404, 204}},
+		{"POST", "/api/v1/auth/logout", nil, [4]int{401, 204, 204, 204}},
+	}
+	for _, row := range rows {
+		for actor, want := range row.want {
+			t.Run(row.method+" "+row.path+" as "+actors[actor], func(t *testing.T) {
+				f := fresh()
+				path := strings.NewReplacer("{owner}", f.ownerID, "{item}", f.itemID).Replace(row.path)
+				token := map[int]string{anon: "", owner: f.ownerToken, other: f.otherToken, super: suToken}[actor]
+				if actor == super && row.path == "/api/v1/auth/logout" {
+					token = a.login("root@example.com", "password-123") // its own session to end
+				}
+				if actor == super && strings.Contains(row.path, "password") {
+					// Change a second superuser's password, not the shared one.
+					_, token = a.superuser(fmt.Sprintf("root%d@example.com", n.Add(1)))
+				}
+				r := req{method: row.method, path: path, token: token}
+				if row.body != nil {
+					r.body = row.body(n.Add(1))
+				}
+				resp := a.do(r)
+				if resp.status != want {
+					t.Fatalf("status=%d, want %d; body %s", resp.status, want, resp.body)
+				}
+				if want >= 400 {
+					expectProblem(t, resp, want, map[int]string{401: "unauthorized", 403: "forbidden", 404: "not_found"}[want])
+				}
+			})
+		}
+	}
+}
+
+func TestSuperuserKeepsTheirOwnPowers(t *testing.T) {
+	a := newTestApp(t, nil)
+	id, token := a.superuser("root@example.com")
+	for _, r := range []req{
+		{method: "DELETE", path: "/api/v1/users/" + id, token: token},
+		{method: "PATCH", path: "/api/v1/users/" + id, token: token, body: map[string]any{"is_superuser": false}},
+		{method: "PATCH", path: "/api/v1/users/" + id, token: token, body: map[string]any{"is_active": false}},
+		{method: "DELETE", path: "/api/v1/users/me", token: token},
+	} {
+		expectProblem(t, a.do(r), http.StatusForbidden, "forbidden")
+	}
+	me := a.do(req{method: "GET", path: "/api/v1/users/me", token: token})
+	if me.json["is_superuser"] != true || me.json["is_active"] != true {
+		t.Fatalf("superuser changed: %s", me.body)
+	}
+	// Harmless self-edits are fine.
+	r := a.do(req{method: "PATCH", path: "/api/v1/users/" + id, token: token, body: map[string]any{"full_name": "Root", "is_superuser": true}})
+	expectStatus(t, r, 200)
+}
+
+// Someone else's resources answer exactly like missing ones.
+func TestExistenceDoesNotLeak(t *testing.T) {
+	a := newTestApp(t, nil)
+	_, ownerToken := a.signup("o@example.com")
+	otherID, otherToken := a.signup("x@example.com")
+	item := a.do(req{method: "POST", path: "/api/v1/items", token: ownerToken, body: map[string]any{"title": "t"}})
+	missing := "00000000-0000-4000-8000-000000000000"
+	for _, pair := range [][2]string{
+		{"/api/v1/items/" + item.str("id"), "/api/v1/items/" + missing},
+	} {
+		theirs := a.do(req{method: "GET", path: pair[0], token: otherToken})
+		none := a.do(req{method: "GET", path: pair[1], token: otherToken})
+		if theirs.status != 404 || none.status != 404 || theirs.str("detail") != none.str("detail") {
+			t.Fatalf("someone else's: %d %s; missing: %d %s", theirs.status, theirs.body, none.status, none.body)
+		}
+	}
+	theirs := a.do(req{method: "GET", path: "/api/v1/users/" + otherID, token: ownerToken})
+	none := a.do(req{method: "GET", path: "/api/v1/users/" + missing, token: ownerToken})
+	if theirs.status != 404 || none.status != 404 || theirs.str("detail") != none.str("detail") {
+		t.Fatalf("other user: %d %s; missing: %d %s", theirs.status, theirs.body, none.status, none.body)
+	}
+	for _, bad := range []string{"not-a-uuid", "1", "'%20OR%201=1--", "00000000-0000-4000-8000-00000000000g", strings.Repeat("a", 300)} {
+		r := a.do(req{method: "GET", path: "/api/v1/items/" + bad, token: ownerToken})
+		expectProblem(t, r, 404, "not_found")
+		r = a.do(req{method: "DELETE", path: "/api/v1/users/" + bad, token: ownerToken})
+		expectProblem(t, r, 403, "forbidden") // superuser-only: 403 before any lookup
+	}
+}

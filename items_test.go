@@ -1,0 +1,160 @@
+package main
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+)
+
+func TestItemValidation(t *testing.T) {
+	a := newTestApp(t, nil)
+	_, token := a.signup("i@example.com")
+	long := strings.Repeat
+	tests := []struct {
+		name   string
+		body   any
+		status int
+		field  string
+	}{
+		{"title empty", map[string]any{"title": ""}, 422, "title"},
+		{"title 1", map[string]any{"title": "a"}, 201, ""},
+		{"title 255", map[string]any{"title": long("ü", 255)}, 201, ""},
+		{"title 256", map[string]any{"title": long("a", 256)}, 422, "title"},
+		{"title missing", map[string]any{"description": "d"}, 422, "title"},
+		{"title null", map[string]any{"title": nil}, 422, "title"},
+		{"title number", map[string]any{"title": 7}, 422, "title"},
+		{"title object", map[string]any{"title": map[string]any{"$ne": ""}}, 422, "title"},
+		{"description 10000", map[string]any{"title": "t", "description": long("d", 10000)}, 201, ""},
+		{"description 10001", map[string]any{"title": "t", "description": long("d", 10001)}, 422, "description"},
+		{"description null", map[string]any{"title": "t", "description": nil}, 201, ""},
+		{"description bool", map[string]any{"title": "t", "description": true}, 422, "description"},
+		{"NUL in title", map[string]any{"title": "a\x00b"}, 422, "title"},
+		{"owner_id is not writable", map[string]any{"title": "t", "owner_id": "00000000-0000-4000-8000-000000000000"}, 400, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := a.do(req{method: "POST", path: "/api/v1/items", token: token, body: tt.body})
+			if r.status != tt.status {
+				t.Fatalf("status=%d, want %d; body %s", r.status, tt.status, r.body)
+			}
+			if tt.status == 422 {
+				if f := fieldErrors(r); len(f) != 1 || f[0] != tt.field {
+					t.Fatalf("fields=%v, want [%s]", f, tt.field)
+				}
+			}
+		})
+	}
+	var n int
+	a.db.QueryRow(`SELECT count(*) FROM items`).Scan(&n)
+	if n != 4 {
+		t.Fatalf("%d items stored, want the 4 valid ones", n)
+	}
+}
+
+func TestHostileInputIsStoredIntact(t *testing.T) {
+	a := newTestApp(t, nil)
+	_, token := a.signup("h@example.com")
+	for _, s := range []string{
+		"Robert'); DROP TABLE items;--",
+		`" OR 1=1 --`,
+		"<script>alert(1)</script>",
+		"🙂 ünïcödé 漢字 עברית \u202e",
+		`\u0000 not a NUL, a backslash`,
+		"line\nbreak\ttab",
+	} {
+		r := a.do(req{method: "POST", path: "/api/v1/items", token: token, body: map[string]any{"title": s, "description": s}})
+		expectStatus(t, r, 201)
+		got := a.do(req{method: "GET", path: "/api/v1/items/" + r.str("id"), token: token})
+		if got.str("title") != s || got.str("description") != s {
+			t.Fatalf("stored %q, read back %q / %q", s, got.str("title"), got.str("description"))
+		}
+	}
+	if got := a.do(req{method: "GET", path: "/api/v1/items", token: token}); got.json["count"] != float64(6) {
+		t.Fatalf("items table damaged: %s", got.body)
+	}
+	// Full name and email fields take the same care.
+	r := a.do(req{method: "PATCH", path: "/api/v1/users/me", token: token, body: map[string]any{"full_name": "Zoë O'Brien; DROP TABLE users"}})
+	if r.status != 200 || r.str("full_name") != "Zoë O'Brien; DROP TABLE users" {
+		t.Fatalf("full_name: %d %s", r.status, r.body)
+	}
+}
+
+func TestItemPatchAndPages(t *testing.T) {
+	a := newTestApp(t, nil)
+	_, su := a.superuser("root@example.com")
+	_, token := a.signup("pg@example.com")
+	_, other := a.signup("pg2@example.com")
+	var ids []string
+	for i := range 25 {
+		a.clock.Advance(1e9) // distinct created_at, so the order is checkable
+		r := a.do(req{method: "POST", path: "/api/v1/items", token: token, body: map[string]any{"title": fmt.Sprintf("item %d", i), "description": "d"}})
+		if r.header.Get("Location") != "/api/v1/items/"+r.str("id") {
+			t.Fatalf("Location=%q", r.header.Get("Location"))
+		}
+		ids = append(ids, r.str("id"))
+	}
+	a.do(req{method: "POST", path: "/api/v1/items", token: other, body: map[string]any{"title": "not yours"}})
+
+	first := a.do(req{method: "GET", path: "/api/v1/items", token: token})
+	data := first.json["data"].([]any)
+	if first.json["count"] != float64(25) || len(data) != 20 || data[0].(map[string]any)["id"] != ids[24] {
+		t.Fatalf("first page: count=%v len=%d", first.json["count"], len(data))
+	}
+	last := a.do(req{method: "GET", path: "/api/v1/items?limit=10&offset=20", token: token})
+	data = last.json["data"].([]any)
+	if len(data) != 5 || data[4].(map[string]any)["id"] != ids[0] {
+		t.Fatalf("last page: %d items", len(data))
+	}
+	all := a.do(req{method: "GET", path: "/api/v1/items?limit=100", token: su})
+	if all.json["count"] != float64(26) {
+		t.Fatalf("superuser sees %v items, want 26", all.json["count"])
+	}
+	users := a.do(req{method: "GET", path: "/api/v1/users?limit=1", token: su})
+	if users.json["count"] != float64(3) || len(users.json["data"].([]any)) != 1 {
+		t.Fatalf("users page: %s", users.body)
+	}
+
+	for _, tt := range []struct {
+		query  string
+		status int
+		field  string
+	}{
+		{"limit=0", 422, "limit"}, {"limit=1", 200, ""}, {"limit=100", 200, ""}, {"limit=101", 422, "limit"},
+		{"limit=abc", 422, "limit"}, {"limit=1e3", 422, "limit"}, {"limit=99999999999999999999", 422, "limit"},
+		{"offset=-1", 422, "offset"}, {"offset=x", 422, "offset"}, {"offset=0", 200, ""}, {"offset=1000", 200, ""},
+	} {
+		r := a.do(req{method: "GET", path: "/api/v1/items?" + tt.query, token: token})
+		if r.status != tt.status {
+			t.Fatalf("%s: status %d, want %d", tt.query, r.status, tt.status)
+		}
+		if tt.field != "" {
+			if f := fieldErrors(r); len(f) != 1 || f[0] != tt.field {
+				t.Fatalf("%s: fields %v", tt.query, f)
+			}
+		}
+	}
+
+	// PATCH changes only what it names; null clears the description.
+	id := ids[3]
+	a.clock.Advance(1e9)
+	r := a.do(req{method: "PATCH", path: "/api/v1/items/" + id, token: token, body: map[string]any{"description": nil}})
+	if r.status != 200 || r.json["description"] != nil || r.str("title") != "item 3" || r.str("updated_at") == r.str("created_at") {
+		t.Fatalf("patch: %d %s", r.status, r.body)
+	}
+	r = a.do(req{method: "PATCH", path: "/api/v1/items/" + id, token: token, body: map[string]any{"title": nil}})
+	expectProblem(t, r, 422, "validation_failed")
+	r = a.do(req{method: "PATCH", path: "/api/v1/items/" + id, token: token, body: map[string]any{"title": ""}})
+	expectProblem(t, r, 422, "validation_failed")
+	// Validation comes before existence, per the contract's order.
+	r = a.do(req{method: "PATCH", path: "/api/v1/items/not-a-uuid", token: token, body: map[string]any{"title": ""}})
+	expectProblem(t, r, 422, "validation_failed")
+	r = a.do(req{method: "PATCH", path: "/api/v1/items/not-a-uuid", token: token, body: map[string]any{"title": "ok"}})
+	expectProblem(t, r, 404, "not_found")
+	r = a.do(req{method: "PATCH", path: "/api/v1/items/" + id, token: su, body: map[string]any{"title": "by admin"}})
+	if r.status != 200 || r.str("title") != "by admin" {
+		t.Fatalf("superuser patch: %d %s", r.status, r.body)
+	}
+	// The email change path conflicts like registration.
+	r = a.do(req{method: "PATCH", path: "/api/v1/users/me", token: token, body: map[string]any{"email": "PG2@example.com"}})
+	expectProblem(t, r, 409, "conflict")
+}
