@@ -377,3 +377,14 @@ func doRequestNoSpec(t testing.TB, base string, r req) response {
 	body, _ := io.ReadAll(resp.Body)
 	return response{status: resp.StatusCode, header: resp.Header, body: body}
 }
+
+// sqlOpenDead is a pool whose server does not exist.
+func sqlOpenDead(t testing.TB) (*sql.DB, string) {
+	dsn := "postgres://postgres@127.0.0.1:1/none?sslmode=disable&connect_timeout=1"
+	db, err := sql.Open("pgx", dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	return db, dsn
+}

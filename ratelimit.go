@@ -200,9 +200,9 @@ ON CONFLICT (policy, key) DO UPDATE SET
 	win     = $3,
 	prev    = CASE WHEN r.win = $3 THEN r.prev WHEN r.win = $3 - 1 THEN r.curr ELSE 0 END,
 	curr    = CASE WHEN r.win = $3 THEN r.curr ELSE 0 END
-	        + CASE WHEN $6 AND (CASE WHEN r.win = $3 THEN r.prev WHEN r.win = $3 - 1 THEN r.curr ELSE 0 END) * $4
+	        + CASE WHEN $6 AND (CASE WHEN r.win = $3 THEN r.prev WHEN r.win = $3 - 1 THEN r.curr ELSE 0 END) * $4::float8
 	                         + (CASE WHEN r.win = $3 THEN r.curr ELSE 0 END) + 1 <= $5 THEN 1 ELSE 0 END,
-	counted = $6 AND (CASE WHEN r.win = $3 THEN r.prev WHEN r.win = $3 - 1 THEN r.curr ELSE 0 END) * $4
+	counted = $6 AND (CASE WHEN r.win = $3 THEN r.prev WHEN r.win = $3 - 1 THEN r.curr ELSE 0 END) * $4::float8
 	                 + (CASE WHEN r.win = $3 THEN r.curr ELSE 0 END) + 1 <= $5
 RETURNING curr, prev, counted`
 
