@@ -388,3 +388,5 @@ func sqlOpenDead(t testing.TB) (*sql.DB, string) {
 	t.Cleanup(func() { db.Close() })
 	return db, dsn
 }
+
+func jsonUnmarshal(s string, v any) error { return json.Unmarshal([]byte(s), v) }

@@ -178,16 +178,37 @@ func serverBinary(t *testing.T) string {
 			return
 		}
 		builtPath = filepath.Join(dir, "server")
-		cmd := exec.Command("go", "build", "-trimpath", "-ldflags", "-s -w -X main.version="+testVersion+" -X main.commit=c0ffee1", "-o", builtPath, ".")
-		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+		cmd := exec.Command("sh", "-c", dockerfileBuild(t, testVersion, "c0ffee1", builtPath))
 		if out, err := cmd.CombinedOutput(); err != nil {
-			buildErr = fmt.Errorf("go build: %v\n%s", err, out)
+			buildErr = fmt.Errorf("%s: %v\n%s", cmd, err, out)
 		}
 	})
 	if buildErr != nil {
 		t.Fatal(buildErr)
 	}
 	return builtPath
+}
+
+// dockerfileBuild is the Dockerfile's own go build line, with its build
+// arguments filled in and the output moved, so the tests run the binary the
+// image ships.
+func dockerfileBuild(t *testing.T, version, commit, out string) string {
+	src, err := os.ReadFile("Dockerfile")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(string(src), "\n") {
+		if strings.HasPrefix(line, "RUN ") && strings.Contains(line, " go build ") {
+			cmd := strings.TrimPrefix(line, "RUN ")
+			cmd = strings.NewReplacer("${VERSION}", version, "${COMMIT}", commit, "-o /out/server", "-o "+out).Replace(cmd)
+			if !strings.Contains(cmd, "-o "+out) {
+				t.Fatalf("Dockerfile build line has no -o /out/server: %s", line)
+			}
+			return cmd
+		}
+	}
+	t.Fatal("no go build line in the Dockerfile")
+	return ""
 }
 
 func TestMain(m *testing.M) {

@@ -1,0 +1,188 @@
+package main
+
+import (
+	"debug/elf"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// TestBinaryIsStatic: the distroless static image has no libc, so the
+// binary the Dockerfile builds must need none.
+func TestBinaryIsStatic(t *testing.T) {
+	f, err := elf.Open(serverBinary(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	for _, p := range f.Progs {
+		if p.Type == elf.PT_INTERP {
+			t.Fatal("the binary asks for a dynamic loader")
+		}
+	}
+	if libs, _ := f.ImportedLibraries(); len(libs) > 0 {
+		t.Fatalf("the binary links %v", libs)
+	}
+}
+
+// TestBinaryInAnEmptyRoot runs the binary as the image does: alone in its
+// root, as uid 65532, against the real database; -healthcheck from the same
+// root exits 0 while it serves and 1 once it is gone.
+func TestBinaryInAnEmptyRoot(t *testing.T) {
+	needRoot(t)
+	_, dsn := migratedDB(t)
+	root, err := os.MkdirTemp("", "distroless-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer os.RemoveAll(root)
+	os.Chmod(root, 0o755)
+	bin, _ := os.ReadFile(serverBinary(t))
+	if err := os.WriteFile(filepath.Join(root, "server"), bin, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	port := freePort(t)
+	jail := func(args ...string) *exec.Cmd {
+		cmd := exec.Command("/server", args...)
+		cmd.Path = "/server"
+		cmd.Dir = "/"
+		cmd.Env = []string{fmt.Sprintf("PORT=%d", port), "APP_ENV=development", "DATABASE_URL=" + dsn, "SHUTDOWN_DELAY=0s"}
+		cmd.SysProcAttr = &syscall.SysProcAttr{Chroot: root, Credential: &syscall.Credential{Uid: 65532, Gid: 65532}}
+		return cmd
+	}
+	logs := &logBuffer{}
+	srv := jail()
+	srv.Stdout, srv.Stderr = logs, logs
+	if err := srv.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { srv.Process.Kill(); srv.Wait() }()
+	waitReady(t, fmt.Sprintf("http://127.0.0.1:%d", port))
+
+	if out, err := jail("-healthcheck").CombinedOutput(); err != nil {
+		t.Fatalf("healthcheck against the live server: %v %s\nserver:\n%s", err, out, logs)
+	}
+	srv.Process.Signal(syscall.SIGTERM)
+	done := make(chan error, 1)
+	go func() { done <- srv.Wait() }()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("server exited with %v:\n%s", err, logs)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("server did not stop")
+	}
+	out, err := jail("-healthcheck").CombinedOutput()
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.ExitCode() != 1 || !strings.Contains(string(out), "healthcheck") {
+		t.Fatalf("healthcheck against no server: %v %s", err, out)
+	}
+}
+
+func TestDockerfile(t *testing.T) {
+	src, _ := os.ReadFile("Dockerfile")
+	d := string(src)
+	for _, want := range []string{
+		"FROM golang:1.26",
+		"COPY go.mod go.sum ./\nRUN go mod download",
+		"CGO_ENABLED=0 go build -trimpath",
+		"-X main.version=${VERSION} -X main.commit=${COMMIT}",
+		"FROM gcr.io/distroless/static-debian12:nonroot",
+		"USER 65532:65532",
+		"EXPOSE 8080",
+		`ENTRYPOINT ["/server"]`,
+		`CMD ["/server", "-healthcheck"]`,
+	} {
+		if !strings.Contains(d, want) {
+			t.Errorf("Dockerfile lacks %q", want)
+		}
+	}
+	hc := regexp.MustCompile(`HEALTHCHECK (.*) CMD`).FindStringSubmatch(d)
+	if hc == nil || !strings.Contains(hc[1], "--interval=") || !strings.Contains(hc[1], "--timeout=") || !strings.Contains(hc[1], "--start-period=") || !strings.Contains(hc[1], "--retries=") {
+		t.Errorf("HEALTHCHECK lacks interval/timeout/start-period/retries: %v", hc)
+	}
+}
+
+// composeConfig is what docker-compose makes of the files, as JSON.
+func composeConfig(t *testing.T, files ...string) map[string]any {
+	t.Helper()
+	bin := needTool(t, "docker-compose")
+	args := []string{}
+	for _, f := range files {
+		args = append(args, "-f", f)
+	}
+	cmd := exec.Command(bin, append(args, "config")...)
+	cmd.Env = append(os.Environ(), "API_ENV_FILE=.env.production.example")
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("docker-compose config %v: %v", files, err)
+	}
+	// Debian's docker-compose depends on python3-yaml: use it to read YAML.
+	conv := exec.Command("/usr/bin/python3", "-c", "import sys, json, yaml; json.dump(yaml.safe_load(sys.stdin), sys.stdout)")
+	conv.Stdin = strings.NewReader(string(out))
+	js, err := conv.Output()
+	if err != nil {
+		t.Fatalf("yaml to json: %v", err)
+	}
+	var cfg map[string]any
+	if err := json.Unmarshal(js, &cfg); err != nil {
+		t.Fatal(err)
+	}
+	return cfg
+}
+
+func TestComposeFiles(t *testing.T) {
+	prod := composeConfig(t, "docker-compose.yml")
+	services := prod["services"].(map[string]any)
+	names := make([]string, 0, len(services))
+	for name := range services {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	if strings.Join(names, ",") != "api,db,nginx" {
+		t.Fatalf("services %v", names)
+	}
+	for name, s := range services {
+		svc := s.(map[string]any)
+		if svc["healthcheck"] == nil || svc["restart"] == nil || svc["logging"] == nil {
+			t.Errorf("%s lacks a healthcheck, restart policy or log rotation", name)
+		}
+		if name != "nginx" && svc["ports"] != nil {
+			t.Errorf("%s publishes ports in production", name)
+		}
+	}
+	api := services["api"].(map[string]any)
+	test := api["healthcheck"].(map[string]any)["test"].([]any)
+	if len(test) < 2 || test[0] != "CMD" || test[1] != "/server" {
+		t.Fatalf("api healthcheck is not exec form through the binary: %v", test)
+	}
+	if api["read_only"] != true || fmt.Sprint(api["cap_drop"]) != "[ALL]" || !strings.Contains(fmt.Sprint(api["security_opt"]), "no-new-privileges") || api["mem_limit"] == nil {
+		t.Fatalf("api hardening: %v", api)
+	}
+	if dep := api["depends_on"].(map[string]any)["db"].(map[string]any); dep["condition"] != "service_healthy" {
+		t.Fatalf("api depends_on: %v", dep)
+	}
+	if dep := services["nginx"].(map[string]any)["depends_on"].(map[string]any)["api"].(map[string]any); dep["condition"] != "service_healthy" {
+		t.Fatalf("nginx depends_on: %v", dep)
+	}
+	if !strings.Contains(fmt.Sprint(services["db"].(map[string]any)["healthcheck"]), "pg_isready") {
+		t.Fatal("db healthcheck is not pg_isready")
+	}
+
+	dev := composeConfig(t, "docker-compose.yml", "docker-compose.dev.yml")
+	dapi := dev["services"].(map[string]any)["api"].(map[string]any)
+	env := dapi["environment"].(map[string]any)
+	if env["APP_ENV"] != "development" || env["DOCS_ENABLED"] != "true" || dapi["ports"] == nil || dev["services"].(map[string]any)["db"].(map[string]any)["ports"] == nil {
+		t.Fatalf("dev override: %v", dapi)
+	}
+}
