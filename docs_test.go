@@ -1,0 +1,92 @@
+package main
+
+import (
+	"net/http"
+	"os"
+	"os/exec"
+	"regexp"
+	"strings"
+	"testing"
+)
+
+func TestDocsInDevelopment(t *testing.T) {
+	a := newTestApp(t, nil)
+	r := a.do(req{method: "GET", path: "/api/v1/openapi.json"})
+	expectStatus(t, r, 200)
+	if info := r.json["info"].(map[string]any); info["version"] != "test" {
+		t.Fatalf("info.version=%v, want the running version", info["version"])
+	}
+	if r.header.Get("Content-Security-Policy") != apiCSP {
+		t.Fatal("the spec is served without the API's CSP")
+	}
+	page := a.do(req{method: "GET", path: "/docs"})
+	expectStatus(t, page, 200)
+	csp := page.header.Get("Content-Security-Policy")
+	if !strings.HasPrefix(csp, "default-src 'none'; script-src 'sha256-") || strings.Contains(csp, "unsafe") || !strings.Contains(csp, "connect-src 'self'") {
+		t.Fatalf("docs CSP: %q", csp)
+	}
+	if strings.Contains(string(page.body), "http://") || strings.Contains(string(page.body), "https://") {
+		t.Fatal("the docs page references another origin")
+	}
+	if page.header.Get("X-Frame-Options") != "DENY" || page.header.Get("X-Content-Type-Options") != "nosniff" {
+		t.Fatalf("docs page headers: %v", page.header)
+	}
+}
+
+func TestDocsHiddenInProduction(t *testing.T) {
+	a := newTestApp(t, map[string]string{"DOCS_ENABLED": "false"})
+	for _, p := range []string{"/api/v1/openapi.json", "/docs"} {
+		expectProblem(t, a.do(req{method: "GET", path: p}), http.StatusNotFound, "not_found")
+	}
+	// And production's default is off.
+	cfg, err := loadConfig(envOf("APP_ENV", "production", "DATABASE_URL", "postgres://app:Real-Secret-123@db/app"))
+	if err != nil || cfg.DocsEnabled {
+		t.Fatalf("production docs default: %v %v", cfg.DocsEnabled, err)
+	}
+}
+
+// TestDocsPageInChromium loads /docs in Debian's headless Chromium, with no
+// network but this server: the page renders every operation, and neither the
+// page nor Chromium reports a script error or a CSP violation.
+func TestDocsPageInChromium(t *testing.T) {
+	chromium := needTool(t, "chromium")
+	a := newTestApp(t, nil)
+	profile := t.TempDir()
+	cmd := exec.Command(chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+		"--disable-background-networking", "--disable-component-update", "--disable-sync", "--disable-dev-shm-usage",
+		"--user-data-dir="+profile, "--enable-logging=stderr", "--v=0", "--virtual-time-budget=10000",
+		"--dump-dom", a.srv.URL+"/docs")
+	cmd.Env = append(os.Environ(), "HOME="+profile)
+	var stderr logBuffer
+	cmd.Stderr = &stderr
+	dom, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("chromium: %v\n%s", err, stderr.String())
+	}
+	html := string(dom)
+	if !strings.Contains(html, `data-rendered="true"`) {
+		t.Fatalf("the page did not render; chromium said:\n%s", stderr.String())
+	}
+	if m := regexp.MustCompile(`<ul id="errors">(.*?)</ul>`).FindStringSubmatch(html); m == nil || m[1] != "" {
+		t.Fatalf("the page reported errors: %v", m)
+	}
+	for _, bad := range []string{"Content Security Policy", "Refused to", "Uncaught"} {
+		if strings.Contains(stderr.String(), bad) {
+			t.Fatalf("chromium reported %q:\n%s", bad, stderr.String())
+		}
+	}
+	// Every operation is on the page, by id, with its method and path.
+	for path, item := range spec(t)["paths"].(map[string]any) {
+		for method, op := range item.(map[string]any) {
+			id := op.(map[string]any)["operationId"].(string)
+			if !strings.Contains(html, `id="`+id+`"`) || !strings.Contains(html, strings.ToUpper(method)+" "+path) {
+				t.Errorf("operation %s (%s %s) is not on the page", id, method, path)
+			}
+		}
+	}
+	for _, want := range []string{"Schemas", "Problem", "validation_failed", "Retry-After", `href="/api/v1/openapi.json"`} {
+		if !strings.Contains(html, want) {
+			t.Errorf("the page lacks %q", want)
+		}
+	}
+}
