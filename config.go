@@ -290,13 +290,17 @@ func (c config) LogValue() slog.Value {
 		slog.String("cors_allowed_origins", origins),
 		slog.String("trusted_proxies", strings.Join(proxies, ",")),
 		slog.Int64("max_body_bytes", c.MaxBodyBytes),
-		slog.Duration("session_ttl", c.SessionTTL),
-		slog.Duration("shutdown_delay", c.ShutdownDelay),
-		slog.Duration("shutdown_timeout", c.ShutdownTimeout),
+		slog.String("session_ttl", c.SessionTTL.String()),
+		slog.String("shutdown_delay", c.ShutdownDelay.String()),
+		slog.String("shutdown_timeout", c.ShutdownTimeout.String()),
+		slog.Int("db_max_open_conns", c.DBMaxOpenConns),
 		slog.String("first_superuser_email", c.FirstSuperuserEmail),
 		slog.Bool("first_superuser_password_set", c.FirstSuperuserPassword != ""),
 		slog.Bool("rate_limit_enabled", c.RateLimit.Enabled),
 		slog.String("rate_limit_store", c.RateLimit.Store),
+		slog.String("rate_limit_auth", strconv.Itoa(c.RateLimit.AuthRequests)+"/"+c.RateLimit.AuthWindow.String()),
+		slog.String("rate_limit_login", strconv.Itoa(c.RateLimit.LoginFailures)+"/"+c.RateLimit.LoginWindow.String()),
+		slog.String("rate_limit_api", strconv.Itoa(c.RateLimit.APIRequests)+"/"+c.RateLimit.APIWindow.String()),
 	)
 }
 

@@ -1,0 +1,84 @@
+package main
+
+import (
+	"net/http"
+	"strings"
+	"testing"
+)
+
+// TestEveryEndpointRejectsBadInput sends each endpoint that takes a body
+// malformed, oversized, wrong-type and hostile input, and checks the answer
+// is the right 4xx problem and that nothing was written.
+func TestEveryEndpointRejectsBadInput(t *testing.T) {
+	a := newTestApp(t, map[string]string{"MAX_BODY_BYTES": "4096"})
+	suID, su := a.superuser("root@example.com")
+	userID, token := a.signup("u@example.com")
+	item := a.do(req{method: "POST", path: "/api/v1/items", token: token, body: map[string]any{"title": "keep me"}})
+	itemPath := "/api/v1/items/" + item.str("id")
+
+	endpoints := []struct {
+		method, path, token string
+		field               string // a string field, for the wrong-type case
+	}{
+		{"POST", "/api/v1/auth/register", "", "email"},
+		{"POST", "/api/v1/auth/login", "", "password"},
+		{"PATCH", "/api/v1/users/me", token, "full_name"},
+		{"POST", "/api/v1/users/me/password", token, "new_password"},
+		{"POST", "/api/v1/users", su, "email"},
+		{"PATCH", "/api/v1/users/" + userID, su, "email"},
+		{"POST", "/api/v1/items", token, "title"},
+		{"PATCH", itemPath, token, "title"},
+	}
+	oversized := `{"x":"` + strings.Repeat("a", 5000) + `"}`
+	for _, e := range endpoints {
+		t.Run(e.method+" "+e.path, func(t *testing.T) {
+			send := func(body any, ct string) response {
+				return a.do(req{method: e.method, path: e.path, token: e.token, body: body, contentType: ct})
+			}
+			expectProblem(t, send(`{"`+e.field+`": "x",`, ""), http.StatusBadRequest, "bad_request")
+			expectProblem(t, send(`{} {}`, ""), http.StatusBadRequest, "bad_request")
+			expectProblem(t, send(`"just a string"`, ""), http.StatusBadRequest, "bad_request")
+			expectProblem(t, send(oversized, ""), http.StatusRequestEntityTooLarge, "payload_too_large")
+			expectProblem(t, send(`{"`+e.field+`": "x"}`, "text/plain"), http.StatusUnsupportedMediaType, "unsupported_media_type")
+			r := send(`{"`+e.field+`": ["not", "a", "string"]}`, "")
+			expectProblem(t, r, http.StatusUnprocessableEntity, "validation_failed")
+			if f := fieldErrors(r); len(f) != 1 || f[0] != e.field {
+				t.Fatalf("wrong-type fields %v, want [%s]", f, e.field)
+			}
+			expectProblem(t, send(`{"`+e.field+`": 1e400}`, ""), http.StatusUnprocessableEntity, "validation_failed")
+			// Hostile: prototype-pollution and SQL-looking field names are unknown fields.
+			expectProblem(t, send(`{"__proto__": {"is_superuser": true}}`, ""), http.StatusBadRequest, "bad_request")
+			expectProblem(t, send(`{"is_superuser = true; --": 1}`, ""), http.StatusBadRequest, "bad_request")
+			expectProblem(t, send(`{"`+e.field+`": "a\u0000b"}`, ""), http.StatusUnprocessableEntity, "validation_failed")
+			expectProblem(t, send(strings.Repeat("[", 3000), ""), http.StatusBadRequest, "bad_request")
+		})
+	}
+
+	// Nothing above changed anything.
+	me := a.do(req{method: "GET", path: "/api/v1/users/me", token: token})
+	if me.json["full_name"] != nil || me.str("email") != "u@example.com" || me.json["is_superuser"] != false {
+		t.Fatalf("user changed by bad input: %s", me.body)
+	}
+	if got := a.do(req{method: "GET", path: itemPath, token: token}); got.str("title") != "keep me" {
+		t.Fatalf("item changed by bad input: %s", got.body)
+	}
+	var users int
+	a.db.QueryRow(`SELECT count(*) FROM users`).Scan(&users)
+	if users != 2 {
+		t.Fatalf("%d users, want 2", users)
+	}
+	a.login("u@example.com", "password-123") // the password did not change
+	_ = suID
+
+	// Query strings and path ids of every shape.
+	for _, q := range []string{"limit=1;DROP%20TABLE%20items", "limit=%00", "offset=1e2", "limit[]=1", "limit=-0x10"} {
+		r := a.do(req{method: "GET", path: "/api/v1/items?" + q, token: token})
+		if r.status != 422 && r.status != 200 {
+			t.Fatalf("?%s: %d %s", q, r.status, r.body)
+		}
+	}
+	for _, id := range []string{"%27%3B--", "..%2F..%2Fetc", "00000000-0000-0000-0000-000000000000%00", strings.Repeat("f", 1000)} {
+		expectProblem(t, a.do(req{method: "GET", path: "/api/v1/items/" + id, token: token}), 404, "not_found")
+		expectProblem(t, a.do(req{method: "GET", path: "/api/v1/users/" + id, token: su}), 404, "not_found")
+	}
+}
