@@ -234,11 +234,7 @@ func decodeLogin(r *http.Request) (loginRequest, error) {
 		return decode[loginRequest](r)
 	}
 	if err := r.ParseForm(); err != nil {
-		var tooBig *http.MaxBytesError
-		if errors.As(err, &tooBig) {
-			return loginRequest{}, newError(codeTooLarge, fmt.Sprintf("The request body is larger than %d bytes.", tooBig.Limit))
-		}
-		return loginRequest{}, newError(codeBadRequest, "The form body could not be parsed.")
+		return loginRequest{}, bodyReadError(err, "The form body could not be parsed.")
 	}
 	for key := range r.PostForm {
 		switch key {

@@ -82,3 +82,11 @@ func TestEveryEndpointRejectsBadInput(t *testing.T) {
 		expectProblem(t, a.do(req{method: "GET", path: "/api/v1/users/" + id, token: su}), 404, "not_found")
 	}
 }
+
+func TestLoginFormOversized(t *testing.T) {
+	a := newTestApp(t, map[string]string{"MAX_BODY_BYTES": "1024"})
+	r := a.do(req{method: "POST", path: "/api/v1/auth/login", contentType: "application/x-www-form-urlencoded", body: "username=a%40b.co&password=" + strings.Repeat("x", 2000)})
+	expectProblem(t, r, http.StatusRequestEntityTooLarge, "payload_too_large")
+	r = a.do(req{method: "POST", path: "/api/v1/auth/login", contentType: "application/x-www-form-urlencoded", body: "username=%zz&password=x"})
+	expectProblem(t, r, http.StatusBadRequest, "bad_request")
+}

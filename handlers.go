@@ -171,11 +171,7 @@ func decode[T any](r *http.Request) (T, error) {
 	}
 	body, err := io.ReadAll(r.Body)
 	if err != nil {
-		var tooBig *http.MaxBytesError
-		if errors.As(err, &tooBig) {
-			return v, newError(codeTooLarge, fmt.Sprintf("The request body is larger than %d bytes.", tooBig.Limit))
-		}
-		return v, newError(codeBadRequest, "The request body could not be read.")
+		return v, bodyReadError(err, "The request body could not be read.")
 	}
 	if err := unmarshalStrict(body, &v); err != nil {
 		return v, err
@@ -186,6 +182,16 @@ func decode[T any](r *http.Request) (T, error) {
 		}
 	}
 	return v, nil
+}
+
+// bodyReadError is 413 when the body passed MAX_BODY_BYTES, else a 400
+// saying otherwise.
+func bodyReadError(err error, otherwise string) error {
+	var tooBig *http.MaxBytesError
+	if errors.As(err, &tooBig) {
+		return newError(codeTooLarge, fmt.Sprintf("The request body is larger than %d bytes.", tooBig.Limit))
+	}
+	return newError(codeBadRequest, otherwise)
 }
 
 // unmarshalStrict turns every decoding failure into a sentence a frontend

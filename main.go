@@ -126,8 +126,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		bg.Wait()
 	}()
 	bg.Go(func() { prepareDatabase(bgCtx, logger, cfg, deps) })
-	bg.Go(func() { deps.limits.janitor(bgCtx, time.Minute) })
-	bg.Go(func() { sweepSessions(bgCtx, logger, deps.store, time.Hour) })
+	bg.Go(func() { every(bgCtx, time.Minute, deps.limits.sweep) })
+	bg.Go(func() { every(bgCtx, time.Hour, func(ctx context.Context) { sweepSessions(ctx, logger, deps.store) }) })
 
 	ln, err := net.Listen("tcp", net.JoinHostPort("", strconv.Itoa(cfg.Port)))
 	if err != nil {
@@ -199,5 +199,19 @@ func prepareDatabase(ctx context.Context, logger *slog.Logger, cfg config, deps 
 		case <-time.After(delay):
 		}
 		delay = min(delay*2, 10*time.Second)
+	}
+}
+
+// every runs fn at each interval until ctx ends: the janitors' loop.
+func every(ctx context.Context, interval time.Duration, fn func(context.Context)) {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			fn(ctx)
+		}
 	}
 }

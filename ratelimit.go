@@ -270,19 +270,10 @@ func newRateLimits(cfg rateLimitConfig, db *sql.DB, now func() time.Time, logger
 	return l
 }
 
-// janitor sweeps expired counts until ctx ends.
-func (l *rateLimits) janitor(ctx context.Context, every time.Duration) {
-	t := time.NewTicker(every)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-			if err := l.store.sweep(ctx, l.now()); err != nil && ctx.Err() == nil {
-				l.logger.Error("rate-limit sweep failed", "error", err.Error())
-			}
-		}
+// sweep drops expired counts; main runs it every minute.
+func (l *rateLimits) sweep(ctx context.Context) {
+	if err := l.store.sweep(ctx, l.now()); err != nil && ctx.Err() == nil {
+		l.logger.Error("rate-limit sweep failed", "error", err.Error())
 	}
 }
 

@@ -54,19 +54,8 @@ func (s *store) listItems(ctx context.Context, v viewer, p page) ([]item, int, e
 		args = args[1:]
 	}
 	rows, err := s.db.QueryContext(ctx, query, args...)
-	if err != nil {
-		return nil, 0, dbError(err, "Items")
-	}
-	defer rows.Close()
-	items := []item{}
-	for rows.Next() {
-		it, err := scanItem(rows)
-		if err != nil {
-			return nil, 0, dbError(err, "Items")
-		}
-		items = append(items, it)
-	}
-	return items, count, dbError(rows.Err(), "Items")
+	items, err := collect(rows, err, scanItem)
+	return items, count, dbError(err, "Items")
 }
 
 // itemFor returns the item when v may see it; someone else's item is

@@ -38,20 +38,11 @@ func (s *store) deleteExpiredSessions(ctx context.Context) (int64, error) {
 	return res.RowsAffected()
 }
 
-// sweepSessions deletes expired sessions every interval until ctx ends.
-func sweepSessions(ctx context.Context, logger *slog.Logger, s *store, every time.Duration) {
-	t := time.NewTicker(every)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-			if n, err := s.deleteExpiredSessions(ctx); err != nil && ctx.Err() == nil {
-				logger.Warn("could not delete expired sessions", "error", err.Error())
-			} else if n > 0 {
-				logger.Info("expired sessions deleted", "count", n)
-			}
-		}
+// sweepSessions deletes expired sessions; main runs it every hour.
+func sweepSessions(ctx context.Context, logger *slog.Logger, s *store) {
+	if n, err := s.deleteExpiredSessions(ctx); err != nil && ctx.Err() == nil {
+		logger.Warn("could not delete expired sessions", "error", err.Error())
+	} else if n > 0 {
+		logger.Info("expired sessions deleted", "count", n)
 	}
 }

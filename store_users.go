@@ -77,19 +77,26 @@ func (s *store) listUsers(ctx context.Context, p page) ([]user, int, error) {
 	}
 	rows, err := s.db.QueryContext(ctx, `SELECT `+userColumns+` FROM users
 		ORDER BY created_at DESC, id DESC LIMIT $1 OFFSET $2`, p.limit, p.offset)
+	users, err := collect(rows, err, scanUser)
+	return users, count, dbError(err, "Users")
+}
+
+// collect scans every row of a query (or passes on the query's error); an
+// empty result is an empty slice, which encodes as [] rather than null.
+func collect[T any](rows *sql.Rows, err error, scan func(rowScanner) (T, error)) ([]T, error) {
 	if err != nil {
-		return nil, 0, dbError(err, "Users")
+		return nil, err
 	}
 	defer rows.Close()
-	users := []user{}
+	out := []T{}
 	for rows.Next() {
-		u, err := scanUser(rows)
+		v, err := scan(rows)
 		if err != nil {
-			return nil, 0, dbError(err, "Users")
+			return nil, err
 		}
-		users = append(users, u)
+		out = append(out, v)
 	}
-	return users, count, dbError(rows.Err(), "Users")
+	return out, rows.Err()
 }
 
 // userChanges are the columns an update sets; nil leaves a column alone.
