@@ -27,6 +27,12 @@ type policy struct {
 	name   string
 	limit  int
 	window time.Duration
+	// overflowPasses: when the memory table is full, an untracked key
+	// passes uncounted instead of sharing the overflow budget. For the
+	// per-account login policy, a shared budget would let failed logins for
+	// made-up emails lock every other account out; the per-IP auth policy
+	// still limits those requests.
+	overflowPasses bool
 }
 
 // windowCount is one key's state.
@@ -142,6 +148,9 @@ func (s *memoryStore) take(_ context.Context, p policy, key string, now time.Tim
 	defer t.mu.Unlock()
 	c, tracked := t.counts[key]
 	overflow := !tracked && len(t.counts) >= t.maxKeys
+	if overflow && p.overflowPasses {
+		return limitDecision{policy: p, allowed: true, remaining: p.limit - 1, reset: p.window - elapsed}, nil
+	}
 	if overflow {
 		c = t.overflow
 	}
@@ -257,7 +266,7 @@ func newRateLimits(cfg rateLimitConfig, db *sql.DB, now func() time.Time, logger
 	l := &rateLimits{
 		enabled: cfg.Enabled,
 		auth:    policy{name: "auth", limit: cfg.AuthRequests, window: cfg.AuthWindow},
-		login:   policy{name: "login", limit: cfg.LoginFailures, window: cfg.LoginWindow},
+		login:   policy{name: "login", limit: cfg.LoginFailures, window: cfg.LoginWindow, overflowPasses: true},
 		api:     policy{name: "api", limit: cfg.APIRequests, window: cfg.APIWindow},
 		now:     now,
 		logger:  logger,

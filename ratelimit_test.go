@@ -370,3 +370,26 @@ func TestRateLimitDisabled(t *testing.T) {
 		}
 	}
 }
+
+// A full login table must not become a lockout for every other account.
+func TestLoginTableFullDoesNotLockOutAccounts(t *testing.T) {
+	login := policy{name: "login", limit: 3, window: time.Minute, overflowPasses: true}
+	s := newMemoryStore(100, login)
+	ctx := context.Background()
+	now := windowStart(login)
+	for range 3 {
+		s.take(ctx, login, "victim@example.com", now, true)
+	}
+	for i := range 10_000 { // failed logins for made-up accounts
+		s.take(ctx, login, "fake"+strconv.Itoa(i)+"@example.com", now, true)
+	}
+	if d, _ := s.take(ctx, login, "owner@example.com", now, false); !d.allowed {
+		t.Fatal("an untracked account is locked out by the flood")
+	}
+	if d, _ := s.take(ctx, login, "victim@example.com", now, false); d.allowed {
+		t.Fatal("a tracked account's failures were forgotten")
+	}
+	if n := s.len("login"); n != 100 {
+		t.Fatalf("table grew to %d", n)
+	}
+}
