@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"hash/maphash"
 	"log/slog"
 	"math"
 	"net/http"
@@ -11,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -113,8 +115,7 @@ type limitStore interface {
 	sweep(ctx context.Context, now time.Time) error
 }
 
-// memoryStore is the single-replica store: a table per policy, each under
-// its own mutex.
+// memoryStore is the single-replica store: a table per policy.
 type memoryStore struct {
 	tables map[string]*memoryTable // fixed at construction; read without a lock
 }
@@ -125,18 +126,36 @@ type memoryStore struct {
 // key already tracked. The price is fairness while full: newcomers share one
 // budget until the janitor frees room, which it does one window after their
 // last request.
+//
+// The keys are spread over shards, each under its own mutex, so parallel
+// checks on different keys rarely wait for each other; size, shared by the
+// shards, keeps the cap exact.
 type memoryTable struct {
-	policy   policy
-	mu       sync.Mutex
-	counts   map[string]windowCount
-	overflow windowCount
-	maxKeys  int
+	policy     policy
+	maxKeys    int64
+	size       atomic.Int64
+	seed       maphash.Seed
+	shards     [memoryShards]memoryShard
+	overflowMu sync.Mutex
+	overflow   windowCount
+}
+
+const memoryShards = 32
+
+type memoryShard struct {
+	mu     sync.Mutex
+	counts map[string]windowCount
+	_      [40]byte // keeps neighbouring shards' mutexes off one cache line
 }
 
 func newMemoryStore(maxKeys int, policies ...policy) *memoryStore {
 	s := &memoryStore{tables: make(map[string]*memoryTable, len(policies))}
 	for _, p := range policies {
-		s.tables[p.name] = &memoryTable{policy: p, counts: make(map[string]windowCount), maxKeys: maxKeys}
+		t := &memoryTable{policy: p, maxKeys: int64(maxKeys), seed: maphash.MakeSeed()}
+		for i := range t.shards {
+			t.shards[i].counts = make(map[string]windowCount)
+		}
+		s.tables[p.name] = t
 	}
 	return s
 }
@@ -144,50 +163,75 @@ func newMemoryStore(maxKeys int, policies ...policy) *memoryStore {
 func (s *memoryStore) take(_ context.Context, p policy, key string, now time.Time, consume bool) (limitDecision, error) {
 	t := s.tables[p.name]
 	idx, elapsed := p.windowIndex(now)
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	c, tracked := t.counts[key]
-	overflow := !tracked && len(t.counts) >= t.maxKeys
-	if overflow && p.overflowPasses {
-		return limitDecision{policy: p, allowed: true, remaining: p.limit - 1, reset: p.window - elapsed}, nil
-	}
-	if overflow {
-		c = t.overflow
+	sh := &t.shards[maphash.String(t.seed, key)%memoryShards]
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	c, tracked := sh.counts[key]
+	if !tracked && !t.reserve(consume) {
+		return t.takeOverflow(p, idx, elapsed, consume), nil
 	}
 	c = c.at(idx)
 	d := p.decide(c, elapsed)
-	if !consume || !d.allowed {
-		return d, nil
-	}
-	c.curr++
-	if overflow {
-		t.overflow = c
-	} else {
-		t.counts[key] = c
+	if consume && d.allowed {
+		c.curr++
+		sh.counts[key] = c
+	} else if !tracked && consume {
+		t.size.Add(-1) // reserved, but refused: nothing stored
 	}
 	return d, nil
+}
+
+// reserve claims room for a new key when the request may be stored (a peek
+// only asks whether there is room).
+func (t *memoryTable) reserve(consume bool) bool {
+	for {
+		n := t.size.Load()
+		if n >= t.maxKeys {
+			return false
+		}
+		if !consume || t.size.CompareAndSwap(n, n+1) {
+			return true
+		}
+	}
+}
+
+// takeOverflow judges a key the full table does not track.
+func (t *memoryTable) takeOverflow(p policy, idx int64, elapsed time.Duration, consume bool) limitDecision {
+	if p.overflowPasses {
+		return limitDecision{policy: p, allowed: true, remaining: p.limit - 1, reset: p.window - elapsed}
+	}
+	t.overflowMu.Lock()
+	defer t.overflowMu.Unlock()
+	c := t.overflow.at(idx)
+	d := p.decide(c, elapsed)
+	if consume && d.allowed {
+		c.curr++
+		t.overflow = c
+	}
+	return d
 }
 
 // sweep drops keys whose windows have both passed: they weigh nothing.
 func (s *memoryStore) sweep(_ context.Context, now time.Time) error {
 	for _, t := range s.tables {
 		idx, _ := t.policy.windowIndex(now)
-		t.mu.Lock()
-		for key, c := range t.counts {
-			if c.index < idx-1 {
-				delete(t.counts, key)
+		for i := range t.shards {
+			sh := &t.shards[i]
+			sh.mu.Lock()
+			for key, c := range sh.counts {
+				if c.index < idx-1 {
+					delete(sh.counts, key)
+					t.size.Add(-1)
+				}
 			}
+			sh.mu.Unlock()
 		}
-		t.mu.Unlock()
 	}
 	return nil
 }
 
 func (s *memoryStore) len(name string) int {
-	t := s.tables[name]
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	return len(t.counts)
+	return int(s.tables[name].size.Load())
 }
 
 // postgresStore shares the counts between replicas. One statement per
