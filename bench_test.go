@@ -59,3 +59,11 @@ func BenchmarkMiddlewareChainFreshID(b *testing.B) {
 		h.ServeHTTP(w, r)
 	}
 }
+
+// BenchmarkMiddlewareChainQuiet is the chain with the access line filtered
+// out (LOG_LEVEL=warn and a 200): what the JSON line itself costs is the
+// difference from BenchmarkMiddlewareChain.
+func BenchmarkMiddlewareChainQuiet(b *testing.B) {
+	cfg := devConfig(b, nil)
+	benchHandler(b, withMiddleware(newLogger(io.Discard, slog.LevelWarn), cfg, trivial))
+}

@@ -20,8 +20,8 @@ func requestID(trusted []netip.Prefix) func(http.Handler) http.Handler {
 	return func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			st := &requestState{
-				id:       r.Header.Get("X-Request-ID"),
-				traceID:  traceIDFrom(r.Header.Get("Traceparent")),
+				id:       header(r.Header, "X-Request-Id"),
+				traceID:  traceIDFrom(header(r.Header, "Traceparent")),
 				clientIP: clientIP(r, trusted),
 			}
 			if !validRequestID(st.id) {
@@ -32,6 +32,15 @@ func requestID(trusted []netip.Prefix) func(http.Handler) http.Handler {
 			next.ServeHTTP(w, r.WithContext(withState(r.Context(), st)))
 		})
 	}
+}
+
+// header is Header.Get for a key already in canonical form: these run on
+// every request, and Get re-canonicalises the key each time.
+func header(h http.Header, canonicalKey string) string {
+	if v := h[canonicalKey]; len(v) > 0 {
+		return v[0]
+	}
+	return ""
 }
 
 func validRequestID(id string) bool {
@@ -143,7 +152,7 @@ func accessLog(logger *slog.Logger) func(http.Handler) http.Handler {
 				slog.Int64("bytes", sw.bytes),
 				slog.Float64("duration_ms", float64(time.Since(start).Microseconds())/1000),
 				slog.String("client_ip", st.clientIP),
-				slog.String("user_agent", r.UserAgent()),
+				slog.String("user_agent", header(r.Header, "User-Agent")),
 			)
 			if st.traceID != "" {
 				attrs = append(attrs, slog.String("trace_id", st.traceID))
@@ -230,7 +239,7 @@ func cors(allowed []string) func(http.Handler) http.Handler {
 			} else {
 				h["Vary"] = varyOrigin[:1:1]
 			}
-			origin := r.Header.Get("Origin")
+			origin := header(r.Header, "Origin")
 			if origin == "" {
 				next.ServeHTTP(w, r)
 				return
