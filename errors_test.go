@@ -2,6 +2,7 @@ package main
 
 import (
 	"net/http"
+	"net/url"
 	"strings"
 	"testing"
 )
@@ -71,5 +72,30 @@ func TestDatabaseDownIs503(t *testing.T) {
 	lines := a.logs.linesWith(t, "request_id", r.str("request_id"))
 	if len(lines) != 1 || lines[0]["level"] != "ERROR" || !strings.Contains(lines[0]["error"].(string), "closed") {
 		t.Fatalf("log line for the 503 lacks the cause: %v", lines)
+	}
+}
+
+// Connections killed under the pool (a database restart) never surface as a
+// 500 with driver text: a request on a dead connection is a 503 problem, and
+// the next one is served on a fresh connection.
+func TestKilledConnectionsAreNot500(t *testing.T) {
+	a := newTestApp(t, nil)
+	_, token := a.signup("k@example.com")
+	admin, _ := sqlOpenAdmin(t)
+	u, _ := url.Parse(a.dsn)
+	name := strings.TrimPrefix(u.Path, "/")
+	for i := range 3 {
+		var killed int
+		if err := admin.QueryRow(`SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE datname = $1`, name).Scan(&killed); err != nil {
+			t.Fatal(err)
+		}
+		if killed == 0 {
+			t.Fatalf("round %d: no connection of the app's pool to kill", i)
+		}
+		r := a.do(req{method: "GET", path: "/api/v1/items", token: token})
+		if r.status != 200 {
+			expectProblem(t, r, 503, "unavailable")
+		}
+		expectStatus(t, a.do(req{method: "GET", path: "/api/v1/items", token: token}), 200)
 	}
 }
