@@ -24,19 +24,20 @@ func newServer(logger *slog.Logger, cfg config, deps serverDeps) http.Handler {
 	return withMiddleware(logger, cfg, routeRecorder(mux))
 }
 
-// withMiddleware wraps h in the chain every request passes through.
+// withMiddleware wraps h in the chain every request passes through, listed
+// outermost first.
 func withMiddleware(logger *slog.Logger, cfg config, h http.Handler) http.Handler {
-	// Outermost first. The request id and state exist before anything can
-	// log or fail; the access log wraps recover so it reports the 500 and the
-	// stack once; headers are set before any handler (or panic) writes; CORS
-	// answers preflights before rate limits and routes see them; the body cap
-	// is in place before any handler reads.
-	h = limitBody(cfg.MaxBodyBytes)(h)
-	h = cors(cfg.CORSOrigins)(h)
-	h = securityHeaders(h)
-	h = recoverPanics(h)
-	h = accessLog(logger)(h)
-	h = requestID(cfg.TrustedProxy)(h)
+	chain := []func(http.Handler) http.Handler{
+		requestID(cfg.TrustedProxy), // the id and state exist before anything can log or fail
+		accessLog(logger),           // wraps recover, so it reports the 500 and the stack once
+		recoverPanics,               // a panic becomes a 500 problem
+		securityHeaders,             // set before any handler (or panic) writes
+		cors(cfg.CORSOrigins),       // preflights answered before rate limits and routes see them
+		limitBody(cfg.MaxBodyBytes), // the cap is in place before any handler reads
+	}
+	for i := len(chain) - 1; i >= 0; i-- {
+		h = chain[i](h)
+	}
 	return h
 }
 
