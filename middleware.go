@@ -205,17 +205,20 @@ func recoverPanics(next http.Handler) http.Handler {
 // spares a parse and an allocation per header on every request (a later
 // Add appends to a copy, since each slice is full).
 func securityHeaders(next http.Handler) http.Handler {
-	values := map[string][]string{
-		"Cache-Control":           {"no-store"},
-		"X-Content-Type-Options":  {"nosniff"},
-		"Content-Security-Policy": {apiCSP},
-		"Referrer-Policy":         {"no-referrer"},
-		"X-Frame-Options":         {"DENY"},
+	headers := []struct {
+		key   string
+		value []string
+	}{
+		{"Cache-Control", []string{"no-store"}},
+		{"X-Content-Type-Options", []string{"nosniff"}},
+		{"Content-Security-Policy", []string{apiCSP}},
+		{"Referrer-Policy", []string{"no-referrer"}},
+		{"X-Frame-Options", []string{"DENY"}},
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		h := w.Header()
-		for k, v := range values {
-			h[k] = v[:1:1]
+		for _, kv := range headers {
+			h[kv.key] = kv.value
 		}
 		next.ServeHTTP(w, r)
 	})
@@ -237,7 +240,7 @@ func cors(allowed []string) func(http.Handler) http.Handler {
 			if _, set := h["Vary"]; set {
 				h.Add("Vary", "Origin")
 			} else {
-				h["Vary"] = varyOrigin[:1:1]
+				h["Vary"] = varyOrigin // full slice: a later Add copies it
 			}
 			origin := header(r.Header, "Origin")
 			if origin == "" {
