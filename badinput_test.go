@@ -11,7 +11,7 @@ import (
 // is the right 4xx problem and that nothing was written.
 func TestEveryEndpointRejectsBadInput(t *testing.T) {
 	a := newTestApp(t, map[string]string{"MAX_BODY_BYTES": "4096"})
-	suID, su := a.superuser("root@example.com")
+	_, su := a.superuser("root@example.com")
 	userID, token := a.signup("u@example.com")
 	item := a.do(req{method: "POST", path: "/api/v1/items", token: token, body: map[string]any{"title": "keep me"}})
 	itemPath := "/api/v1/items/" + item.str("id")
@@ -68,7 +68,6 @@ func TestEveryEndpointRejectsBadInput(t *testing.T) {
 		t.Fatalf("%d users, want 2", users)
 	}
 	a.login("u@example.com", "password-123") // the password did not change
-	_ = suID
 
 	// Query strings and path ids of every shape.
 	for _, q := range []string{"limit=1;DROP%20TABLE%20items", "limit=%00", "offset=1e2", "limit[]=1", "limit=-0x10"} {

@@ -81,7 +81,7 @@ func TestDatabaseDownIs503(t *testing.T) {
 func TestKilledConnectionsAreNot500(t *testing.T) {
 	a := newTestApp(t, nil)
 	_, token := a.signup("k@example.com")
-	admin, _ := sqlOpenAdmin(t)
+	admin := sqlOpenAdmin(t)
 	u, _ := url.Parse(a.dsn)
 	name := strings.TrimPrefix(u.Path, "/")
 	for i := range 3 {

@@ -392,11 +392,11 @@ func sqlOpenDead(t testing.TB) (*sql.DB, string) {
 func jsonUnmarshal(s string, v any) error { return json.Unmarshal([]byte(s), v) }
 
 // sqlOpenAdmin is a second client on the admin database.
-func sqlOpenAdmin(t testing.TB) (*sql.DB, error) {
+func sqlOpenAdmin(t testing.TB) *sql.DB {
 	db, err := sql.Open("pgx", adminDSN())
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { db.Close() })
-	return db, nil
+	return db
 }

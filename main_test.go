@@ -3,7 +3,6 @@ package main
 import (
 	"bufio"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -357,5 +356,4 @@ func TestVersionFlag(t *testing.T) {
 	if !errors.As(err, &ee) || ee.ExitCode() != 2 || !strings.Contains(string(out), "DATABASE_URL") {
 		t.Fatalf("production without config: exit %v, output %s", err, out)
 	}
-	_ = json.Valid
 }

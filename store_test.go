@@ -40,11 +40,7 @@ func TestMigrationsApplyOnceUnderConcurrentStarts(t *testing.T) {
 
 func TestEnsureDatabaseCreatesIt(t *testing.T) {
 	_, dsn := newTestDB(t) // a name we own, and drop afterwards
-	admin, _ := newTestDB(t)
-	_ = admin
-	if _, err := admin.Exec("SELECT 1"); err != nil {
-		t.Fatal(err)
-	}
+	admin := sqlOpenAdmin(t)
 	// Drop ours, then let ensureDatabase bring it back.
 	name := dsn[strings.LastIndex(dsn, "/")+1 : strings.Index(dsn, "?")]
 	if _, err := admin.Exec("DROP DATABASE " + name + " WITH (FORCE)"); err != nil {
