@@ -54,8 +54,7 @@ func requireUser(s *store) func(http.Handler) http.Handler {
 			}
 			hash := hashToken(token)
 			u, err := s.userBySession(r.Context(), hash)
-			var ae *apiError
-			if errors.As(err, &ae) && ae.Code == codeNotFound {
+			if errors.Is(err, errMissing) {
 				return errUnauthenticated
 			}
 			if err != nil {
@@ -85,9 +84,6 @@ func requireSuperuser(s *store) func(http.Handler) http.Handler {
 	}
 }
 
-// currentUser is the user requireUser let in.
-func currentUser(r *http.Request) user { return *stateFrom(r.Context()).user }
-
 // registerRequest is POST /auth/register.
 type registerRequest struct {
 	Email    opt[string]  `json:"email"`
@@ -95,30 +91,14 @@ type registerRequest struct {
 	FullName opt[*string] `json:"full_name"`
 }
 
-// valid checks the fields and normalises the email in place.
-func (q *registerRequest) valid() []fieldError {
+func (q *registerRequest) normalize() { q.Email.V = normalizeEmail(q.Email.V) }
+
+func (q registerRequest) valid() []fieldError {
 	var p problems
-	q.Email.V = normalizeEmail(q.Email.V)
 	p.add("email", firstOf(required(q.Email), emailProblem(q.Email.V)))
 	p.add("password", firstOf(required(q.Password), passwordProblem(q.Password.V)))
 	p.add("full_name", fullNameProblem(q.FullName))
 	return p
-}
-
-func fullNameProblem(o opt[*string]) string {
-	if o.Set && o.V != nil {
-		return lengthProblem(*o.V, 0, 255)
-	}
-	return ""
-}
-
-func firstOf(msgs ...string) string {
-	for _, m := range msgs {
-		if m != "" {
-			return m
-		}
-	}
-	return ""
 }
 
 func handleRegister(s *store, pw *passwordHasher) http.Handler {
@@ -136,7 +116,7 @@ func handleRegister(s *store, pw *passwordHasher) http.Handler {
 			return err
 		}
 		w.Header().Set("Location", "/api/v1/users/"+u.ID)
-		encode(w, http.StatusCreated, u)
+		writeJSON(w, http.StatusCreated, contentJSON, u)
 		return nil
 	})
 }
@@ -147,9 +127,10 @@ type loginRequest struct {
 	Password opt[string] `json:"password"`
 }
 
-func (q *loginRequest) valid() []fieldError {
+func (q *loginRequest) normalize() { q.Email.V = normalizeEmail(q.Email.V) }
+
+func (q loginRequest) valid() []fieldError {
 	var p problems
-	q.Email.V = normalizeEmail(q.Email.V)
 	p.add("email", firstOf(required(q.Email), lengthProblem(q.Email.V, 1, 254)))
 	p.add("password", firstOf(required(q.Password), lengthProblem(q.Password.V, 1, 128)))
 	return p
@@ -177,8 +158,7 @@ func handleLogin(s *store, pw *passwordHasher, limits *rateLimits, ttl time.Dura
 		}
 		ctx := r.Context()
 		u, err := s.userByEmail(ctx, req.Email.V)
-		var ae *apiError
-		if errors.As(err, &ae) && ae.Code == codeNotFound {
+		if errors.Is(err, errMissing) {
 			if err := pw.burn(ctx, req.Password.V); err != nil {
 				return err
 			}
@@ -207,7 +187,7 @@ func handleLogin(s *store, pw *passwordHasher, limits *rateLimits, ttl time.Dura
 			return err
 		}
 		stateFrom(ctx).userID = u.ID
-		encode(w, http.StatusOK, tokenResponse{AccessToken: token, TokenType: "bearer", ExpiresIn: int64(ttl / time.Second)})
+		writeJSON(w, http.StatusOK, contentJSON, tokenResponse{AccessToken: token, TokenType: "bearer", ExpiresIn: int64(ttl / time.Second)})
 		return nil
 	})
 }
@@ -217,7 +197,7 @@ func handleLogin(s *store, pw *passwordHasher, limits *rateLimits, ttl time.Dura
 func rehashPassword(ctx context.Context, s *store, pw *passwordHasher, userID, password string, logger *slog.Logger) {
 	hash, err := pw.hash(ctx, password)
 	if err == nil {
-		_, err = s.updateUser(ctx, userID, userChanges{PasswordHash: &hash}, false, nil)
+		_, err = s.updateUser(ctx, userID, userChanges{PasswordHash: &hash}, keepSessions)
 	}
 	if err != nil {
 		logger.WarnContext(ctx, "could not upgrade a password hash", "user_id", userID, "error", err.Error())
@@ -253,14 +233,15 @@ func decodeLogin(r *http.Request) (loginRequest, error) {
 	if g := r.PostForm.Get("grant_type"); g != "" && g != "password" {
 		return req, validationError([]fieldError{{Field: "grant_type", Message: "must be password"}})
 	}
-	if fields := req.valid(); len(fields) > 0 {
+	if err := check(&req); err != nil {
 		// The form's field is username; name it as the client sent it.
+		fields := err.(*apiError).Fields
 		for i := range fields {
 			if fields[i].Field == "email" {
 				fields[i].Field = "username"
 			}
 		}
-		return req, validationError(fields)
+		return req, err
 	}
 	return req, nil
 }
@@ -278,20 +259,20 @@ func handleLogout(s *store) http.Handler {
 
 // ensureFirstSuperuser creates FIRST_SUPERUSER_EMAIL when absent; it is
 // idempotent and safe when replicas start together.
-func ensureFirstSuperuser(ctx context.Context, logger *slog.Logger, cfg config, deps serverDeps) error {
+func ensureFirstSuperuser(ctx context.Context, logger *slog.Logger, cfg config, s *store, pw *passwordHasher) error {
 	email := normalizeEmail(cfg.FirstSuperuserEmail)
 	if email == "" || cfg.FirstSuperuserPassword == "" {
 		return nil
 	}
-	exists, err := deps.store.userExists(ctx, email)
+	exists, err := s.userExists(ctx, email)
 	if err != nil || exists {
 		return err
 	}
-	hash, err := deps.hasher.hash(ctx, cfg.FirstSuperuserPassword)
+	hash, err := pw.hash(ctx, cfg.FirstSuperuserPassword)
 	if err != nil {
 		return err
 	}
-	created, err := deps.store.ensureUser(ctx, user{Email: email, passwordHash: hash, IsSuperuser: true})
+	created, err := s.ensureUser(ctx, user{Email: email, passwordHash: hash, IsSuperuser: true})
 	if created {
 		logger.Info("first superuser created", "email", email)
 	}

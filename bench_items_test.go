@@ -59,7 +59,7 @@ func BenchmarkItemListSQL(b *testing.B) {
 				b.Error(err)
 				return
 			}
-			items, _, err := a.deps.store.listItems(ctx, viewerOf(u), page{limit: 20})
+			items, _, err := a.deps.store.listItems(ctx, viewerOf(u), 20, 0)
 			if err != nil || len(items) != 20 {
 				b.Errorf("list: %d items, %v", len(items), err)
 				return

@@ -1,10 +1,10 @@
 package main
 
 import (
-	"encoding/json"
+	"context"
 	"errors"
 	"net/http"
-	"strconv"
+	"strings"
 	"time"
 )
 
@@ -63,7 +63,8 @@ type fieldError struct {
 }
 
 // apiError is the one error type handlers return. Anything else that reaches
-// writeError is internal: logged in full, answered generically.
+// writeError is sorted by asAPIError: store errors by their kind, and the
+// rest is internal, logged in full and answered generically.
 type apiError struct {
 	Code   errorCode
 	Detail string
@@ -99,6 +100,34 @@ func unavailable(err error) *apiError {
 	return &apiError{Code: codeUnavailable, Detail: "The service is temporarily unavailable; try again shortly.", Err: err}
 }
 
+// clientGone reports whether the request's client went away (net/http
+// cancels its context): whatever failed then is logged as 499, and nothing
+// is written, since nobody is there to read it.
+func clientGone(ctx context.Context) bool {
+	return errors.Is(ctx.Err(), context.Canceled)
+}
+
+// asAPIError sorts any error into the contract's codes. The store's kinds
+// map one to one; an error of no known kind is a bug (internal).
+func asAPIError(err error) *apiError {
+	var ae *apiError
+	var se *storeError
+	switch {
+	case errors.As(err, &ae) && ae.Code != codeInternal:
+		return ae
+	case errors.As(err, &se) && se.kind == errMissing:
+		return &apiError{Code: codeNotFound, Detail: se.what + " not found.", Err: err}
+	case errors.As(err, &se) && se.kind == errDuplicate && se.field != "":
+		return &apiError{Code: codeConflict, Detail: "A " + strings.ToLower(se.what) + " with this " + se.field + " already exists.",
+			Fields: []fieldError{{Field: se.field, Message: "is already in use"}}, Err: err}
+	case errors.As(err, &se) && se.kind == errDuplicate:
+		return &apiError{Code: codeConflict, Detail: se.what + " already exists.", Err: err}
+	case errors.As(err, &se) && se.kind == errStoreDown:
+		return unavailable(err)
+	}
+	return &apiError{Code: codeInternal, Detail: "Something went wrong on our side; the request_id identifies it in our logs.", Err: err}
+}
+
 // problem is an RFC 9457 problem details document.
 type problem struct {
 	Type      string       `json:"type"`
@@ -111,52 +140,19 @@ type problem struct {
 	Errors    []fieldError `json:"errors,omitempty"`
 }
 
-// writeError answers with a problem document. Internal causes are kept on
-// the request's state for the access log line, never sent.
-func writeError(w http.ResponseWriter, r *http.Request, err error) {
-	var ae *apiError
-	if !errors.As(err, &ae) || ae.Code == codeInternal {
-		ae = &apiError{Code: codeInternal, Detail: "Something went wrong on our side; the request_id identifies it in our logs.", Err: err}
+// problemOf is the document for e, answered to a request for path.
+func problemOf(e *apiError, path, requestID string) problem {
+	status := e.Code.status()
+	return problem{
+		Type:      "about:blank",
+		Title:     http.StatusText(status),
+		Status:    status,
+		Detail:    e.Detail,
+		Instance:  path,
+		Code:      e.Code,
+		RequestID: requestID,
+		Errors:    e.Fields,
 	}
-	st := stateFrom(r.Context())
-	if st != nil && ae.Err != nil {
-		st.err = err
-	}
-	status := ae.Code.status()
-	if status == http.StatusUnauthorized {
-		w.Header().Set("WWW-Authenticate", `Bearer`)
-	}
-	if ae.RetryAfter > 0 {
-		w.Header().Set("Retry-After", strconv.Itoa(ceilSeconds(ae.RetryAfter)))
-	}
-	p := problem{
-		Type:     "about:blank",
-		Title:    http.StatusText(status),
-		Status:   status,
-		Detail:   ae.Detail,
-		Instance: r.URL.Path,
-		Code:     ae.Code,
-		Errors:   ae.Fields,
-	}
-	if st != nil {
-		p.RequestID = st.id
-	}
-	writeJSON(w, status, "application/problem+json", p)
-}
-
-// writeJSON is the one place a response body is encoded.
-func writeJSON(w http.ResponseWriter, status int, contentType string, v any) {
-	body, err := json.Marshal(v)
-	if err != nil {
-		// Our own types always marshal; reaching here is a programming error.
-		panic(err)
-	}
-	body = append(body, '\n')
-	h := w.Header()
-	h.Set("Content-Type", contentType)
-	h.Set("Content-Length", strconv.Itoa(len(body)))
-	w.WriteHeader(status)
-	w.Write(body)
 }
 
 // ceilSeconds rounds a wait up, so a client that waits that long is let in.

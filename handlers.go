@@ -1,17 +1,11 @@
 package main
 
 import (
-	"bytes"
 	"database/sql"
-	"encoding/json"
-	"errors"
 	"fmt"
-	"io"
 	"log/slog"
-	"mime"
 	"net/http"
 	"runtime"
-	"strconv"
 	"strings"
 	"time"
 )
@@ -68,8 +62,8 @@ func addRoutes(mux *http.ServeMux, logger *slog.Logger, cfg config, d serverDeps
 		patterns = append(patterns, pattern)
 	}
 	s, pw, rl := d.store, d.hasher, d.limits
-	authLimit := rl.limit(rl.auth, true) // fails closed: these routes guard passwords
-	apiLimit := rl.limit(rl.api, false)  // fails open: a limiter outage must not stop the API
+	authLimit := rl.limit(rl.auth, failClosed)
+	apiLimit := rl.limit(rl.api, failOpen)
 	user, superuser := requireUser(s), requireSuperuser(s)
 
 	handle("GET /api/v1/health", handleHealth(d.health))
@@ -105,16 +99,6 @@ func addRoutes(mux *http.ServeMux, logger *slog.Logger, cfg config, d serverDeps
 	return patterns
 }
 
-// apiFunc is a handler that returns its error; the error becomes a problem
-// document in one place.
-type apiFunc func(w http.ResponseWriter, r *http.Request) error
-
-func (f apiFunc) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	if err := f(w, r); err != nil {
-		writeError(w, r, err)
-	}
-}
-
 // routeRecorder keeps the matched pattern for the access log: ServeMux sets
 // r.Pattern on the request it receives, which outer layers do not hold.
 func routeRecorder(mux *http.ServeMux) http.Handler {
@@ -122,18 +106,6 @@ func routeRecorder(mux *http.ServeMux) http.Handler {
 		defer func() { stateFrom(r.Context()).route = r.Pattern }()
 		mux.ServeHTTP(w, r)
 	})
-}
-
-// limitBody caps every request body; decode turns the overflow into a 413.
-func limitBody(max int64) func(http.Handler) http.Handler {
-	return func(next http.Handler) http.Handler {
-		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			if r.Body != nil && r.Body != http.NoBody {
-				r.Body = http.MaxBytesReader(w, r.Body, max)
-			}
-			next.ServeHTTP(w, r)
-		})
-	}
 }
 
 // handleNoRoute answers every request no pattern matched. A catch-all route
@@ -155,148 +127,4 @@ func handleNoRoute(mux *http.ServeMux) http.Handler {
 		}
 		return newError(codeNotFound, "No such route.")
 	})
-}
-
-// validator is implemented by request types that check their own fields.
-type validator interface {
-	valid() []fieldError
-}
-
-// decode reads one strict JSON value into T, in the contract's order of
-// checks: content type (415), size (413), syntax (400), validation (422).
-func decode[T any](r *http.Request) (T, error) {
-	var v T
-	mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
-	if err != nil || mt != "application/json" {
-		return v, newError(codeUnsupportedMedia, "Send the body as Content-Type: application/json.")
-	}
-	body, err := io.ReadAll(r.Body)
-	if err != nil {
-		return v, bodyReadError(err, "The request body could not be read.")
-	}
-	if err := unmarshalStrict(body, &v); err != nil {
-		return v, err
-	}
-	if val, ok := any(&v).(validator); ok {
-		if fields := val.valid(); len(fields) > 0 {
-			return v, validationError(fields)
-		}
-	}
-	return v, nil
-}
-
-// bodyReadError is 413 when the body passed MAX_BODY_BYTES, else a 400
-// saying otherwise.
-func bodyReadError(err error, otherwise string) error {
-	var tooBig *http.MaxBytesError
-	if errors.As(err, &tooBig) {
-		return newError(codeTooLarge, fmt.Sprintf("The request body is larger than %d bytes.", tooBig.Limit))
-	}
-	return newError(codeBadRequest, otherwise)
-}
-
-// unmarshalStrict turns every decoding failure into a sentence a frontend
-// can show: unknown fields and trailing data are 400, wrong types are 422
-// naming the field.
-func unmarshalStrict(body []byte, v any) error {
-	if len(bytes.TrimSpace(body)) == 0 {
-		return newError(codeBadRequest, "The request body is empty; send a JSON object.")
-	}
-	dec := json.NewDecoder(bytes.NewReader(body))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
-		var syntaxErr *json.SyntaxError
-		var typeErr *json.UnmarshalTypeError
-		switch {
-		case errors.As(err, &syntaxErr):
-			return newError(codeBadRequest, fmt.Sprintf("The request body is not valid JSON (at byte %d).", syntaxErr.Offset))
-		case errors.Is(err, io.ErrUnexpectedEOF):
-			return newError(codeBadRequest, "The request body is not valid JSON (it ends too early).")
-		case errors.As(err, &typeErr) && typeErr.Field == "":
-			return newError(codeBadRequest, "The request body must be a JSON object.")
-		case errors.As(err, &typeErr):
-			// Our bodies are flat; the path may still name an embedded struct.
-			field := typeErr.Field[strings.LastIndexByte(typeErr.Field, '.')+1:]
-			return validationError([]fieldError{{Field: field, Message: "must be a " + jsonTypeName(typeErr.Type.String())}})
-		case strings.HasPrefix(err.Error(), "json: unknown field "):
-			return newError(codeBadRequest, "The request body has an unknown field "+strings.TrimPrefix(err.Error(), "json: unknown field ")+".")
-		default:
-			return newError(codeBadRequest, "The request body could not be decoded as JSON.")
-		}
-	}
-	if dec.More() {
-		return newError(codeBadRequest, "The request body must hold a single JSON value.")
-	}
-	if _, err := dec.Token(); err != io.EOF {
-		return newError(codeBadRequest, "The request body must hold a single JSON value.")
-	}
-	return nil
-}
-
-func jsonTypeName(goType string) string {
-	switch {
-	case strings.Contains(goType, "string"):
-		return "string"
-	case strings.Contains(goType, "bool"):
-		return "boolean"
-	case strings.Contains(goType, "int"):
-		return "whole number in range"
-	default:
-		return "value of the documented type"
-	}
-}
-
-// opt is a JSON field that tells "absent" from "null" from a value, so PATCH
-// can clear optional fields and reject null for required ones.
-type opt[T any] struct {
-	Set  bool
-	Null bool
-	V    T
-}
-
-func (o *opt[T]) UnmarshalJSON(b []byte) error {
-	o.Set = true
-	if string(b) == "null" {
-		o.Null = true
-		return nil
-	}
-	return json.Unmarshal(b, &o.V)
-}
-
-// page is the query of a list endpoint.
-type page struct{ limit, offset int }
-
-// pageFrom reads limit (1..100, default 20) and offset (>= 0).
-func pageFrom(r *http.Request) (page, error) {
-	p := page{limit: 20}
-	q := r.URL.Query()
-	var fields []fieldError
-	if s, ok := q["limit"]; ok {
-		n, err := strconv.Atoi(s[0])
-		if err != nil || n < 1 || n > 100 {
-			fields = append(fields, fieldError{Field: "limit", Message: "must be a whole number from 1 to 100"})
-		}
-		p.limit = n
-	}
-	if s, ok := q["offset"]; ok {
-		n, err := strconv.Atoi(s[0])
-		if err != nil || n < 0 {
-			fields = append(fields, fieldError{Field: "offset", Message: "must be a whole number of 0 or more"})
-		}
-		p.offset = n
-	}
-	if len(fields) > 0 {
-		return p, validationError(fields)
-	}
-	return p, nil
-}
-
-// listPage is the contract's Page shape.
-type listPage[T any] struct {
-	Data  []T `json:"data"`
-	Count int `json:"count"`
-}
-
-func encode(w http.ResponseWriter, status int, v any) {
-	writeJSON(w, status, "application/json", v)
 }

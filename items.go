@@ -4,31 +4,39 @@ import (
 	"net/http"
 )
 
-// itemWrite is POST /items (title required) and PATCH /items/{id}
-// (every field optional; description may be cleared with null).
+// itemWrite is PATCH /items/{id}: every field optional; description may
+// be cleared with null, title may not.
 type itemWrite struct {
 	Title       opt[string]  `json:"title"`
 	Description opt[*string] `json:"description"`
-	creating    bool
 }
 
-func (q *itemWrite) valid() []fieldError {
+func (q itemWrite) valid() []fieldError {
 	var p problems
-	if q.creating || q.Title.Set {
-		p.add("title", firstOf(required(q.Title), lengthProblem(q.Title.V, 1, 255)))
+	if q.Title.Set {
+		p.add("title", firstOf(notNull(q.Title), titleProblem(q.Title.V)))
 	}
-	if q.Description.Set && q.Description.V != nil {
-		p.add("description", lengthProblem(*q.Description.V, 0, 10_000))
-	}
+	p.add("description", descriptionProblem(q.Description))
 	return p
 }
 
-// itemCreate marks the write as a create, where title is required.
+// itemCreate is POST /items: the same fields, title required.
 type itemCreate struct{ itemWrite }
 
-func (q *itemCreate) valid() []fieldError {
-	q.creating = true
-	return q.itemWrite.valid()
+func (q itemCreate) valid() []fieldError {
+	var p problems
+	p.add("title", firstOf(required(q.Title), titleProblem(q.Title.V)))
+	p.add("description", descriptionProblem(q.Description))
+	return p
+}
+
+func titleProblem(title string) string { return lengthProblem(title, 1, 255) }
+
+func descriptionProblem(o opt[*string]) string {
+	if o.Set && o.V != nil {
+		return lengthProblem(*o.V, 0, 10_000)
+	}
+	return ""
 }
 
 func handleItemList(s *store) http.Handler {
@@ -37,11 +45,11 @@ func handleItemList(s *store) http.Handler {
 		if err != nil {
 			return err
 		}
-		items, count, err := s.listItems(r.Context(), viewerOf(currentUser(r)), p)
+		items, count, err := s.listItems(r.Context(), viewerOf(currentUser(r)), p.limit, p.offset)
 		if err != nil {
 			return err
 		}
-		encode(w, http.StatusOK, listPage[item]{Data: items, Count: count})
+		writeJSON(w, http.StatusOK, contentJSON, listPage[item]{Data: items, Count: count})
 		return nil
 	})
 }
@@ -57,7 +65,7 @@ func handleItemCreate(s *store) http.Handler {
 			return err
 		}
 		w.Header().Set("Location", "/api/v1/items/"+it.ID)
-		encode(w, http.StatusCreated, it)
+		writeJSON(w, http.StatusCreated, contentJSON, it)
 		return nil
 	})
 }
@@ -72,7 +80,7 @@ func handleItemGet(s *store) http.Handler {
 		if err != nil {
 			return err
 		}
-		encode(w, http.StatusOK, it)
+		writeJSON(w, http.StatusOK, contentJSON, it)
 		return nil
 	})
 }
@@ -87,7 +95,7 @@ func handleItemPatch(s *store) http.Handler {
 		if err != nil {
 			return err
 		}
-		changes := itemChanges{Description: req.Description}
+		changes := itemChanges{SetDescription: req.Description.Set, Description: req.Description.V}
 		if req.Title.Set {
 			changes.Title = &req.Title.V
 		}
@@ -95,7 +103,7 @@ func handleItemPatch(s *store) http.Handler {
 		if err != nil {
 			return err
 		}
-		encode(w, http.StatusOK, it)
+		writeJSON(w, http.StatusOK, contentJSON, it)
 		return nil
 	})
 }

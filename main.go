@@ -3,6 +3,7 @@ package main
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"flag"
 	"fmt"
@@ -125,7 +126,12 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		stopBackground()
 		bg.Wait()
 	}()
-	bg.Go(func() { prepareDatabase(bgCtx, logger, cfg, deps) })
+	bg.Go(func() {
+		prepareDatabase(bgCtx, logger, db, func(ctx context.Context) error {
+			return ensureFirstSuperuser(ctx, logger, cfg, deps.store, deps.hasher)
+		})
+		health.ready.Store(true)
+	})
 	bg.Go(func() { every(bgCtx, time.Minute, deps.limits.sweep) })
 	bg.Go(func() { every(bgCtx, time.Hour, func(ctx context.Context) { sweepSessions(ctx, logger, deps.store) }) })
 
@@ -173,23 +179,27 @@ func drain(logger *slog.Logger, cfg config, srv *http.Server, health *healthStat
 	return nil
 }
 
-// prepareDatabase migrates the schema and creates the first superuser,
-// retrying until the database answers, so the server can start before it.
-func prepareDatabase(ctx context.Context, logger *slog.Logger, cfg config, deps serverDeps) {
+// prepareDatabase migrates the schema and then runs seed (the first
+// superuser), retrying until the database answers, so the server can start
+// before it. It returns once both succeeded, or when ctx ends.
+func prepareDatabase(ctx context.Context, logger *slog.Logger, db *sql.DB, seed func(context.Context) error) {
 	delay := 500 * time.Millisecond
 	for {
 		err := func() error {
-			applied, err := migrate(ctx, deps.health.db)
+			m, err := migrate(ctx, db)
 			if err != nil {
 				return fmt.Errorf("migrate: %w", err)
 			}
-			if len(applied) > 0 {
-				logger.Info("migrations applied", "versions", applied)
+			if len(m.applied) > 0 {
+				logger.Info("migrations applied", "versions", m.applied)
 			}
-			return ensureFirstSuperuser(ctx, logger, cfg, deps)
+			if err := seed(ctx); err != nil {
+				return err
+			}
+			logger.Info("database ready", "schema_version", m.current)
+			return nil
 		}()
 		if err == nil {
-			deps.health.ready.Store(true)
 			return
 		}
 		logger.Warn("database not ready; retrying", "error", err.Error(), "retry_in", delay.String())

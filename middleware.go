@@ -271,3 +271,15 @@ func cors(allowed []string) func(http.Handler) http.Handler {
 		})
 	}
 }
+
+// limitBody caps every request body; decode turns the overflow into a 413.
+func limitBody(max int64) func(http.Handler) http.Handler {
+	return func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if r.Body != nil && r.Body != http.NoBody {
+				r.Body = http.MaxBytesReader(w, r.Body, max)
+			}
+			next.ServeHTTP(w, r)
+		})
+	}
+}

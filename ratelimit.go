@@ -10,7 +10,6 @@ import (
 	"net/http"
 	"net/netip"
 	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -330,10 +329,18 @@ func (l *rateLimits) sweep(ctx context.Context) {
 	}
 }
 
+// onStoreFailure is what a guarded route does when the limiter's store
+// cannot answer.
+type onStoreFailure int
+
+const (
+	failClosed onStoreFailure = iota // answer 503: the route guards passwords
+	failOpen                         // let the request through: an outage must not stop the API
+)
+
 // limit guards a route with p, keyed by client IP. When the store cannot
-// answer, failClosed routes (auth) answer 503 and the others let the
-// request through; both log the error.
-func (l *rateLimits) limit(p policy, failClosed bool) func(http.Handler) http.Handler {
+// answer, the route fails as onFailure says; either way the error is logged.
+func (l *rateLimits) limit(p policy, onFailure onStoreFailure) func(http.Handler) http.Handler {
 	return func(next http.Handler) http.Handler {
 		if !l.enabled {
 			return next
@@ -342,8 +349,8 @@ func (l *rateLimits) limit(p policy, failClosed bool) func(http.Handler) http.Ha
 			st := stateFrom(r.Context())
 			d, err := l.store.take(r.Context(), p, limitKey(st.clientIP), l.now(), true)
 			if err != nil {
-				l.logger.ErrorContext(r.Context(), "rate-limit store failed", "policy", p.name, "fail_closed", failClosed, "error", err.Error())
-				if failClosed {
+				l.logger.ErrorContext(r.Context(), "rate-limit store failed", "policy", p.name, "fail_closed", onFailure == failClosed, "error", err.Error())
+				if onFailure == failClosed {
 					return unavailable(err)
 				}
 				next.ServeHTTP(w, r)
@@ -361,8 +368,8 @@ func (l *rateLimits) limit(p policy, failClosed bool) func(http.Handler) http.Ha
 // apply puts the headers of the policy closest to running out on the
 // response and refuses the request when d does.
 func (l *rateLimits) apply(w http.ResponseWriter, st *requestState, d limitDecision) error {
-	if st.limit == nil || !d.allowed || d.remaining < st.limit.remaining {
-		st.limit = &d
+	if !st.limitShown || !d.allowed || d.remaining < st.limitRemaining {
+		st.limitShown, st.limitRemaining = true, d.remaining
 		setLimitHeaders(w.Header(), d)
 	}
 	if !d.allowed {
@@ -405,56 +412,6 @@ func (l *rateLimits) recordLoginFailure(r *http.Request, email string) {
 	if _, err := l.store.take(r.Context(), l.login, email, l.now(), true); err != nil {
 		l.logger.ErrorContext(r.Context(), "rate-limit store failed", "policy", l.login.name, "error", err.Error())
 	}
-}
-
-// clientIP is the address a request comes from: the TCP peer, unless the
-// peer is a trusted proxy; then the right-most X-Forwarded-For entry that is
-// not itself a trusted proxy. Entries left of that were written by the
-// client and are never believed, nor are X-Real-IP or True-Client-IP.
-func clientIP(r *http.Request, trusted []netip.Prefix) string {
-	peer, err := netip.ParseAddrPort(r.RemoteAddr)
-	if err != nil {
-		return r.RemoteAddr
-	}
-	addr := peer.Addr().Unmap().WithZone("")
-	if !isTrusted(addr, trusted) {
-		return addr.String()
-	}
-	hops := r.Header.Values("X-Forwarded-For")
-	for i := len(hops) - 1; i >= 0; i-- {
-		parts := strings.Split(hops[i], ",")
-		for j := len(parts) - 1; j >= 0; j-- {
-			hop, ok := parseHop(parts[j])
-			if !ok {
-				return addr.String() // a malformed hop: nothing left of it can be trusted
-			}
-			if !isTrusted(hop, trusted) {
-				return hop.String()
-			}
-			addr = hop
-		}
-	}
-	return addr.String()
-}
-
-func parseHop(s string) (netip.Addr, bool) {
-	s = strings.TrimSpace(s)
-	if a, err := netip.ParseAddr(s); err == nil {
-		return a.Unmap().WithZone(""), true
-	}
-	if ap, err := netip.ParseAddrPort(s); err == nil {
-		return ap.Addr().Unmap().WithZone(""), true
-	}
-	return netip.Addr{}, false
-}
-
-func isTrusted(a netip.Addr, trusted []netip.Prefix) bool {
-	for _, p := range trusted {
-		if p.Contains(a) {
-			return true
-		}
-	}
-	return false
 }
 
 // limitKey is the bucket of a client address: IPv4 as it is, IPv6 by its

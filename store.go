@@ -3,13 +3,17 @@ package main
 import (
 	"context"
 	"database/sql"
+	"database/sql/driver"
 	"embed"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
+	"net"
 	"net/url"
 	"sort"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
@@ -75,78 +79,159 @@ func quoteIdent(s string) string {
 // advisory lock, so only one applies migrations at a time.
 const migrationLockKey = 727_274_001
 
+// migration is what migrate did: the versions it applied now, and the
+// newest version in the schema.
+type migration struct {
+	applied []string
+	current string
+}
+
 // migrate applies the embedded migrations in name order, each once, in one
 // transaction under an advisory lock, so replicas starting together are safe.
-func migrate(ctx context.Context, db *sql.DB) (applied []string, err error) {
+func migrate(ctx context.Context, db *sql.DB) (migration, error) {
+	var m migration
 	names, err := fs.Glob(migrationFiles, "migrations/*.sql")
 	if err != nil {
-		return nil, err
+		return m, err
 	}
 	sort.Strings(names)
 	tx, err := db.BeginTx(ctx, nil)
 	if err != nil {
-		return nil, err
+		return m, err
 	}
 	defer tx.Rollback()
 	if _, err := tx.ExecContext(ctx, `SELECT pg_advisory_xact_lock($1)`, migrationLockKey); err != nil {
-		return nil, err
+		return m, err
 	}
 	if _, err := tx.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (
 		version text PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())`); err != nil {
-		return nil, err
+		return m, err
 	}
 	for _, name := range names {
 		version := strings.TrimSuffix(strings.TrimPrefix(name, "migrations/"), ".sql")
+		m.current = version
 		var done bool
 		if err := tx.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM schema_migrations WHERE version = $1)`, version).Scan(&done); err != nil {
-			return nil, err
+			return m, err
 		}
 		if done {
 			continue
 		}
 		sqlText, err := migrationFiles.ReadFile(name)
 		if err != nil {
-			return nil, err
+			return m, err
 		}
 		if _, err := tx.ExecContext(ctx, string(sqlText)); err != nil {
-			return nil, fmt.Errorf("migration %s: %w", version, err)
+			return m, fmt.Errorf("migration %s: %w", version, err)
 		}
 		if _, err := tx.ExecContext(ctx, `INSERT INTO schema_migrations (version) VALUES ($1)`, version); err != nil {
-			return nil, err
+			return m, err
 		}
-		applied = append(applied, version)
+		m.applied = append(m.applied, version)
 	}
-	return applied, tx.Commit()
+	return m, tx.Commit()
 }
 
-// dbError sorts a database error into the contract's codes: no rows is
-// not_found, a unique violation is conflict, a lost connection is
-// unavailable, and any other SQL error is internal. The cause stays in the
-// error for the log.
-func dbError(err error, what string) error {
+// store is the SQL behind the API; now is the clock, injectable for tests.
+type store struct {
+	db  *sql.DB
+	now func() time.Time
+}
+
+// timestamp is now as PostgreSQL keeps it (UTC, microseconds), so what a
+// create returns equals what a later read returns.
+func (s *store) timestamp() time.Time {
+	return s.now().UTC().Truncate(time.Microsecond)
+}
+
+type rowScanner interface{ Scan(...any) error }
+
+// collect scans every row of a query (or passes on the query's error); an
+// empty result is an empty slice, which encodes as [] rather than null.
+func collect[T any](rows *sql.Rows, err error, scan func(rowScanner) (T, error)) ([]T, error) {
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	out := []T{}
+	for rows.Next() {
+		v, err := scan(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, v)
+	}
+	return out, rows.Err()
+}
+
+// The kinds of store error a caller can act on. Every other error the store
+// returns is a bug in our SQL or our code.
+var (
+	errMissing   = errors.New("no such row")
+	errDuplicate = errors.New("unique value taken")
+	errStoreDown = errors.New("database unavailable")
+)
+
+// storeError is a database error sorted into a kind, naming the thing
+// (User, Item) and, for a duplicate, the field; the cause is kept for logs.
+type storeError struct {
+	kind  error
+	what  string
+	field string
+	err   error
+}
+
+func (e *storeError) Error() string {
+	return e.what + ": " + e.kind.Error() + ": " + e.err.Error()
+}
+
+func (e *storeError) Unwrap() []error { return []error{e.kind, e.err} }
+
+// classify sorts a database error: no rows is errMissing, a unique
+// violation errDuplicate, a server or connection that cannot answer (or a
+// schema not migrated yet) errStoreDown. Anything else passes unchanged:
+// a bug, answered as internal.
+func classify(err error, what string) error {
 	if err == nil {
 		return nil
 	}
 	var pgErr *pgconn.PgError
+	kind := error(nil)
 	switch {
 	case errors.Is(err, sql.ErrNoRows):
-		return errNotFound(what)
+		kind = errMissing
 	case errors.As(err, &pgErr) && pgErr.Code == "23505":
-		return &apiError{Code: codeConflict, Detail: what + " already exists.", Err: err}
+		kind = errDuplicate
 	case errors.As(err, &pgErr) && serverUnavailable(pgErr.Code):
-		return unavailable(err)
+		kind = errStoreDown
 	case errors.As(err, &pgErr):
-		return fmt.Errorf("%s: %w", what, err) // a bug in our SQL: internal
-	case errors.Is(err, context.Canceled):
-		return err
+		return fmt.Errorf("%s: %w", what, err)
+	case connectionLost(err):
+		kind = errStoreDown
 	default:
-		return unavailable(err)
+		return fmt.Errorf("%s: %w", what, err)
 	}
+	return &storeError{kind: kind, what: what, err: err}
 }
 
 // serverUnavailable is true for SQLSTATEs that mean the server, not our
 // query, is the problem: connection exceptions (08), insufficient resources
-// (53) and operator intervention such as a shutdown (57P).
+// (53), operator intervention such as a shutdown (57P), and an undefined
+// table (42P01), which is a schema whose migrations have not run yet.
 func serverUnavailable(code string) bool {
-	return strings.HasPrefix(code, "08") || strings.HasPrefix(code, "53") || strings.HasPrefix(code, "57P")
+	return strings.HasPrefix(code, "08") || strings.HasPrefix(code, "53") || strings.HasPrefix(code, "57P") || code == "42P01"
+}
+
+// connectionLost is true for errors of the network or the pool rather than
+// of a statement: refused, reset or timed-out connections, a closed conn,
+// a pool closed at shutdown (database/sql does not export that error).
+func connectionLost(err error) bool {
+	var netErr net.Error
+	var connectErr *pgconn.ConnectError
+	return strings.Contains(err.Error(), "sql: database is closed") || errors.As(err, &netErr) || errors.As(err, &connectErr) ||
+		errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) ||
+		errors.Is(err, driver.ErrBadConn) || errors.Is(err, sql.ErrConnDone) ||
+		errors.Is(err, pgconn.ErrConnClosed) || errors.Is(err, syscall.ECONNREFUSED) ||
+		errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE) ||
+		pgconn.Timeout(err) || pgconn.SafeToRetry(err)
 }

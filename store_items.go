@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"database/sql"
 	"time"
 )
 
@@ -37,37 +38,40 @@ func (s *store) createItem(ctx context.Context, ownerID, title string, descripti
 	it, err := scanItem(s.db.QueryRowContext(ctx, `
 		INSERT INTO items (owner_id, title, description, created_at, updated_at)
 		VALUES ($1, $2, $3, $4, $4) RETURNING `+itemColumns, ownerID, title, description, now))
-	return it, dbError(err, "Item")
+	return it, classify(err, "Item")
 }
 
 // listItems pages through what v may see, newest first; both queries use
 // the (owner_id, created_at) or (created_at) index.
-func (s *store) listItems(ctx context.Context, v viewer, p page) ([]item, int, error) {
+func (s *store) listItems(ctx context.Context, v viewer, limit, offset int) ([]item, int, error) {
 	var count int
 	if err := s.db.QueryRowContext(ctx, `SELECT count(*) FROM items WHERE $1 OR owner_id = $2`, v.superuser, v.id).Scan(&count); err != nil {
-		return nil, 0, dbError(err, "Items")
+		return nil, 0, classify(err, "Items")
 	}
 	query := `SELECT ` + itemColumns + ` FROM items WHERE owner_id = $1 ORDER BY created_at DESC, id DESC LIMIT $2 OFFSET $3`
-	args := []any{v.id, p.limit, p.offset}
+	args := []any{v.id, limit, offset}
 	if v.superuser {
 		query = `SELECT ` + itemColumns + ` FROM items ORDER BY created_at DESC, id DESC LIMIT $1 OFFSET $2`
 		args = args[1:]
 	}
 	rows, err := s.db.QueryContext(ctx, query, args...)
 	items, err := collect(rows, err, scanItem)
-	return items, count, dbError(err, "Items")
+	return items, count, classify(err, "Items")
 }
 
 // itemFor returns the item when v may see it; someone else's item is
 // not_found, so existence does not leak.
 func (s *store) itemFor(ctx context.Context, v viewer, id string) (item, error) {
 	it, err := scanItem(s.db.QueryRowContext(ctx, `SELECT `+itemColumns+` FROM items WHERE id = $1 AND ($2 OR owner_id = $3)`, id, v.superuser, v.id))
-	return it, dbError(err, "Item")
+	return it, classify(err, "Item")
 }
 
+// itemChanges are the columns an update sets; description can be cleared,
+// so it says apart whether it is set.
 type itemChanges struct {
-	Title       *string
-	Description opt[*string]
+	Title          *string
+	SetDescription bool
+	Description    *string
 }
 
 func (s *store) updateItem(ctx context.Context, v viewer, id string, c itemChanges) (item, error) {
@@ -78,17 +82,17 @@ func (s *store) updateItem(ctx context.Context, v viewer, id string, c itemChang
 			updated_at  = $7
 		WHERE id = $1 AND ($2 OR owner_id = $3)
 		RETURNING `+itemColumns,
-		id, v.superuser, v.id, c.Title, c.Description.Set, c.Description.V, s.timestamp()))
-	return it, dbError(err, "Item")
+		id, v.superuser, v.id, c.Title, c.SetDescription, c.Description, s.timestamp()))
+	return it, classify(err, "Item")
 }
 
 func (s *store) deleteItem(ctx context.Context, v viewer, id string) error {
 	res, err := s.db.ExecContext(ctx, `DELETE FROM items WHERE id = $1 AND ($2 OR owner_id = $3)`, id, v.superuser, v.id)
 	if err != nil {
-		return dbError(err, "Item")
+		return classify(err, "Item")
 	}
 	if n, _ := res.RowsAffected(); n == 0 {
-		return errNotFound("Item")
+		return classify(sql.ErrNoRows, "Item")
 	}
 	return nil
 }

@@ -11,7 +11,7 @@ func (s *store) createSession(ctx context.Context, tokenHash []byte, userID stri
 	expires := now.Add(ttl)
 	_, err := s.db.ExecContext(ctx, `INSERT INTO sessions (token_hash, user_id, created_at, expires_at) VALUES ($1, $2, $3, $4)`,
 		tokenHash, userID, now, expires)
-	return expires, dbError(err, "Session")
+	return expires, classify(err, "Session")
 }
 
 // userBySession is the user behind a live session, or not_found.
@@ -21,12 +21,12 @@ func (s *store) userBySession(ctx context.Context, tokenHash []byte) (user, erro
 		FROM sessions s JOIN users u ON u.id = s.user_id
 		WHERE s.token_hash = $1 AND s.expires_at > $2`, tokenHash, s.timestamp())
 	u, err := scanUser(row)
-	return u, dbError(err, "Session")
+	return u, classify(err, "Session")
 }
 
 func (s *store) deleteSession(ctx context.Context, tokenHash []byte) error {
 	_, err := s.db.ExecContext(ctx, `DELETE FROM sessions WHERE token_hash = $1`, tokenHash)
-	return dbError(err, "Session")
+	return classify(err, "Session")
 }
 
 // deleteExpiredSessions keeps the table from growing with dead rows.

@@ -10,7 +10,7 @@ import (
 func TestMigrationsApplyOnceUnderConcurrentStarts(t *testing.T) {
 	db, _ := newTestDB(t)
 	var wg sync.WaitGroup
-	results := make([][]string, 4)
+	results := make([]migration, 4)
 	errs := make([]error, 4)
 	for i := range 4 {
 		wg.Go(func() { results[i], errs[i] = migrate(context.Background(), db) })
@@ -21,7 +21,7 @@ func TestMigrationsApplyOnceUnderConcurrentStarts(t *testing.T) {
 		if errs[i] != nil {
 			t.Fatalf("replica %d: %v", i, errs[i])
 		}
-		total += len(results[i])
+		total += len(results[i].applied)
 	}
 	files, _ := migrationFiles.ReadDir("migrations")
 	if total != len(files) {
@@ -33,8 +33,11 @@ func TestMigrationsApplyOnceUnderConcurrentStarts(t *testing.T) {
 		t.Fatalf("schema_migrations has %d rows, want %d", rows, len(files))
 	}
 	again, err := migrate(context.Background(), db)
-	if err != nil || len(again) != 0 {
-		t.Fatalf("second run applied %v (err %v)", again, err)
+	if err != nil || len(again.applied) != 0 {
+		t.Fatalf("second run applied %v (err %v)", again.applied, err)
+	}
+	if want := strings.TrimSuffix(files[len(files)-1].Name(), ".sql"); again.current != want {
+		t.Fatalf("current schema version %q, want %q", again.current, want)
 	}
 }
 

@@ -3,20 +3,9 @@ package main
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"time"
 )
-
-// store is the SQL behind the API; now is the clock, injectable for tests.
-type store struct {
-	db  *sql.DB
-	now func() time.Time
-}
-
-// timestamp is now as PostgreSQL keeps it (UTC, microseconds), so what a
-// create returns equals what a later read returns.
-func (s *store) timestamp() time.Time {
-	return s.now().UTC().Truncate(time.Microsecond)
-}
 
 // user is an account. The hash never leaves the server: it has no JSON name.
 type user struct {
@@ -30,8 +19,6 @@ type user struct {
 }
 
 const userColumns = `id, email, full_name, is_active, is_superuser, created_at, password_hash`
-
-type rowScanner interface{ Scan(...any) error }
 
 func scanUser(row rowScanner) (user, error) {
 	var u user
@@ -50,12 +37,13 @@ func (s *store) createUser(ctx context.Context, u user) (user, error) {
 	return created, userError(err)
 }
 
-// userError names the conflict a user can act on.
+// userError names the field of a conflict: the email is the one unique
+// value a user has.
 func userError(err error) error {
-	err = dbError(err, "User")
-	if ae, ok := err.(*apiError); ok && ae.Code == codeConflict {
-		ae.Detail = "A user with this email already exists."
-		ae.Fields = []fieldError{{Field: "email", Message: "is already registered"}}
+	err = classify(err, "User")
+	var se *storeError
+	if errors.As(err, &se) && se.kind == errDuplicate {
+		se.field = "email"
 	}
 	return err
 }
@@ -70,56 +58,59 @@ func (s *store) userByEmail(ctx context.Context, email string) (user, error) {
 	return u, userError(err)
 }
 
-func (s *store) listUsers(ctx context.Context, p page) ([]user, int, error) {
+func (s *store) listUsers(ctx context.Context, limit, offset int) ([]user, int, error) {
 	var count int
 	if err := s.db.QueryRowContext(ctx, `SELECT count(*) FROM users`).Scan(&count); err != nil {
-		return nil, 0, dbError(err, "Users")
+		return nil, 0, classify(err, "Users")
 	}
 	rows, err := s.db.QueryContext(ctx, `SELECT `+userColumns+` FROM users
-		ORDER BY created_at DESC, id DESC LIMIT $1 OFFSET $2`, p.limit, p.offset)
+		ORDER BY created_at DESC, id DESC LIMIT $1 OFFSET $2`, limit, offset)
 	users, err := collect(rows, err, scanUser)
-	return users, count, dbError(err, "Users")
-}
-
-// collect scans every row of a query (or passes on the query's error); an
-// empty result is an empty slice, which encodes as [] rather than null.
-func collect[T any](rows *sql.Rows, err error, scan func(rowScanner) (T, error)) ([]T, error) {
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	out := []T{}
-	for rows.Next() {
-		v, err := scan(rows)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, v)
-	}
-	return out, rows.Err()
+	return users, count, classify(err, "Users")
 }
 
 // userChanges are the columns an update sets; nil leaves a column alone.
+// full_name can be cleared, so it says apart whether it is set.
 type userChanges struct {
 	Email        *string
-	FullName     opt[*string]
+	SetFullName  bool
+	FullName     *string
 	PasswordHash *string
 	IsActive     *bool
 	IsSuperuser  *bool
 }
 
-// revokes reports whether the change must end the user's sessions: a new
-// password set by an admin, or a deactivation.
-func (c userChanges) revokes() bool {
-	return c.PasswordHash != nil || (c.IsActive != nil && !*c.IsActive)
+// sessionRevocation is what an update does to the user's sessions.
+type sessionRevocation struct {
+	revoke bool
+	keep   []byte // the token hash of a session that survives, if any
+}
+
+var keepSessions = sessionRevocation{}
+
+// revokeSessions ends every session of the user.
+var revokeSessions = sessionRevocation{revoke: true}
+
+// revokeOtherSessions ends every session but the one with hash keep.
+func revokeOtherSessions(keep []byte) sessionRevocation {
+	return sessionRevocation{revoke: true, keep: keep}
+}
+
+// revocation is what an admin's change does to the user's sessions: a new
+// password or a deactivation ends them all.
+func (c userChanges) revocation() sessionRevocation {
+	if c.PasswordHash != nil || (c.IsActive != nil && !*c.IsActive) {
+		return revokeSessions
+	}
+	return keepSessions
 }
 
 // updateUser applies changes and, in the same transaction, deletes the
-// user's sessions other than keepSession when the change calls for it.
-func (s *store) updateUser(ctx context.Context, id string, c userChanges, revoke bool, keepSession []byte) (user, error) {
+// user's sessions as sessions says.
+func (s *store) updateUser(ctx context.Context, id string, c userChanges, sessions sessionRevocation) (user, error) {
 	tx, err := s.db.BeginTx(ctx, nil)
 	if err != nil {
-		return user{}, dbError(err, "User")
+		return user{}, classify(err, "User")
 	}
 	defer tx.Rollback()
 	row := tx.QueryRowContext(ctx, `
@@ -131,27 +122,27 @@ func (s *store) updateUser(ctx context.Context, id string, c userChanges, revoke
 			is_superuser  = COALESCE($7, is_superuser)
 		WHERE id = $1
 		RETURNING `+userColumns,
-		id, c.Email, c.FullName.Set, c.FullName.V, c.PasswordHash, c.IsActive, c.IsSuperuser)
+		id, c.Email, c.SetFullName, c.FullName, c.PasswordHash, c.IsActive, c.IsSuperuser)
 	u, err := scanUser(row)
 	if err != nil {
 		return user{}, userError(err)
 	}
-	if revoke {
-		if _, err := tx.ExecContext(ctx, `DELETE FROM sessions WHERE user_id = $1 AND token_hash IS DISTINCT FROM $2`, id, keepSession); err != nil {
-			return user{}, dbError(err, "Sessions")
+	if sessions.revoke {
+		if _, err := tx.ExecContext(ctx, `DELETE FROM sessions WHERE user_id = $1 AND token_hash IS DISTINCT FROM $2`, id, sessions.keep); err != nil {
+			return user{}, classify(err, "Sessions")
 		}
 	}
-	return u, dbError(tx.Commit(), "User")
+	return u, classify(tx.Commit(), "User")
 }
 
 // deleteUser removes the user; their items and sessions go by cascade.
 func (s *store) deleteUser(ctx context.Context, id string) error {
 	res, err := s.db.ExecContext(ctx, `DELETE FROM users WHERE id = $1`, id)
 	if err != nil {
-		return dbError(err, "User")
+		return classify(err, "User")
 	}
 	if n, _ := res.RowsAffected(); n == 0 {
-		return errNotFound("User")
+		return classify(sql.ErrNoRows, "User")
 	}
 	return nil
 }

@@ -2,7 +2,6 @@ package main
 
 import (
 	"net/http"
-	"strings"
 )
 
 // userPatch is PATCH /users/me (email, full_name) and, with the admin
@@ -15,12 +14,11 @@ type userPatch struct {
 	IsSuperuser opt[bool]    `json:"is_superuser"`
 }
 
-func (q *userPatch) valid() []fieldError {
+func (q *userPatch) normalize() { q.Email.V = normalizeEmail(q.Email.V) }
+
+func (q userPatch) valid() []fieldError {
 	var p problems
-	if q.Email.Set {
-		q.Email.V = normalizeEmail(q.Email.V)
-		p.add("email", firstOf(notNull(q.Email), emailProblem(q.Email.V)))
-	}
+	p.add("email", emailChangeProblem(q.Email))
 	p.add("full_name", fullNameProblem(q.FullName))
 	if q.Password.Set {
 		p.add("password", firstOf(notNull(q.Password), passwordProblem(q.Password.V)))
@@ -30,11 +28,12 @@ func (q *userPatch) valid() []fieldError {
 	return p
 }
 
-func notNull[T any](o opt[T]) string {
-	if o.Set && o.Null {
-		return "must not be null"
+// emailChangeProblem checks an email a PATCH may leave out.
+func emailChangeProblem(o opt[string]) string {
+	if !o.Set {
+		return ""
 	}
-	return ""
+	return firstOf(notNull(o), emailProblem(o.V))
 }
 
 // selfPatch is what a user may change of themselves.
@@ -43,11 +42,13 @@ type selfPatch struct {
 	FullName opt[*string] `json:"full_name"`
 }
 
-func (q *selfPatch) valid() []fieldError {
-	full := userPatch{Email: q.Email, FullName: q.FullName}
-	fields := full.valid()
-	q.Email = full.Email
-	return fields
+func (q *selfPatch) normalize() { q.Email.V = normalizeEmail(q.Email.V) }
+
+func (q selfPatch) valid() []fieldError {
+	var p problems
+	p.add("email", emailChangeProblem(q.Email))
+	p.add("full_name", fullNameProblem(q.FullName))
+	return p
 }
 
 // userCreate is POST /users, an admin creating an account.
@@ -57,25 +58,16 @@ type userCreate struct {
 	IsSuperuser opt[bool] `json:"is_superuser"`
 }
 
-func (q *userCreate) valid() []fieldError {
+func (q userCreate) valid() []fieldError {
 	p := problems(q.registerRequest.valid())
 	p.add("is_active", notNull(q.IsActive))
 	p.add("is_superuser", notNull(q.IsSuperuser))
 	return p
 }
 
-// pathID is the {id} of the route, or a 404 when it is not a UUID.
-func pathID(r *http.Request, what string) (string, error) {
-	id := strings.ToLower(r.PathValue("id"))
-	if !isUUID(id) {
-		return "", errNotFound(what)
-	}
-	return id, nil
-}
-
 func handleMeGet() http.Handler {
 	return apiFunc(func(w http.ResponseWriter, r *http.Request) error {
-		encode(w, http.StatusOK, currentUser(r))
+		writeJSON(w, http.StatusOK, contentJSON, currentUser(r))
 		return nil
 	})
 }
@@ -86,15 +78,15 @@ func handleMePatch(s *store) http.Handler {
 		if err != nil {
 			return err
 		}
-		changes := userChanges{FullName: req.FullName}
+		changes := userChanges{SetFullName: req.FullName.Set, FullName: req.FullName.V}
 		if req.Email.Set {
 			changes.Email = &req.Email.V
 		}
-		u, err := s.updateUser(r.Context(), currentUser(r).ID, changes, false, nil)
+		u, err := s.updateUser(r.Context(), currentUser(r).ID, changes, keepSessions)
 		if err != nil {
 			return err
 		}
-		encode(w, http.StatusOK, u)
+		writeJSON(w, http.StatusOK, contentJSON, u)
 		return nil
 	})
 }
@@ -104,7 +96,7 @@ type passwordChange struct {
 	NewPassword     opt[string] `json:"new_password"`
 }
 
-func (q *passwordChange) valid() []fieldError {
+func (q passwordChange) valid() []fieldError {
 	var p problems
 	p.add("current_password", firstOf(required(q.CurrentPassword), lengthProblem(q.CurrentPassword.V, 1, 128)))
 	p.add("new_password", firstOf(required(q.NewPassword), passwordProblem(q.NewPassword.V)))
@@ -134,7 +126,7 @@ func handlePasswordChange(s *store, pw *passwordHasher) http.Handler {
 		if err != nil {
 			return err
 		}
-		if _, err := s.updateUser(r.Context(), me.ID, userChanges{PasswordHash: &hash}, true, stateFrom(r.Context()).sessionHash); err != nil {
+		if _, err := s.updateUser(r.Context(), me.ID, userChanges{PasswordHash: &hash}, revokeOtherSessions(stateFrom(r.Context()).sessionHash)); err != nil {
 			return err
 		}
 		w.WriteHeader(http.StatusNoContent)
@@ -162,11 +154,11 @@ func handleUserList(s *store) http.Handler {
 		if err != nil {
 			return err
 		}
-		users, count, err := s.listUsers(r.Context(), p)
+		users, count, err := s.listUsers(r.Context(), p.limit, p.offset)
 		if err != nil {
 			return err
 		}
-		encode(w, http.StatusOK, listPage[user]{Data: users, Count: count})
+		writeJSON(w, http.StatusOK, contentJSON, listPage[user]{Data: users, Count: count})
 		return nil
 	})
 }
@@ -191,7 +183,7 @@ func handleUserCreate(s *store, pw *passwordHasher) http.Handler {
 			return err
 		}
 		w.Header().Set("Location", "/api/v1/users/"+created.ID)
-		encode(w, http.StatusCreated, created)
+		writeJSON(w, http.StatusCreated, contentJSON, created)
 		return nil
 	})
 }
@@ -212,7 +204,7 @@ func handleUserGet(s *store) http.Handler {
 		if err != nil {
 			return err
 		}
-		encode(w, http.StatusOK, u)
+		writeJSON(w, http.StatusOK, contentJSON, u)
 		return nil
 	})
 }
@@ -230,7 +222,7 @@ func handleUserPatch(s *store, pw *passwordHasher) http.Handler {
 		if id == currentUser(r).ID && ((req.IsActive.Set && !req.IsActive.V) || (req.IsSuperuser.Set && !req.IsSuperuser.V)) {
 			return newError(codeForbidden, "A superuser cannot deactivate or demote themselves.")
 		}
-		changes := userChanges{FullName: req.FullName}
+		changes := userChanges{SetFullName: req.FullName.Set, FullName: req.FullName.V}
 		if req.Email.Set {
 			changes.Email = &req.Email.V
 		}
@@ -247,11 +239,11 @@ func handleUserPatch(s *store, pw *passwordHasher) http.Handler {
 			}
 			changes.PasswordHash = &hash
 		}
-		u, err := s.updateUser(r.Context(), id, changes, changes.revokes(), nil)
+		u, err := s.updateUser(r.Context(), id, changes, changes.revocation())
 		if err != nil {
 			return err
 		}
-		encode(w, http.StatusOK, u)
+		writeJSON(w, http.StatusOK, contentJSON, u)
 		return nil
 	})
 }

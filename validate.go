@@ -76,24 +76,28 @@ func required[T any](o opt[T]) string {
 	return ""
 }
 
-// isUUID accepts the canonical 8-4-4-4-12 hex form; anything else in a
-// path is a 404, not a database error.
-func isUUID(s string) bool {
-	if len(s) != 36 {
-		return false
+// notNull names a field that is present but null where a value is needed.
+func notNull[T any](o opt[T]) string {
+	if o.Set && o.Null {
+		return "must not be null"
 	}
-	for i := 0; i < 36; i++ {
-		c := s[i]
-		switch i {
-		case 8, 13, 18, 23:
-			if c != '-' {
-				return false
-			}
-		default:
-			if !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f' || c >= 'A' && c <= 'F') {
-				return false
-			}
+	return ""
+}
+
+// firstOf is the first problem found, or "".
+func firstOf(msgs ...string) string {
+	for _, m := range msgs {
+		if m != "" {
+			return m
 		}
 	}
-	return true
+	return ""
+}
+
+// fullNameProblem checks an optional full name (null clears it).
+func fullNameProblem(o opt[*string]) string {
+	if o.Set && o.V != nil {
+		return lengthProblem(*o.V, 0, 255)
+	}
+	return ""
 }

@@ -1,0 +1,57 @@
+package main
+
+import (
+	"net/http"
+	"net/netip"
+	"strings"
+)
+
+// clientIP is the address a request comes from: the TCP peer, unless the
+// peer is a trusted proxy; then the right-most X-Forwarded-For entry that is
+// not itself a trusted proxy. Entries left of that were written by the
+// client and are never believed, nor are X-Real-IP or True-Client-IP.
+func clientIP(r *http.Request, trusted []netip.Prefix) string {
+	peer, err := netip.ParseAddrPort(r.RemoteAddr)
+	if err != nil {
+		return r.RemoteAddr
+	}
+	addr := peer.Addr().Unmap().WithZone("")
+	if !isTrusted(addr, trusted) {
+		return addr.String()
+	}
+	hops := r.Header.Values("X-Forwarded-For")
+	for i := len(hops) - 1; i >= 0; i-- {
+		parts := strings.Split(hops[i], ",")
+		for j := len(parts) - 1; j >= 0; j-- {
+			hop, ok := parseHop(parts[j])
+			if !ok {
+				return addr.String() // a malformed hop: nothing left of it can be trusted
+			}
+			if !isTrusted(hop, trusted) {
+				return hop.String()
+			}
+			addr = hop
+		}
+	}
+	return addr.String()
+}
+
+func parseHop(s string) (netip.Addr, bool) {
+	s = strings.TrimSpace(s)
+	if a, err := netip.ParseAddr(s); err == nil {
+		return a.Unmap().WithZone(""), true
+	}
+	if ap, err := netip.ParseAddrPort(s); err == nil {
+		return ap.Addr().Unmap().WithZone(""), true
+	}
+	return netip.Addr{}, false
+}
+
+func isTrusted(a netip.Addr, trusted []netip.Prefix) bool {
+	for _, p := range trusted {
+		if p.Contains(a) {
+			return true
+		}
+	}
+	return false
+}

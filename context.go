@@ -1,0 +1,41 @@
+package main
+
+import (
+	"context"
+	"net/http"
+)
+
+// requestState is what the middleware learns about one request, shared by
+// pointer through the context so inner layers can add to it (the user, an
+// internal error) and the access log line reports it once.
+type requestState struct {
+	id          string
+	idHeader    [1]string // backs the X-Request-ID header value without an allocation
+	traceID     string
+	clientIP    string
+	route       string // the matched ServeMux pattern
+	userID      string
+	user        *user  // set by requireUser
+	sessionHash []byte // the presented token's hash, for logout
+	err         error  // internal cause of a 5xx, for the log only
+	stack       []byte // set when a panic was recovered
+	clientGone  bool   // the client left before the answer: logged as 499
+
+	// The rate-limit headers describe the policy closest to running out.
+	limitShown     bool
+	limitRemaining int
+}
+
+type stateKey struct{}
+
+func withState(ctx context.Context, st *requestState) context.Context {
+	return context.WithValue(ctx, stateKey{}, st)
+}
+
+func stateFrom(ctx context.Context) *requestState {
+	st, _ := ctx.Value(stateKey{}).(*requestState)
+	return st
+}
+
+// currentUser is the user requireUser let in.
+func currentUser(r *http.Request) user { return *stateFrom(r.Context()).user }
