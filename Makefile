@@ -1,15 +1,18 @@
 # The two commands of the quick start are `make run` and `make test`.
 GO ?= go
-VERSION ?= $(shell git describe --tags --always 2>/dev/null || echo dev)
+# With no tag, the version is "dev" and the commit says which build it is.
+VERSION ?= $(shell git describe --tags 2>/dev/null || echo dev)
 COMMIT ?= $(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)
 LDFLAGS := -s -w -X main.version=$(VERSION) -X main.commit=$(COMMIT)
 
 .PHONY: run test check build bench load
 
-## run: start the service in development mode against the local PostgreSQL
-run:
+## run: start the service in development mode against the local PostgreSQL.
+## The built binary runs in the foreground (exec), so Ctrl-C and a SIGTERM
+## reach the server itself and it drains as in production.
+run: build
 	./scripts/ensure-postgres.sh
-	$(GO) run -ldflags "$(LDFLAGS)" .
+	exec ./bin/server
 
 ## test: every test, against the real PostgreSQL, with the race detector
 test:
@@ -20,6 +23,7 @@ test:
 check:
 	@test -z "$$(gofmt -l .)" || { echo "gofmt would change:"; gofmt -l .; exit 1; }
 	$(GO) vet ./...
+	@! git ls-files --eol | grep 'i/-text' || { echo "binary files are tracked (see above); build outputs belong in .gitignore"; exit 1; }
 
 ## build: the binary exactly as the Dockerfile builds it
 build:

@@ -13,6 +13,7 @@ import (
 // config is every setting the service reads, parsed once at start.
 type config struct {
 	Env          string // development | production
+	Host         string // the listen address; "" is every interface
 	Port         int
 	DatabaseURL  string
 	LogLevel     slog.Level
@@ -55,6 +56,10 @@ const (
 	devSuperuserPassword = "changethis"
 	minProductionSecret  = 12
 )
+
+// devCORSOrigins are the usual local frontend dev servers (Vite, and
+// Create React App / Next.js).
+var devCORSOrigins = []string{"http://localhost:5173", "http://localhost:3000"}
 
 // placeholders are values an example file or a tutorial ships with; production
 // refuses them as secrets so that a copied example cannot go live by accident.
@@ -159,6 +164,15 @@ func loadConfig(getenv func(string) string) (config, error) {
 	}
 	prod := c.Env == envProduction
 
+	c.Host = e.str("HOST", "127.0.0.1")
+	if prod {
+		c.Host = e.str("HOST", "")
+	}
+	if c.Host != "" && c.Host != "localhost" {
+		if _, err := netip.ParseAddr(c.Host); err != nil {
+			e.fail("HOST", "%q is not an IP address (or empty for every interface)", c.Host)
+		}
+	}
 	c.Port = e.integer("PORT", 8080, 0, 65535)
 	c.DatabaseURL = e.str("DATABASE_URL", "")
 	if c.DatabaseURL == "" && !prod {
@@ -171,6 +185,9 @@ func loadConfig(getenv func(string) string) (config, error) {
 	}
 	c.DocsEnabled = e.boolean("DOCS_ENABLED", !prod)
 	c.CORSOrigins = e.list("CORS_ALLOWED_ORIGINS")
+	if !prod && !e.set("CORS_ALLOWED_ORIGINS") {
+		c.CORSOrigins = devCORSOrigins
+	}
 	for _, o := range c.CORSOrigins {
 		if o == "*" {
 			continue // judged below, with the production rules
@@ -198,6 +215,9 @@ func loadConfig(getenv func(string) string) (config, error) {
 		e.fail("SESSION_TTL", "must be longer than zero")
 	}
 	c.ShutdownDelay = e.duration("SHUTDOWN_DELAY", 2*time.Second)
+	if !prod {
+		c.ShutdownDelay = e.duration("SHUTDOWN_DELAY", 0) // no load balancer to tell
+	}
 	c.ShutdownTimeout = e.duration("SHUTDOWN_TIMEOUT", 7*time.Second)
 	c.DBMaxOpenConns = e.integer("DB_MAX_OPEN_CONNS", 20, 1, 1000)
 	c.DBMaxIdleConns = e.integer("DB_MAX_IDLE_CONNS", 10, 0, 1000)
@@ -215,7 +235,11 @@ func loadConfig(getenv func(string) string) (config, error) {
 		e.fail("RATE_LIMIT_STORE", "%q is not memory or postgres", rl.Store)
 	}
 	rl.MaxKeys = e.integer("RATE_LIMIT_MAX_KEYS", 100_000, 1, 100_000_000)
-	rl.AuthRequests = e.integer("RATE_LIMIT_AUTH_REQUESTS", 10, 1, 1_000_000)
+	authDefault := 10
+	if !prod {
+		authDefault = 100 // a person exploring the API is not stopped
+	}
+	rl.AuthRequests = e.integer("RATE_LIMIT_AUTH_REQUESTS", authDefault, 1, 1_000_000)
 	rl.AuthWindow = e.duration("RATE_LIMIT_AUTH_WINDOW", time.Minute)
 	rl.LoginFailures = e.integer("RATE_LIMIT_LOGIN_FAILURES", 10, 1, 1_000_000)
 	rl.LoginWindow = e.duration("RATE_LIMIT_LOGIN_WINDOW", 15*time.Minute)
@@ -282,7 +306,8 @@ func (c config) LogValue() slog.Value {
 		proxies[i] = p.String()
 	}
 	return slog.GroupValue(
-		slog.String("env", c.Env),
+		slog.String("app_env", c.Env),
+		slog.String("host", c.Host),
 		slog.Int("port", c.Port),
 		slog.String("database_url", redactDSN(c.DatabaseURL)),
 		slog.String("log_level", c.LogLevel.String()),
@@ -294,10 +319,12 @@ func (c config) LogValue() slog.Value {
 		slog.String("shutdown_delay", c.ShutdownDelay.String()),
 		slog.String("shutdown_timeout", c.ShutdownTimeout.String()),
 		slog.Int("db_max_open_conns", c.DBMaxOpenConns),
+		slog.Int("db_max_idle_conns", c.DBMaxIdleConns),
 		slog.String("first_superuser_email", c.FirstSuperuserEmail),
 		slog.Bool("first_superuser_password_set", c.FirstSuperuserPassword != ""),
 		slog.Bool("rate_limit_enabled", c.RateLimit.Enabled),
 		slog.String("rate_limit_store", c.RateLimit.Store),
+		slog.Int("rate_limit_max_keys", c.RateLimit.MaxKeys),
 		slog.String("rate_limit_auth", strconv.Itoa(c.RateLimit.AuthRequests)+"/"+c.RateLimit.AuthWindow.String()),
 		slog.String("rate_limit_login", strconv.Itoa(c.RateLimit.LoginFailures)+"/"+c.RateLimit.LoginWindow.String()),
 		slog.String("rate_limit_api", strconv.Itoa(c.RateLimit.APIRequests)+"/"+c.RateLimit.APIWindow.String()),

@@ -3,6 +3,8 @@ package main
 import (
 	"errors"
 	"log/slog"
+	"os"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -30,11 +32,17 @@ func TestConfigDevelopmentNeedsNoVariables(t *testing.T) {
 	if cfg.FirstSuperuserEmail != "admin@example.com" || cfg.FirstSuperuserPassword != "changethis" {
 		t.Fatalf("dev superuser = %q/%q", cfg.FirstSuperuserEmail, cfg.FirstSuperuserPassword)
 	}
-	if cfg.MaxBodyBytes != 1<<20 || cfg.SessionTTL != 168*time.Hour || cfg.ShutdownDelay != 2*time.Second || cfg.ShutdownTimeout != 7*time.Second {
+	if cfg.MaxBodyBytes != 1<<20 || cfg.SessionTTL != 168*time.Hour || cfg.ShutdownDelay != 0 || cfg.ShutdownTimeout != 7*time.Second {
 		t.Fatalf("contract defaults wrong: %+v", cfg)
 	}
+	if got, want := strings.Join(cfg.CORSOrigins, ","), "http://localhost:5173,http://localhost:3000"; got != want {
+		t.Fatalf("CORSOrigins=%q, want the local frontend dev servers %q", got, want)
+	}
+	if got, want := cfg.Host, "127.0.0.1"; got != want {
+		t.Fatalf("Host=%q, want %q", got, want)
+	}
 	rl := cfg.RateLimit
-	if rl.AuthRequests != 10 || rl.AuthWindow != time.Minute || rl.LoginFailures != 10 || rl.LoginWindow != 15*time.Minute || rl.APIRequests != 600 || rl.MaxKeys != 100000 || rl.Store != "memory" || !rl.Enabled {
+	if rl.AuthRequests != 100 || rl.AuthWindow != time.Minute || rl.LoginFailures != 10 || rl.LoginWindow != 15*time.Minute || rl.APIRequests != 600 || rl.MaxKeys != 100000 || rl.Store != "memory" || !rl.Enabled {
 		t.Fatalf("rate-limit defaults wrong: %+v", rl)
 	}
 	if cfg.LogLevel != slog.LevelInfo {
@@ -131,6 +139,34 @@ func TestConfigProductionRules(t *testing.T) {
 	cfg, _ := loadConfig(with())
 	if cfg.DocsEnabled || cfg.FirstSuperuserEmail != "" {
 		t.Fatalf("production got development defaults: docs=%v superuser=%q", cfg.DocsEnabled, cfg.FirstSuperuserEmail)
+	}
+	cfg, _ = loadConfig(with("CORS_ALLOWED_ORIGINS", "", "SHUTDOWN_DELAY", "", "RATE_LIMIT_AUTH_REQUESTS", ""))
+	if cfg.Host != "" || cfg.ShutdownDelay != 2*time.Second || cfg.RateLimit.AuthRequests != 10 || len(cfg.CORSOrigins) != 0 {
+		t.Fatalf("production defaults: host %q (want every interface), delay %v (want 2s), auth %d (want 10), CORS %v (want none)",
+			cfg.Host, cfg.ShutdownDelay, cfg.RateLimit.AuthRequests, cfg.CORSOrigins)
+	}
+}
+
+// The start-up line names every setting config.go reads, secrets masked.
+func TestConfigLogValueListsEverySetting(t *testing.T) {
+	cfg, err := loadConfig(envOf())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var buf logBuffer
+	newLogger(&buf, slog.LevelInfo).Info("starting", "config", cfg)
+	logged, _ := buf.lines(t)[0]["config"].(map[string]any)
+	src, _ := os.ReadFile("config.go")
+	read := regexp.MustCompile(`(?:str|integer|duration|boolean|list|set|getenv)\("([A-Z][A-Z0-9_]+)"`).FindAllStringSubmatch(string(src), -1)
+	for _, m := range read {
+		name := strings.ToLower(m[1])
+		_, plain := logged[name]
+		_, masked := logged[name+"_set"]
+		rl := strings.TrimPrefix(name, "rate_limit_")
+		_, pair := logged["rate_limit_"+strings.TrimSuffix(strings.TrimSuffix(strings.TrimSuffix(rl, "_requests"), "_window"), "_failures")]
+		if !plain && !masked && !pair {
+			t.Errorf("%s is read by config.go but not in the start-up line: %v", m[1], logged)
+		}
 	}
 }
 

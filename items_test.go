@@ -141,8 +141,24 @@ func TestItemPatchAndPages(t *testing.T) {
 	if r.status != 200 || r.json["description"] != nil || r.str("title") != "item 3" || r.str("updated_at") == r.str("created_at") {
 		t.Fatalf("patch: %d %s", r.status, r.body)
 	}
+	changed := r.str("updated_at")
+	// A PATCH that changes nothing (or sets what is there) leaves updated_at.
+	a.clock.Advance(1e9)
+	for _, body := range []map[string]any{{}, {"title": "item 3"}, {"description": nil}, {"title": "item 3", "description": nil}} {
+		r = a.do(req{method: "PATCH", path: "/api/v1/items/" + id, token: token, body: body})
+		if r.status != 200 || r.str("updated_at") != changed {
+			t.Fatalf("no-op patch %v moved updated_at from %s: %d %s", body, changed, r.status, r.body)
+		}
+	}
+	r = a.do(req{method: "PATCH", path: "/api/v1/items/" + id, token: token, body: map[string]any{"description": "new"}})
+	if r.status != 200 || r.str("updated_at") == changed {
+		t.Fatalf("a real change kept updated_at %s: %s", changed, r.body)
+	}
 	r = a.do(req{method: "PATCH", path: "/api/v1/items/" + id, token: token, body: map[string]any{"title": nil}})
 	expectProblem(t, r, 422, "validation_failed")
+	if msg := r.json["errors"].([]any)[0].(map[string]any)["message"]; msg != "must not be null" {
+		t.Fatalf("null title on PATCH says %q, want must not be null", msg)
+	}
 	r = a.do(req{method: "PATCH", path: "/api/v1/items/" + id, token: token, body: map[string]any{"title": ""}})
 	expectProblem(t, r, 422, "validation_failed")
 	// Validation comes before existence, per the contract's order.

@@ -80,7 +80,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	fs.SetOutput(stderr)
 	checkHealth := fs.Bool("healthcheck", false, "ask the local /api/v1/health and exit 0 when it answers 200, else 1")
 	showVersion := fs.Bool("version", false, "print the version and exit")
-	if err := fs.Parse(args[1:]); err != nil {
+	if err := fs.Parse(args[1:]); errors.Is(err, flag.ErrHelp) {
+		return nil // -help printed the usage; asking is not a failure
+	} else if err != nil {
 		return exitError{code: 2, err: err}
 	}
 	ver, rev := buildInfo()
@@ -105,8 +107,12 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	logger.Info("starting", "version", ver, "commit", rev, "config", cfg)
 
 	if cfg.Env == envDevelopment {
-		if err := ensureDatabase(ctx, cfg.DatabaseURL); err != nil {
+		created, err := ensureDatabase(ctx, cfg.DatabaseURL)
+		switch {
+		case err != nil:
 			logger.Warn("could not create the development database; is PostgreSQL running?", "error", err.Error())
+		case created != "":
+			logger.Info("created the development database", "database", created)
 		}
 	}
 	db, err := openDB(cfg)
@@ -135,7 +141,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	bg.Go(func() { every(bgCtx, time.Minute, deps.limits.sweep) })
 	bg.Go(func() { every(bgCtx, time.Hour, func(ctx context.Context) { sweepSessions(ctx, logger, deps.store) }) })
 
-	ln, err := net.Listen("tcp", net.JoinHostPort("", strconv.Itoa(cfg.Port)))
+	ln, err := net.Listen("tcp", net.JoinHostPort(cfg.Host, strconv.Itoa(cfg.Port)))
 	if err != nil {
 		return err
 	}
@@ -152,6 +158,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(ln) }()
 	logger.Info("listening", "addr", ln.Addr().String())
+	if cfg.DocsEnabled {
+		logger.Info("API reference", "url", "http://"+net.JoinHostPort(browsable(cfg.Host), strconv.Itoa(ln.Addr().(*net.TCPAddr).Port))+"/docs")
+	}
 
 	select {
 	case err := <-serveErr:
@@ -210,6 +219,14 @@ func prepareDatabase(ctx context.Context, logger *slog.Logger, db *sql.DB, seed 
 		}
 		delay = min(delay*2, 10*time.Second)
 	}
+}
+
+// browsable is a host a browser on this machine can open for a listen host.
+func browsable(host string) string {
+	if host == "" || host == "0.0.0.0" || host == "::" {
+		return "localhost"
+	}
+	return host
 }
 
 // every runs fn at each interval until ctx ends: the janitors' loop.

@@ -130,6 +130,14 @@ func TestRunServesMigratesAndStops(t *testing.T) {
 	if got := rn.logs.linesWith(t, "msg", "migrations applied"); len(got) != 1 {
 		t.Fatalf("migration lines: %v", got)
 	}
+	files, _ := migrationFiles.ReadDir("migrations")
+	ready := rn.logs.linesWith(t, "msg", "database ready")
+	if want := strings.TrimSuffix(files[len(files)-1].Name(), ".sql"); len(ready) != 1 || ready[0]["schema_version"] != want {
+		t.Fatalf("database ready lines %v, want one with schema_version %s", ready, want)
+	}
+	if docs := rn.logs.linesWith(t, "msg", "API reference"); len(docs) != 1 || docs[0]["url"] != rn.url()[:len("http://")]+"127.0.0.1:"+strconv.Itoa(rn.port)+"/docs" {
+		t.Fatalf("the docs line: %v", docs)
+	}
 	if contains(rn.logs.String(), "changethis") || contains(rn.logs.String(), r.str("access_token")) {
 		t.Fatal("a secret reached the log")
 	}
@@ -338,6 +346,25 @@ func TestSIGTERMCutsOffStuckRequestsAndExits1(t *testing.T) {
 	}
 	if !contains(p.logs.String(), "cut off") {
 		t.Fatalf("no log line about the cut-off requests:\n%s", p.logs)
+	}
+}
+
+// -help is a question, not a failure; -version without a stamped version
+// says dev, and the commit it knows.
+func TestHelpAndUnstampedVersion(t *testing.T) {
+	var stdout, stderr strings.Builder
+	if err := run(context.Background(), []string{"server", "-help"}, envOf(), &stdout, &stderr); err != nil {
+		t.Fatalf("-help returned %v", err)
+	}
+	if !strings.Contains(stderr.String(), "-healthcheck") || strings.Contains(stderr.String(), "help requested") {
+		t.Fatalf("-help printed %q", stderr.String())
+	}
+	stdout.Reset()
+	if err := run(context.Background(), []string{"server", "-version"}, envOf(), &stdout, io.Discard); err != nil {
+		t.Fatal(err)
+	}
+	if got := stdout.String(); !strings.HasPrefix(got, "dev (commit ") {
+		t.Fatalf("-version of an unstamped build printed %q, want dev (commit …)", got)
 	}
 }
 

@@ -253,7 +253,7 @@ func cors(allowed []string) func(http.Handler) http.Handler {
 				h.Add("Vary", "Access-Control-Request-Method")
 				h.Add("Vary", "Access-Control-Request-Headers")
 				if !ok {
-					writeError(w, r, newError(codeForbidden, "Origin "+strconv.Quote(origin)+" is not allowed."))
+					writeError(w, r, newError(codeForbidden, "Origin "+strconv.Quote(origin)+" is not allowed; add it to CORS_ALLOWED_ORIGINS."))
 					return
 				}
 				h.Set("Access-Control-Allow-Origin", origin)

@@ -124,6 +124,9 @@ func TestCORS(t *testing.T) {
 		t.Fatal("a preflight was rate limited")
 	}
 	bad := a.do(req{method: "OPTIONS", path: "/api/v1/items", header: map[string]string{"Origin": "https://evil.example", "Access-Control-Request-Method": "POST"}})
+	if !strings.Contains(bad.str("detail"), "CORS_ALLOWED_ORIGINS") {
+		t.Fatalf("a refused origin's problem should name CORS_ALLOWED_ORIGINS: %s", bad.body)
+	}
 	expectProblem(t, bad, http.StatusForbidden, "forbidden")
 	if bad.header.Get("Access-Control-Allow-Origin") != "" {
 		t.Fatal("disallowed origin got an allow header")

@@ -38,37 +38,40 @@ func openDB(cfg config) (*sql.DB, error) {
 }
 
 // ensureDatabase creates the database named in dsn when it is missing, so
-// development starts with nothing prepared. Production databases are made
-// by their operators.
-func ensureDatabase(ctx context.Context, dsn string) error {
+// development starts with nothing prepared, and returns its name when it
+// did. Production databases are made by their operators.
+func ensureDatabase(ctx context.Context, dsn string) (created string, err error) {
 	u, err := url.Parse(dsn)
 	if err != nil || u.Scheme == "" {
-		return errors.New("DATABASE_URL is not a URL; create the database by hand")
+		return "", errors.New("DATABASE_URL is not a URL; create the database by hand")
 	}
 	name := strings.TrimPrefix(u.Path, "/")
 	if name == "" || name == "postgres" {
-		return nil
+		return "", nil
 	}
 	admin := *u
 	admin.Path = "/postgres"
 	db, err := sql.Open("pgx", admin.String())
 	if err != nil {
-		return err
+		return "", err
 	}
 	defer db.Close()
 	var exists bool
 	if err := db.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)`, name).Scan(&exists); err != nil {
-		return err
+		return "", err
 	}
 	if exists {
-		return nil
+		return "", nil
 	}
 	_, err = db.ExecContext(ctx, "CREATE DATABASE "+quoteIdent(name))
 	var pgErr *pgconn.PgError
 	if errors.As(err, &pgErr) && pgErr.Code == "42P04" { // created meanwhile by another process
-		return nil
+		return "", nil
 	}
-	return err
+	if err != nil {
+		return "", err
+	}
+	return name, nil
 }
 
 func quoteIdent(s string) string {

@@ -79,7 +79,10 @@ func (s *store) updateItem(ctx context.Context, v viewer, id string, c itemChang
 		UPDATE items SET
 			title       = COALESCE($4, title),
 			description = CASE WHEN $5 THEN $6 ELSE description END,
-			updated_at  = $7
+			-- a PATCH that changes nothing leaves updated_at alone
+			updated_at  = CASE WHEN COALESCE($4, title) IS DISTINCT FROM title
+			                     OR ($5 AND $6::text IS DISTINCT FROM description)
+			                   THEN $7 ELSE updated_at END
 		WHERE id = $1 AND ($2 OR owner_id = $3)
 		RETURNING `+itemColumns,
 		id, v.superuser, v.id, c.Title, c.SetDescription, c.Description, s.timestamp()))

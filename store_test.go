@@ -49,11 +49,11 @@ func TestEnsureDatabaseCreatesIt(t *testing.T) {
 	if _, err := admin.Exec("DROP DATABASE " + name + " WITH (FORCE)"); err != nil {
 		t.Fatal(err)
 	}
-	if err := ensureDatabase(context.Background(), dsn); err != nil {
-		t.Fatal(err)
+	if created, err := ensureDatabase(context.Background(), dsn); err != nil || created != name {
+		t.Fatalf("first call: created %q, %v; want %q", created, err, name)
 	}
-	if err := ensureDatabase(context.Background(), dsn); err != nil {
-		t.Fatalf("second call: %v", err)
+	if created, err := ensureDatabase(context.Background(), dsn); err != nil || created != "" {
+		t.Fatalf("second call: created %q, %v; want nothing", created, err)
 	}
 	var exists bool
 	admin.QueryRow(`SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)`, name).Scan(&exists)

@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"sort"
 	"strings"
 	"syscall"
@@ -121,8 +122,18 @@ func composeConfig(t *testing.T, files ...string) map[string]any {
 	for _, f := range files {
 		args = append(args, "-f", f)
 	}
+	// A fresh clone: a copy of the files with no .env, and no variables set.
+	dir := t.TempDir()
+	for _, f := range files {
+		src, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		os.WriteFile(filepath.Join(dir, f), src, 0o644)
+	}
 	cmd := exec.Command(bin, append(args, "config")...)
-	cmd.Env = append(os.Environ(), "API_ENV_FILE=.env.production.example")
+	cmd.Dir = dir
+	cmd.Env = []string{"PATH=" + os.Getenv("PATH")}
 	out, err := cmd.Output()
 	if err != nil {
 		t.Fatalf("docker-compose config %v: %v", files, err)
@@ -184,5 +195,60 @@ func TestComposeFiles(t *testing.T) {
 	env := dapi["environment"].(map[string]any)
 	if env["APP_ENV"] != "development" || env["DOCS_ENABLED"] != "true" || dapi["ports"] == nil || dev["services"].(map[string]any)["db"].(map[string]any)["ports"] == nil {
 		t.Fatalf("dev override: %v", dapi)
+	}
+	// The dev stack sets its own CORS and superuser, whatever production's are.
+	if env["CORS_ALLOWED_ORIGINS"] != "http://localhost:5173,http://localhost:3000" || env["FIRST_SUPERUSER_EMAIL"] != "" {
+		t.Fatalf("dev override inherits production settings: %v", env)
+	}
+	if penv := api["environment"].(map[string]any); penv["APP_ENV"] != "production" || penv["TRUSTED_PROXIES"] != "172.28.0.10/32" {
+		t.Fatalf("production api environment: %v", penv)
+	}
+}
+
+// Every variable the compose files read is documented: the service's in
+// .env.production.example, the build's in the README.
+func TestComposeVariablesAreDocumented(t *testing.T) {
+	example := readEnvFile(t, ".env.production.example")
+	readme, _ := os.ReadFile("README.md")
+	for _, f := range []string{"docker-compose.yml", "docker-compose.dev.yml"} {
+		src, _ := os.ReadFile(f)
+		for _, m := range regexp.MustCompile(`\$\{([A-Z][A-Z0-9_]*)`).FindAllStringSubmatch(string(src), -1) {
+			if _, ok := example[m[1]]; !ok && !strings.Contains(string(readme), "`"+m[1]+"`") {
+				t.Errorf("%s reads %s, which neither .env.production.example nor the README documents", f, m[1])
+			}
+		}
+	}
+}
+
+// Build outputs stay out of the repository and the image's build context;
+// the development certificate names its host where browsers look for it.
+func TestRepositoryHygiene(t *testing.T) {
+	for _, out := range []string{"backend", "bin/server", "server", "backend.test", ".env", ".env.production"} {
+		if err := exec.Command("git", "check-ignore", "-q", out).Run(); err != nil {
+			t.Errorf("git does not ignore %s", out)
+		}
+	}
+	ignore, _ := os.ReadFile(".dockerignore")
+	for _, out := range []string{"bin", "backend", "server", "*_test.go", ".env*"} {
+		if !slices.Contains(strings.Split(string(ignore), "\n"), out) {
+			t.Errorf(".dockerignore lacks %s", out)
+		}
+	}
+
+	needTool(t, "openssl")
+	dir := t.TempDir()
+	cmd := exec.Command("./scripts/dev-cert.sh", "app.localhost")
+	cmd.Env = append(os.Environ(), "CERT_DIR="+dir)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("dev-cert.sh: %v\n%s", err, out)
+	}
+	out, err := exec.Command("openssl", "x509", "-in", filepath.Join(dir, "tls.crt"), "-noout", "-ext", "subjectAltName").Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"DNS:app.localhost", "DNS:localhost", "IP Address:127.0.0.1"} {
+		if !strings.Contains(string(out), want) {
+			t.Errorf("the certificate's subjectAltName lacks %s: %s", want, out)
+		}
 	}
 }
