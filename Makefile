@@ -5,7 +5,7 @@ VERSION ?= $(shell git describe --tags 2>/dev/null || echo dev)
 COMMIT ?= $(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)
 LDFLAGS := -s -w -X main.version=$(VERSION) -X main.commit=$(COMMIT)
 
-.PHONY: run test check build bench load
+.PHONY: run test check build bench load fuzz
 
 ## run: start the service in development mode against the local PostgreSQL.
 ## The built binary runs in the foreground (exec), so Ctrl-C and a SIGTERM
@@ -37,3 +37,10 @@ bench:
 ## load: wrk against a local server (see scripts/load.sh)
 load:
 	./scripts/load.sh
+
+## fuzz: each fuzz target in turn for FUZZTIME (default 1m)
+FUZZTIME ?= 1m
+fuzz:
+	for f in $$($(GO) test -list '^Fuzz' . | grep '^Fuzz'); do \
+		$(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) . || exit 1; \
+	done

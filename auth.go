@@ -131,8 +131,8 @@ func (q *loginRequest) normalize() { q.Email.V = normalizeEmail(q.Email.V) }
 
 func (q loginRequest) valid() []fieldError {
 	var p problems
-	p.add("email", firstOf(required(q.Email), lengthProblem(q.Email.V, 1, 254)))
-	p.add("password", firstOf(required(q.Password), lengthProblem(q.Password.V, 1, 128)))
+	p.add("email", firstOf(required(q.Email), emailProblem(q.Email.V)))
+	p.add("password", firstOf(required(q.Password), passwordProblem(q.Password.V)))
 	return p
 }
 
@@ -144,36 +144,28 @@ type tokenResponse struct {
 
 var errBadCredentials = newError(codeUnauthorized, "Incorrect email or password.")
 
-// handleLogin checks the per-account failure budget before hashing, spends
-// one hash whether or not the email exists, and gives both failures the
-// same words.
+// handleLogin checks the failure budgets before hashing, spends one hash
+// whether or not the email exists, and gives both failures the same words.
 func handleLogin(s *store, pw *passwordHasher, limits *rateLimits, ttl time.Duration, logger *slog.Logger) http.Handler {
 	return apiFunc(func(w http.ResponseWriter, r *http.Request) error {
 		req, err := decodeLogin(r)
 		if err != nil {
 			return err
 		}
-		if err := limits.checkLoginFailures(w, r, req.Email.V); err != nil {
-			return err
-		}
 		ctx := r.Context()
+		var account *user
 		u, err := s.userByEmail(ctx, req.Email.V)
-		if errors.Is(err, errMissing) {
-			if err := pw.burn(ctx, req.Password.V); err != nil {
-				return err
-			}
-			limits.recordLoginFailure(r, req.Email.V)
-			return errBadCredentials
-		}
-		if err != nil {
+		switch {
+		case err == nil:
+			account = &u
+		case !errors.Is(err, errMissing):
 			return err
 		}
-		ok, stale, err := pw.verify(ctx, req.Password.V, u.passwordHash)
+		ok, stale, err := checkPassword(w, r, s, pw, limits, req.Email.V, account, req.Password.V)
 		if err != nil {
 			return err
 		}
 		if !ok {
-			limits.recordLoginFailure(r, req.Email.V)
 			return errBadCredentials
 		}
 		if !u.IsActive {
@@ -183,13 +175,49 @@ func handleLogin(s *store, pw *passwordHasher, limits *rateLimits, ttl time.Dura
 			rehashPassword(ctx, s, pw, u.ID, req.Password.V, logger)
 		}
 		token, hash := newToken()
-		if _, err := s.createSession(ctx, hash, u.ID, ttl); err != nil {
+		if _, err := s.createSession(ctx, hash, u.ID, ttl); errors.Is(err, errMissing) {
+			return errBadCredentials // the account was deleted a moment ago
+		} else if err != nil {
 			return err
 		}
-		stateFrom(ctx).userID = u.ID
+		st := stateFrom(ctx)
+		st.userID = u.ID
+		if err := s.recordLoginNetwork(ctx, u.ID, limitKey(st.clientIP)); err != nil {
+			logger.WarnContext(ctx, "could not record the login network", "error", err.Error())
+		}
 		writeJSON(w, http.StatusOK, contentJSON, tokenResponse{AccessToken: token, TokenType: "bearer", ExpiresIn: int64(ttl / time.Second)})
 		return nil
 	})
+}
+
+// checkPassword verifies password for account (nil when no account has
+// that email: one hash is spent all the same, so timing tells nothing)
+// under email's failure budgets: a failure is reserved before hashing and
+// given back when the password is right, or when it could not be checked.
+func checkPassword(w http.ResponseWriter, r *http.Request, s *store, pw *passwordHasher, limits *rateLimits, email string, account *user, password string) (ok, stale bool, err error) {
+	ctx := r.Context()
+	attempt, err := limits.reservePasswordFailure(w, r, email, func(network string) (bool, error) {
+		if account == nil {
+			return false, nil
+		}
+		return s.loginNetworkKnown(ctx, account.ID, network, knownNetworkTTL)
+	})
+	if err != nil {
+		return false, false, err
+	}
+	release := context.WithoutCancel(ctx) // a client gone mid-hash must not keep a failure it did not make
+	if account == nil {
+		if err := pw.burn(ctx, password); err != nil {
+			attempt.succeeded(release)
+			return false, false, err
+		}
+		return false, false, nil
+	}
+	ok, stale, err = pw.verify(ctx, password, account.passwordHash)
+	if err != nil || ok {
+		attempt.succeeded(release)
+	}
+	return ok, stale, err
 }
 
 // rehashPassword upgrades a hash made with older parameters. A failure is

@@ -36,15 +36,17 @@ type config struct {
 }
 
 type rateLimitConfig struct {
-	Enabled       bool
-	Store         string // memory | postgres
-	MaxKeys       int
-	AuthRequests  int
-	AuthWindow    time.Duration
-	LoginFailures int
-	LoginWindow   time.Duration
-	APIRequests   int
-	APIWindow     time.Duration
+	Enabled         bool
+	Store           string // memory | postgres
+	MaxKeys         int
+	AuthRequests    int
+	AuthWindow      time.Duration
+	LoginFailures   int
+	LoginWindow     time.Duration
+	AccountFailures int
+	AccountWindow   time.Duration
+	APIRequests     int
+	APIWindow       time.Duration
 }
 
 const (
@@ -243,12 +245,14 @@ func loadConfig(getenv func(string) string) (config, error) {
 	rl.AuthWindow = e.duration("RATE_LIMIT_AUTH_WINDOW", time.Minute)
 	rl.LoginFailures = e.integer("RATE_LIMIT_LOGIN_FAILURES", 10, 1, 1_000_000)
 	rl.LoginWindow = e.duration("RATE_LIMIT_LOGIN_WINDOW", 15*time.Minute)
+	rl.AccountFailures = e.integer("RATE_LIMIT_ACCOUNT_FAILURES", 100, 1, 1_000_000)
+	rl.AccountWindow = e.duration("RATE_LIMIT_ACCOUNT_WINDOW", time.Hour)
 	rl.APIRequests = e.integer("RATE_LIMIT_API_REQUESTS", 600, 1, 100_000_000)
 	rl.APIWindow = e.duration("RATE_LIMIT_API_WINDOW", time.Minute)
 	for _, w := range []struct {
 		name string
 		d    time.Duration
-	}{{"RATE_LIMIT_AUTH_WINDOW", rl.AuthWindow}, {"RATE_LIMIT_LOGIN_WINDOW", rl.LoginWindow}, {"RATE_LIMIT_API_WINDOW", rl.APIWindow}} {
+	}{{"RATE_LIMIT_AUTH_WINDOW", rl.AuthWindow}, {"RATE_LIMIT_LOGIN_WINDOW", rl.LoginWindow}, {"RATE_LIMIT_ACCOUNT_WINDOW", rl.AccountWindow}, {"RATE_LIMIT_API_WINDOW", rl.APIWindow}} {
 		if w.d < time.Second {
 			e.fail(w.name, "must be at least 1s")
 		}
@@ -327,6 +331,7 @@ func (c config) LogValue() slog.Value {
 		slog.Int("rate_limit_max_keys", c.RateLimit.MaxKeys),
 		slog.String("rate_limit_auth", strconv.Itoa(c.RateLimit.AuthRequests)+"/"+c.RateLimit.AuthWindow.String()),
 		slog.String("rate_limit_login", strconv.Itoa(c.RateLimit.LoginFailures)+"/"+c.RateLimit.LoginWindow.String()),
+		slog.String("rate_limit_account", strconv.Itoa(c.RateLimit.AccountFailures)+"/"+c.RateLimit.AccountWindow.String()),
 		slog.String("rate_limit_api", strconv.Itoa(c.RateLimit.APIRequests)+"/"+c.RateLimit.APIWindow.String()),
 	)
 }

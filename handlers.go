@@ -74,8 +74,8 @@ func addRoutes(mux *http.ServeMux, logger *slog.Logger, cfg config, d serverDeps
 	handle("POST /api/v1/auth/logout", apiLimit(user(handleLogout(s))))
 
 	handle("GET /api/v1/users/me", apiLimit(user(handleMeGet())))
-	handle("PATCH /api/v1/users/me", apiLimit(user(handleMePatch(s))))
-	handle("POST /api/v1/users/me/password", authLimit(user(handlePasswordChange(s, pw))))
+	handle("PATCH /api/v1/users/me", apiLimit(user(handleMePatch(s, pw, rl)))) // an email change also spends the auth budget
+	handle("POST /api/v1/users/me/password", authLimit(user(handlePasswordChange(s, pw, rl))))
 	handle("DELETE /api/v1/users/me", apiLimit(user(handleMeDelete(s))))
 
 	handle("GET /api/v1/users", apiLimit(superuser(handleUserList(s))))

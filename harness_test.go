@@ -8,6 +8,7 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -430,3 +431,7 @@ func needRoot(t *testing.T) {
 	}
 	t.Skip("needs root for chroot and setuid")
 }
+
+func stringsReader(s string) io.Reader { return strings.NewReader(s) }
+
+func isMissing(err error) bool { return errors.Is(err, errMissing) }

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"net/http"
 )
 
@@ -61,7 +62,9 @@ func handleItemCreate(s *store) http.Handler {
 			return err
 		}
 		it, err := s.createItem(r.Context(), currentUser(r).ID, req.Title.V, req.Description.V)
-		if err != nil {
+		if errors.Is(err, errMissing) {
+			return errUnauthenticated // the account was deleted a moment ago
+		} else if err != nil {
 			return err
 		}
 		w.Header().Set("Location", "/api/v1/items/"+it.ID)

@@ -171,6 +171,6 @@ func TestItemPatchAndPages(t *testing.T) {
 		t.Fatalf("superuser patch: %d %s", r.status, r.body)
 	}
 	// The email change path conflicts like registration.
-	r = a.do(req{method: "PATCH", path: "/api/v1/users/me", token: token, body: map[string]any{"email": "PG2@example.com"}})
+	r = a.do(req{method: "PATCH", path: "/api/v1/users/me", token: token, body: map[string]any{"email": "PG2@example.com", "current_password": "password-123"}})
 	expectProblem(t, r, 409, "conflict")
 }

@@ -124,17 +124,20 @@ func accessLog(logger *slog.Logger) func(http.Handler) http.Handler {
 			sw := &statusWriter{ResponseWriter: w}
 			next.ServeHTTP(sw, r)
 			st := stateFrom(r.Context())
-			if sw.status == 0 {
+			switch {
+			case st.clientGone:
+				sw.status = statusClientGone
+			case sw.status == 0:
 				sw.status = http.StatusOK
 			}
+			// Levels are for alerting: a 5xx is ours to fix; 4xx answers,
+			// 429s and clients that left are the clients' business.
 			level := slog.LevelInfo
 			switch {
 			case isHealthPath(r.URL.Path):
 				level = slog.LevelDebug
 			case sw.status >= 500:
 				level = slog.LevelError
-			case sw.status >= 400:
-				level = slog.LevelWarn
 			}
 			if !logger.Enabled(r.Context(), level) {
 				return
@@ -170,6 +173,10 @@ func accessLog(logger *slog.Logger) func(http.Handler) http.Handler {
 		})
 	}
 }
+
+// statusClientGone is nginx's word for a client that closed the request
+// before the answer: logged, never sent.
+const statusClientGone = 499
 
 func isHealthPath(p string) bool {
 	return p == "/api/v1/health" || p == "/api/v1/health/live"

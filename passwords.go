@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 )
 
@@ -24,6 +25,7 @@ type passwordHasher struct {
 	iterations int
 	slots      chan struct{}
 	maxWait    time.Duration
+	derived    atomic.Int64 // hashes computed, for tests and metrics
 }
 
 func newPasswordHasher(iterations, concurrent int) *passwordHasher {
@@ -71,6 +73,7 @@ func (p *passwordHasher) derive(ctx context.Context, password string, salt []byt
 		return nil, err
 	}
 	defer p.release()
+	p.derived.Add(1)
 	return pbkdf2.Key(sha256.New, password, salt, iterations, sha256.Size)
 }
 

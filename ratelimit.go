@@ -3,15 +3,11 @@ package main
 import (
 	"context"
 	"database/sql"
-	"errors"
-	"hash/maphash"
 	"log/slog"
 	"math"
 	"net/http"
 	"net/netip"
 	"strconv"
-	"sync"
-	"sync/atomic"
 	"time"
 )
 
@@ -28,11 +24,9 @@ type policy struct {
 	name   string
 	limit  int
 	window time.Duration
-	// overflowPasses: when the memory table is full, an untracked key
-	// passes uncounted instead of sharing the overflow budget. For the
-	// per-account login policy, a shared budget would let failed logins for
-	// made-up emails lock every other account out; the per-IP auth policy
-	// still limits those requests.
+	// overflowPasses: the policy is keyed by account, so when the memory
+	// table is full an untracked key passes uncounted instead of sharing a
+	// count (see memoryTable); the per-IP auth policy still limits it.
 	overflowPasses bool
 }
 
@@ -73,10 +67,8 @@ type limitDecision struct {
 // decide judges one more request against c, already moved to the current
 // window, elapsed into it.
 func (p policy) decide(c windowCount, elapsed time.Duration) limitDecision {
-	w := float64(p.window)
 	limit := float64(p.limit)
-	weight := (w - float64(elapsed)) / w
-	estimate := float64(c.prev)*weight + float64(c.curr)
+	estimate := p.estimate(c, elapsed)
 	d := limitDecision{policy: p, allowed: estimate+1 <= limit, reset: p.window - elapsed}
 	if d.allowed {
 		d.remaining = max(0, int(math.Floor(limit-estimate-1)))
@@ -85,6 +77,13 @@ func (p policy) decide(c windowCount, elapsed time.Duration) limitDecision {
 	d.retryAfter = p.wait(c, elapsed)
 	d.reset = d.retryAfter
 	return d
+}
+
+// estimate is the sliding window's count: the previous window weighted by
+// the share of it still inside the window, plus the current one.
+func (p policy) estimate(c windowCount, elapsed time.Duration) float64 {
+	w := float64(p.window)
+	return float64(c.prev)*(w-float64(elapsed))/w + float64(c.curr)
 }
 
 // wait is how long until one more request fits. Within the current window
@@ -106,200 +105,13 @@ func (p policy) wait(c windowCount, elapsed time.Duration) time.Duration {
 	return time.Duration(math.Ceil(left + after))
 }
 
-// limitStore keeps the counts. take judges one request for key under p and,
-// when consume is set and it is allowed, counts it; a refused request is
-// never counted.
-type limitStore interface {
-	take(ctx context.Context, p policy, key string, now time.Time, consume bool) (limitDecision, error)
-	sweep(ctx context.Context, now time.Time) error
-}
-
-// memoryStore is the single-replica store: a table per policy.
-type memoryStore struct {
-	tables map[string]*memoryTable // fixed at construction; read without a lock
-}
-
-// memoryTable caps its keys. When it is full, a key it does not track
-// shares the overflow count with every other such key: a flood of fresh
-// addresses is limited as one client and cannot push out (and so reset) a
-// key already tracked. The price is fairness while full: newcomers share one
-// budget until the janitor frees room, which it does one window after their
-// last request.
-//
-// The keys are spread over shards, each under its own mutex, so parallel
-// checks on different keys rarely wait for each other; size, shared by the
-// shards, keeps the cap exact.
-type memoryTable struct {
-	policy     policy
-	maxKeys    int64
-	size       atomic.Int64
-	seed       maphash.Seed
-	shards     [memoryShards]memoryShard
-	overflowMu sync.Mutex
-	overflow   windowCount
-}
-
-const memoryShards = 32
-
-type memoryShard struct {
-	mu     sync.Mutex
-	counts map[string]windowCount
-	_      [40]byte // keeps neighbouring shards' mutexes off one cache line
-}
-
-func newMemoryStore(maxKeys int, policies ...policy) *memoryStore {
-	s := &memoryStore{tables: make(map[string]*memoryTable, len(policies))}
-	for _, p := range policies {
-		t := &memoryTable{policy: p, maxKeys: int64(maxKeys), seed: maphash.MakeSeed()}
-		for i := range t.shards {
-			t.shards[i].counts = make(map[string]windowCount)
-		}
-		s.tables[p.name] = t
-	}
-	return s
-}
-
-func (s *memoryStore) take(_ context.Context, p policy, key string, now time.Time, consume bool) (limitDecision, error) {
-	t := s.tables[p.name]
-	idx, elapsed := p.windowIndex(now)
-	sh := &t.shards[maphash.String(t.seed, key)%memoryShards]
-	sh.mu.Lock()
-	defer sh.mu.Unlock()
-	c, tracked := sh.counts[key]
-	if !tracked && !t.reserve(consume) {
-		return t.takeOverflow(p, idx, elapsed, consume), nil
-	}
-	c = c.at(idx)
-	d := p.decide(c, elapsed)
-	if consume && d.allowed {
-		c.curr++
-		sh.counts[key] = c
-	} else if !tracked && consume {
-		t.size.Add(-1) // reserved, but refused: nothing stored
-	}
-	return d, nil
-}
-
-// reserve claims room for a new key when the request may be stored (a peek
-// only asks whether there is room).
-func (t *memoryTable) reserve(consume bool) bool {
-	for {
-		n := t.size.Load()
-		if n >= t.maxKeys {
-			return false
-		}
-		if !consume || t.size.CompareAndSwap(n, n+1) {
-			return true
-		}
-	}
-}
-
-// takeOverflow judges a key the full table does not track.
-func (t *memoryTable) takeOverflow(p policy, idx int64, elapsed time.Duration, consume bool) limitDecision {
-	if p.overflowPasses {
-		return limitDecision{policy: p, allowed: true, remaining: p.limit - 1, reset: p.window - elapsed}
-	}
-	t.overflowMu.Lock()
-	defer t.overflowMu.Unlock()
-	c := t.overflow.at(idx)
-	d := p.decide(c, elapsed)
-	if consume && d.allowed {
-		c.curr++
-		t.overflow = c
-	}
-	return d
-}
-
-// sweep drops keys whose windows have both passed: they weigh nothing.
-func (s *memoryStore) sweep(_ context.Context, now time.Time) error {
-	for _, t := range s.tables {
-		idx, _ := t.policy.windowIndex(now)
-		for i := range t.shards {
-			sh := &t.shards[i]
-			sh.mu.Lock()
-			for key, c := range sh.counts {
-				if c.index < idx-1 {
-					delete(sh.counts, key)
-					t.size.Add(-1)
-				}
-			}
-			sh.mu.Unlock()
-		}
-	}
-	return nil
-}
-
-func (s *memoryStore) len(name string) int {
-	return int(s.tables[name].size.Load())
-}
-
-// postgresStore shares the counts between replicas. One statement per
-// check, under the row lock of INSERT ... ON CONFLICT, so concurrent checks
-// from any replica never let more than the limit through.
-type postgresStore struct {
-	db       *sql.DB
-	policies []policy
-}
-
-// takeSQL moves the row to window $3, adds one when the request fits
-// ($4 is the previous window's weight, $5 the limit, $6 whether to count)
-// and says whether it counted. The CASEs are the window roll of
-// windowCount.at; SET sees the row as it was.
-const takeSQL = `
-INSERT INTO rate_limits AS r (policy, key, win, curr, prev, counted)
-VALUES ($1, $2, $3, CASE WHEN $6 AND 1 <= $5 THEN 1 ELSE 0 END, 0, $6 AND 1 <= $5)
-ON CONFLICT (policy, key) DO UPDATE SET
-	win     = $3,
-	prev    = CASE WHEN r.win = $3 THEN r.prev WHEN r.win = $3 - 1 THEN r.curr ELSE 0 END,
-	curr    = CASE WHEN r.win = $3 THEN r.curr ELSE 0 END
-	        + CASE WHEN $6 AND (CASE WHEN r.win = $3 THEN r.prev WHEN r.win = $3 - 1 THEN r.curr ELSE 0 END) * $4::float8
-	                         + (CASE WHEN r.win = $3 THEN r.curr ELSE 0 END) + 1 <= $5 THEN 1 ELSE 0 END,
-	counted = $6 AND (CASE WHEN r.win = $3 THEN r.prev WHEN r.win = $3 - 1 THEN r.curr ELSE 0 END) * $4::float8
-	                 + (CASE WHEN r.win = $3 THEN r.curr ELSE 0 END) + 1 <= $5
-RETURNING curr, prev, counted`
-
-func (s *postgresStore) take(ctx context.Context, p policy, key string, now time.Time, consume bool) (limitDecision, error) {
-	idx, elapsed := p.windowIndex(now)
-	if !consume {
-		var c windowCount
-		err := s.db.QueryRowContext(ctx, `SELECT win, curr, prev FROM rate_limits WHERE policy = $1 AND key = $2`, p.name, key).
-			Scan(&c.index, &c.curr, &c.prev)
-		if err != nil && !errors.Is(err, sql.ErrNoRows) {
-			return limitDecision{}, err
-		}
-		return p.decide(c.at(idx), elapsed), nil
-	}
-	weight := float64(p.window-elapsed) / float64(p.window)
-	c := windowCount{index: idx}
-	var counted bool
-	err := s.db.QueryRowContext(ctx, takeSQL, p.name, key, idx, weight, p.limit, consume).Scan(&c.curr, &c.prev, &counted)
-	if err != nil {
-		return limitDecision{}, err
-	}
-	if counted {
-		c.curr-- // judge the state this request found
-	}
-	d := p.decide(c, elapsed)
-	d.allowed = counted // the database's word, made under its row lock
-	return d, nil
-}
-
-func (s *postgresStore) sweep(ctx context.Context, now time.Time) error {
-	for _, p := range s.policies {
-		idx, _ := p.windowIndex(now)
-		if _, err := s.db.ExecContext(ctx, `DELETE FROM rate_limits WHERE policy = $1 AND win < $2`, p.name, idx-1); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-// rateLimits applies the three policies of the contract.
+// rateLimits applies the four policies of the contract.
 type rateLimits struct {
 	enabled bool
 	store   limitStore
-	auth    policy // register, login, password change: per client IP
-	login   policy // failed logins: per account, from any address
+	auth    policy // register, login, password and email change: per client IP
+	login   policy // password failures: per account and client network
+	account policy // password failures: per account, all networks together
 	api     policy // every other API route: per client IP
 	now     func() time.Time
 	logger  *slog.Logger
@@ -310,14 +122,15 @@ func newRateLimits(cfg rateLimitConfig, db *sql.DB, now func() time.Time, logger
 		enabled: cfg.Enabled,
 		auth:    policy{name: "auth", limit: cfg.AuthRequests, window: cfg.AuthWindow},
 		login:   policy{name: "login", limit: cfg.LoginFailures, window: cfg.LoginWindow, overflowPasses: true},
+		account: policy{name: "account", limit: cfg.AccountFailures, window: cfg.AccountWindow, overflowPasses: true},
 		api:     policy{name: "api", limit: cfg.APIRequests, window: cfg.APIWindow},
 		now:     now,
 		logger:  logger,
 	}
 	if cfg.Store == "postgres" {
-		l.store = &postgresStore{db: db, policies: []policy{l.auth, l.login, l.api}}
+		l.store = &postgresStore{db: db, policies: []policy{l.auth, l.login, l.account, l.api}}
 	} else {
-		l.store = newMemoryStore(cfg.MaxKeys, l.auth, l.login, l.api)
+		l.store = newMemoryStore(cfg.MaxKeys, l.auth, l.login, l.account, l.api)
 	}
 	return l
 }
@@ -346,23 +159,31 @@ func (l *rateLimits) limit(p policy, onFailure onStoreFailure) func(http.Handler
 			return next
 		}
 		return apiFunc(func(w http.ResponseWriter, r *http.Request) error {
-			st := stateFrom(r.Context())
-			d, err := l.store.take(r.Context(), p, limitKey(st.clientIP), l.now(), true)
-			if err != nil {
-				l.logger.ErrorContext(r.Context(), "rate-limit store failed", "policy", p.name, "fail_closed", onFailure == failClosed, "error", err.Error())
-				if onFailure == failClosed {
-					return unavailable(err)
-				}
-				next.ServeHTTP(w, r)
-				return nil
-			}
-			if err := l.apply(w, st, d); err != nil {
+			if err := l.check(w, r, p, onFailure); err != nil {
 				return err
 			}
 			next.ServeHTTP(w, r)
 			return nil
 		})
 	}
+}
+
+// check judges one request under p, keyed by client IP, and counts it when
+// allowed. A store failure is logged and, failing open, lets it through.
+func (l *rateLimits) check(w http.ResponseWriter, r *http.Request, p policy, onFailure onStoreFailure) error {
+	if !l.enabled {
+		return nil
+	}
+	st := stateFrom(r.Context())
+	d, err := l.store.take(r.Context(), p, limitKey(st.clientIP), l.now(), true)
+	if err != nil {
+		l.logger.ErrorContext(r.Context(), "rate-limit store failed", "policy", p.name, "fail_closed", onFailure == failClosed, "error", err.Error())
+		if onFailure == failClosed {
+			return unavailable(err)
+		}
+		return nil
+	}
+	return l.apply(w, st, d)
 }
 
 // apply puts the headers of the policy closest to running out on the
@@ -388,30 +209,6 @@ func setLimitHeaders(h http.Header, d limitDecision) {
 	h.Set("X-RateLimit-Limit", limit)
 	h.Set("X-RateLimit-Remaining", remaining)
 	h.Set("X-RateLimit-Reset", reset)
-}
-
-// checkLoginFailures refuses a login for an account that has used up its
-// failures, before any hashing. Only failures count, so the owner, once
-// right, is never locked out by their own successes.
-func (l *rateLimits) checkLoginFailures(w http.ResponseWriter, r *http.Request, email string) error {
-	if !l.enabled {
-		return nil
-	}
-	d, err := l.store.take(r.Context(), l.login, email, l.now(), false)
-	if err != nil {
-		l.logger.ErrorContext(r.Context(), "rate-limit store failed", "policy", l.login.name, "fail_closed", true, "error", err.Error())
-		return unavailable(err)
-	}
-	return l.apply(w, stateFrom(r.Context()), d)
-}
-
-func (l *rateLimits) recordLoginFailure(r *http.Request, email string) {
-	if !l.enabled {
-		return
-	}
-	if _, err := l.store.take(r.Context(), l.login, email, l.now(), true); err != nil {
-		l.logger.ErrorContext(r.Context(), "rate-limit store failed", "policy", l.login.name, "error", err.Error())
-	}
 }
 
 // limitKey is the bucket of a client address: IPv4 as it is, IPv6 by its

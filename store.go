@@ -190,8 +190,8 @@ func (e *storeError) Error() string {
 
 func (e *storeError) Unwrap() []error { return []error{e.kind, e.err} }
 
-// classify sorts a database error: no rows is errMissing, a unique
-// violation errDuplicate, a server or connection that cannot answer (or a
+// classify sorts a database error: no rows, or a foreign key whose row a
+// concurrent request deleted, is errMissing; a unique violation errDuplicate; a server or connection that cannot answer (or a
 // schema not migrated yet) errStoreDown. Anything else passes unchanged:
 // a bug, answered as internal.
 func classify(err error, what string) error {
@@ -205,6 +205,8 @@ func classify(err error, what string) error {
 		kind = errMissing
 	case errors.As(err, &pgErr) && pgErr.Code == "23505":
 		kind = errDuplicate
+	case errors.As(err, &pgErr) && pgErr.Code == "23503":
+		kind = errMissing // what the row refers to was deleted meanwhile
 	case errors.As(err, &pgErr) && serverUnavailable(pgErr.Code):
 		kind = errStoreDown
 	case errors.As(err, &pgErr):

@@ -36,10 +36,12 @@ func emailChangeProblem(o opt[string]) string {
 	return firstOf(notNull(o), emailProblem(o.V))
 }
 
-// selfPatch is what a user may change of themselves.
+// selfPatch is what a user may change of themselves. A new email needs the
+// current password in the same body (re-authentication, ASVS 7.5.1).
 type selfPatch struct {
-	Email    opt[string]  `json:"email"`
-	FullName opt[*string] `json:"full_name"`
+	Email           opt[string]  `json:"email"`
+	FullName        opt[*string] `json:"full_name"`
+	CurrentPassword opt[string]  `json:"current_password"`
 }
 
 func (q *selfPatch) normalize() { q.Email.V = normalizeEmail(q.Email.V) }
@@ -48,6 +50,11 @@ func (q selfPatch) valid() []fieldError {
 	var p problems
 	p.add("email", emailChangeProblem(q.Email))
 	p.add("full_name", fullNameProblem(q.FullName))
+	if q.Email.Set {
+		p.add("current_password", firstOf(required(q.CurrentPassword), passwordProblem(q.CurrentPassword.V)))
+	} else if q.CurrentPassword.Set {
+		p.add("current_password", "is only needed to change the email")
+	}
 	return p
 }
 
@@ -72,7 +79,10 @@ func handleMeGet() http.Handler {
 	})
 }
 
-func handleMePatch(s *store) http.Handler {
+// handleMePatch changes the caller's name and, re-authenticated by the
+// current password under the auth budget, their email: a stolen token alone
+// cannot take the account over, nor probe which emails exist.
+func handleMePatch(s *store, pw *passwordHasher, limits *rateLimits) http.Handler {
 	return apiFunc(func(w http.ResponseWriter, r *http.Request) error {
 		req, err := decode[selfPatch](r)
 		if err != nil {
@@ -80,6 +90,12 @@ func handleMePatch(s *store) http.Handler {
 		}
 		changes := userChanges{SetFullName: req.FullName.Set, FullName: req.FullName.V}
 		if req.Email.Set {
+			if err := limits.check(w, r, limits.auth, failClosed); err != nil {
+				return err
+			}
+			if err := requireCurrentPassword(w, r, s, pw, limits, req.CurrentPassword.V); err != nil {
+				return err
+			}
 			changes.Email = &req.Email.V
 		}
 		u, err := s.updateUser(r.Context(), currentUser(r).ID, changes, keepSessions)
@@ -98,7 +114,7 @@ type passwordChange struct {
 
 func (q passwordChange) valid() []fieldError {
 	var p problems
-	p.add("current_password", firstOf(required(q.CurrentPassword), lengthProblem(q.CurrentPassword.V, 1, 128)))
+	p.add("current_password", firstOf(required(q.CurrentPassword), passwordProblem(q.CurrentPassword.V)))
 	p.add("new_password", firstOf(required(q.NewPassword), passwordProblem(q.NewPassword.V)))
 	if len(p) == 0 && q.CurrentPassword.V == q.NewPassword.V {
 		p.add("new_password", "must differ from the current password")
@@ -108,20 +124,16 @@ func (q passwordChange) valid() []fieldError {
 
 // handlePasswordChange checks the current password (a wrong one is 422, not
 // 401, which would sign the frontend out) and revokes every other session.
-func handlePasswordChange(s *store, pw *passwordHasher) http.Handler {
+func handlePasswordChange(s *store, pw *passwordHasher, limits *rateLimits) http.Handler {
 	return apiFunc(func(w http.ResponseWriter, r *http.Request) error {
 		req, err := decode[passwordChange](r)
 		if err != nil {
 			return err
 		}
-		me := currentUser(r)
-		ok, _, err := pw.verify(r.Context(), req.CurrentPassword.V, me.passwordHash)
-		if err != nil {
+		if err := requireCurrentPassword(w, r, s, pw, limits, req.CurrentPassword.V); err != nil {
 			return err
 		}
-		if !ok {
-			return validationError([]fieldError{{Field: "current_password", Message: "is not your current password"}})
-		}
+		me := currentUser(r)
 		hash, err := pw.hash(r.Context(), req.NewPassword.V)
 		if err != nil {
 			return err
@@ -132,6 +144,21 @@ func handlePasswordChange(s *store, pw *passwordHasher) http.Handler {
 		w.WriteHeader(http.StatusNoContent)
 		return nil
 	})
+}
+
+// requireCurrentPassword re-authenticates the caller. A wrong password is
+// 422 on current_password (401 would sign the frontend out), and counts
+// against the account's failure budgets like a failed login.
+func requireCurrentPassword(w http.ResponseWriter, r *http.Request, s *store, pw *passwordHasher, limits *rateLimits, password string) error {
+	me := currentUser(r)
+	ok, _, err := checkPassword(w, r, s, pw, limits, me.Email, &me, password)
+	if err != nil {
+		return err
+	}
+	if !ok {
+		return validationError([]fieldError{{Field: "current_password", Message: "is not your current password"}})
+	}
+	return nil
 }
 
 func handleMeDelete(s *store) http.Handler {

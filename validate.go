@@ -4,6 +4,7 @@ import (
 	"net/mail"
 	"strconv"
 	"strings"
+	"unicode"
 	"unicode/utf8"
 )
 
@@ -11,13 +12,22 @@ import (
 func normalizeEmail(s string) string { return strings.ToLower(strings.TrimSpace(s)) }
 
 // emailProblem is "" for an addr-spec with a dotted domain of at most 254
-// characters, else what is wrong with it.
+// characters, all printable ASCII, else what is wrong with it. ASCII only
+// (an internationalised domain in its xn-- form) means no look-alike
+// (Cyrillic, fullwidth), combining (NFD) or invisible (zero-width)
+// character can make a second account for what a person reads as the
+// same address.
 func emailProblem(email string) string {
 	if email == "" {
 		return "is required"
 	}
 	if len(email) > 254 {
 		return "must be at most 254 characters"
+	}
+	for i := 0; i < len(email); i++ {
+		if c := email[i]; c < 0x21 || c > 0x7e {
+			return "must be printable ASCII (write an internationalised domain in its xn-- form)"
+		}
 	}
 	a, err := mail.ParseAddress(email)
 	if err != nil || a.Address != email || a.Name != "" {
@@ -31,7 +41,17 @@ func emailProblem(email string) string {
 	return ""
 }
 
+// passwordProblem is the one password rule, at registration, reset, change
+// and login alike: 8 to 128 characters (not bytes), any Unicode but control
+// characters (NUL included), so that what is accepted once can always be
+// typed again.
 func passwordProblem(pw string) string {
+	if !utf8.ValidString(pw) {
+		return "must be valid UTF-8"
+	}
+	if strings.IndexFunc(pw, unicode.IsControl) >= 0 {
+		return "must not contain control characters"
+	}
 	if n := utf8.RuneCountInString(pw); n < 8 || n > 128 {
 		return "must be 8 to 128 characters"
 	}

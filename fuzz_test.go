@@ -1,0 +1,157 @@
+package main
+
+import (
+	"bytes"
+	"errors"
+	"net/http"
+	"net/http/httptest"
+	"net/netip"
+	"strings"
+	"testing"
+	"unicode/utf8"
+)
+
+// Fuzz targets for every decoder an attacker reaches. Their seed corpora
+// run as ordinary tests in `make test`; `make fuzz` runs each for longer.
+
+// decodeIs4xx asserts a decode result is either a value that passes its
+// own checks or a client error, never a panic or a 5xx.
+func decodeIs4xx(t *testing.T, err error) {
+	t.Helper()
+	if err == nil {
+		return
+	}
+	var ae *apiError
+	if !errors.As(err, &ae) || ae.Code.status() < 400 || ae.Code.status() > 499 {
+		t.Fatalf("decode answered %v, want a 4xx problem", err)
+	}
+}
+
+func FuzzDecodeBodies(f *testing.F) {
+	for _, seed := range []string{
+		`{"email":"a@example.com","password":"password-123"}`, `{"email":null}`, `{"title":"x","description":null}`,
+		`{"full_name":"\u0000"}`, `[]`, `"x"`, `{"a":1}`, `{"email":"A@B.CO"} {}`, `{"is_active":"yes"}`,
+		`{"current_password":"p","new_password":"q"}`, `{"title":` + strings.Repeat("[", 1000), "\xff\xfe",
+	} {
+		f.Add([]byte(seed))
+	}
+	f.Fuzz(func(t *testing.T, body []byte) {
+		r := func() *http.Request {
+			r := httptest.NewRequest("POST", "/", bytes.NewReader(body))
+			r.Header.Set("Content-Type", "application/json")
+			return r
+		}
+		if v, err := decode[registerRequest](r()); err == nil {
+			if emailProblem(v.Email.V) != "" || passwordProblem(v.Password.V) != "" {
+				t.Fatalf("register accepted %q / %q", v.Email.V, v.Password.V)
+			}
+		} else {
+			decodeIs4xx(t, err)
+		}
+		if v, err := decode[itemCreate](r()); err == nil {
+			if !utf8.ValidString(v.Title.V) || strings.IndexByte(v.Title.V, 0) >= 0 || utf8.RuneCountInString(v.Title.V) > 255 {
+				t.Fatalf("item accepted title %q", v.Title.V)
+			}
+		} else {
+			decodeIs4xx(t, err)
+		}
+		_, err := decode[loginRequest](r())
+		decodeIs4xx(t, err)
+		_, err = decode[selfPatch](r())
+		decodeIs4xx(t, err)
+		_, err = decode[userPatch](r())
+		decodeIs4xx(t, err)
+		_, err = decode[userCreate](r())
+		decodeIs4xx(t, err)
+		_, err = decode[passwordChange](r())
+		decodeIs4xx(t, err)
+		_, err = decode[itemWrite](r())
+		decodeIs4xx(t, err)
+	})
+}
+
+func FuzzLoginForm(f *testing.F) {
+	for _, seed := range []string{"username=a%40example.com&password=password-123", "grant_type=client&username=x", "%zz", "username=&password=", "a=b&a=c", "username=a@b.co&password=%00%00%00%00%00%00%00%00"} {
+		f.Add(seed)
+	}
+	f.Fuzz(func(t *testing.T, body string) {
+		r := httptest.NewRequest("POST", "/", strings.NewReader(body))
+		r.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		v, err := decodeLogin(r)
+		if err == nil && (emailProblem(v.Email.V) != "" || passwordProblem(v.Password.V) != "") {
+			t.Fatalf("login form accepted %q / %q", v.Email.V, v.Password.V)
+		}
+		decodeIs4xx(t, err)
+	})
+}
+
+func FuzzClientIP(f *testing.F) {
+	for _, seed := range []struct{ peer, xff string }{
+		{"10.0.0.1:5000", "203.0.113.9"}, {"10.0.0.1:5000", "1.2.3.4, 10.0.0.2"}, {"[::1]:80", "2001:db8::1"},
+		{"198.51.100.1:1", "evil"}, {"10.0.0.1:5000", "[2001:db8::1]:443, ,"}, {"garbage", "1.1.1.1"}, {"10.0.0.1:1", "fe80::1%eth0"},
+	} {
+		f.Add(seed.peer, seed.xff)
+	}
+	trusted := []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8"), netip.MustParsePrefix("::1/128")}
+	f.Fuzz(func(t *testing.T, peer, xff string) {
+		r := httptest.NewRequest("GET", "/", nil)
+		r.RemoteAddr = peer
+		r.Header.Set("X-Forwarded-For", xff)
+		ip := clientIP(r, trusted)
+		a, err := netip.ParseAddr(ip)
+		if err != nil {
+			if ip != peer {
+				t.Fatalf("clientIP(%q, %q)=%q: neither an address nor the peer", peer, xff, ip)
+			}
+			return
+		}
+		if a.Zone() != "" || a.Is4In6() {
+			t.Fatalf("clientIP(%q, %q)=%q: zone or mapped form left in", peer, xff, ip)
+		}
+		if p, err := netip.ParseAddrPort(peer); err == nil && !isTrusted(p.Addr().Unmap(), trusted) && a != p.Addr().Unmap().WithZone("") {
+			t.Fatalf("an untrusted peer %q chose its bucket %q through X-Forwarded-For", peer, ip)
+		}
+		if k := limitKey(ip); k == "" {
+			t.Fatal("empty limit key")
+		}
+	})
+}
+
+func FuzzRequestIDAndTraceparent(f *testing.F) {
+	for _, seed := range []string{"abc-123", "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01", "ff-" + strings.Repeat("0", 52), "\n\r", strings.Repeat("a", 200), "01-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-extra"} {
+		f.Add(seed)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		if validRequestID(s) {
+			if len(s) > 128 || strings.ContainsAny(s, " \"\\\r\n\x00") {
+				t.Fatalf("request id %q accepted", s)
+			}
+		}
+		if id := traceIDFrom(s); id != "" && (len(id) != 32 || !isLowerHex(id) || strings.Trim(id, "0") == "") {
+			t.Fatalf("trace id %q from %q", id, s)
+		}
+	})
+}
+
+func FuzzEmailNormalisation(f *testing.F) {
+	for _, seed := range []string{" A@Example.COM ", "jose\u0301@example.com", "ｍe@example.com", "a@b", "\"quoted\"@example.com", "a@xn--mnchen-3ya.de", "a@-.com"} {
+		f.Add(seed)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		n := normalizeEmail(s)
+		if normalizeEmail(n) != n {
+			t.Fatalf("normalizeEmail is not idempotent on %q", s)
+		}
+		if emailProblem(n) != "" {
+			return
+		}
+		for i := 0; i < len(n); i++ {
+			if n[i] < 0x21 || n[i] > 0x7e || (n[i] >= 'A' && n[i] <= 'Z') {
+				t.Fatalf("accepted %q, which has %q", n, n[i])
+			}
+		}
+		if len(n) > 254 || !strings.Contains(n[strings.LastIndexByte(n, '@')+1:], ".") {
+			t.Fatalf("accepted %q", n)
+		}
+	})
+}
