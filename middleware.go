@@ -221,6 +221,7 @@ func securityHeaders(next http.Handler) http.Handler {
 		{"Content-Security-Policy", []string{apiCSP}},
 		{"Referrer-Policy", []string{"no-referrer"}},
 		{"X-Frame-Options", []string{"DENY"}},
+		{"Cross-Origin-Resource-Policy", []string{"same-origin"}},
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		h := w.Header()

@@ -92,11 +92,12 @@ func TestSecurityHeadersOnEveryAnswer(t *testing.T) {
 	} {
 		resp := a.do(r)
 		want := map[string]string{
-			"Cache-Control":           "no-store",
-			"X-Content-Type-Options":  "nosniff",
-			"Content-Security-Policy": "default-src 'none'; frame-ancestors 'none'",
-			"Referrer-Policy":         "no-referrer",
-			"X-Frame-Options":         "DENY",
+			"Cache-Control":                "no-store",
+			"X-Content-Type-Options":       "nosniff",
+			"Content-Security-Policy":      "default-src 'none'; frame-ancestors 'none'",
+			"Referrer-Policy":              "no-referrer",
+			"X-Frame-Options":              "DENY",
+			"Cross-Origin-Resource-Policy": "same-origin",
 		}
 		for k, v := range want {
 			if got := resp.header.Get(k); got != v {

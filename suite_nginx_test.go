@@ -1,24 +1,55 @@
 package main
 
 import (
+	"context"
 	"crypto/tls"
+	"crypto/x509"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
 )
 
 // nginxInFront runs Debian's nginx with nginx/nginx.conf, changing only the
-// upstream address and the listen ports, in front of apiPort.
+// upstream address and the listen ports, in front of apiPort, with a
+// certificate from a local CA that the test's clients trust.
 type nginxInFront struct {
 	http, https int
 	logs        *logBuffer
+	caFile      string
+	roots       *x509.CertPool
+}
+
+func (n *nginxInFront) httpsURL() string { return fmt.Sprintf("https://localhost:%d", n.https) }
+func (n *nginxInFront) httpURL() string  { return fmt.Sprintf("http://127.0.0.1:%d", n.http) }
+
+// client trusts the local CA (no InsecureSkipVerify) and dials from source,
+// an address of the loopback range ("" for the default).
+func (n *nginxInFront) client(source string) *http.Client {
+	dialer := &net.Dialer{Timeout: 5 * time.Second}
+	if source != "" {
+		dialer.LocalAddr = &net.TCPAddr{IP: net.ParseIP(source)}
+	}
+	return &http.Client{
+		Timeout: 10 * time.Second,
+		Transport: &http.Transport{
+			TLSClientConfig: &tls.Config{RootCAs: n.roots},
+			DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+				_, port, _ := net.SplitHostPort(addr)
+				return dialer.DialContext(ctx, network, net.JoinHostPort("127.0.0.1", port))
+			},
+			ForceAttemptHTTP2: true,
+		},
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+	}
 }
 
 func startNginx(t *testing.T, apiPort int) *nginxInFront {
@@ -57,12 +88,29 @@ func startNginx(t *testing.T, apiPort int) *nginxInFront {
 		t.Fatal(err)
 	}
 	os.WriteFile(filepath.Join(prefix, "mime.types"), mime, 0o644)
-	os.MkdirAll(filepath.Join(prefix, "certs"), 0o755)
+	certs := filepath.Join(prefix, "certs")
+	os.MkdirAll(certs, 0o755)
 	os.MkdirAll(filepath.Join(prefix, "logs"), 0o755)
-	gen := exec.Command(openssl, "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=localhost",
-		"-keyout", filepath.Join(prefix, "certs/tls.key"), "-out", filepath.Join(prefix, "certs/tls.crt"))
-	if out, err := gen.CombinedOutput(); err != nil {
-		t.Fatalf("openssl: %v\n%s", err, out)
+	// A local CA, and a server certificate it signs for localhost.
+	for _, args := range [][]string{
+		{"req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=Test CA", "-keyout", "ca.key", "-out", "ca.crt",
+			"-addext", "basicConstraints=critical,CA:TRUE", "-addext", "keyUsage=critical,keyCertSign,cRLSign"},
+		{"req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=localhost", "-keyout", "tls.key", "-out", "tls.csr"},
+		{"x509", "-req", "-in", "tls.csr", "-CA", "ca.crt", "-CAkey", "ca.key", "-CAcreateserial", "-days", "1", "-out", "tls.crt",
+			"-extfile", "san.ext"},
+	} {
+		os.WriteFile(filepath.Join(certs, "san.ext"), []byte("subjectAltName=DNS:localhost,IP:127.0.0.1\nextendedKeyUsage=serverAuth\n"), 0o644)
+		gen := exec.Command(openssl, args...)
+		gen.Dir = certs
+		if out, err := gen.CombinedOutput(); err != nil {
+			t.Fatalf("openssl %v: %v\n%s", args, err, out)
+		}
+	}
+	n.caFile = filepath.Join(certs, "ca.crt")
+	caPEM, _ := os.ReadFile(n.caFile)
+	n.roots = x509.NewCertPool()
+	if !n.roots.AppendCertsFromPEM(caPEM) {
+		t.Fatal("the test CA did not parse")
 	}
 	os.Chmod(prefix, 0o755)
 
@@ -87,7 +135,7 @@ func startNginx(t *testing.T, apiPort int) *nginxInFront {
 		}
 	})
 	for i := 0; ; i++ {
-		if resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/nginx-health", n.http)); err == nil {
+		if resp, err := http.Get(n.httpURL() + "/nginx-health"); err == nil {
 			resp.Body.Close()
 			break
 		}
@@ -145,31 +193,74 @@ func get(t *testing.T, client *http.Client, url string, headers map[string]strin
 	return resp, string(b)
 }
 
+// rawTLS sends raw bytes over TLS and returns what nginx answered.
+func rawTLS(t *testing.T, n *nginxInFront, request string) string {
+	t.Helper()
+	conn, err := tls.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", n.https), &tls.Config{RootCAs: n.roots, ServerName: "localhost", NextProtos: []string{"http/1.1"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	conn.SetDeadline(time.Now().Add(10 * time.Second))
+	io.WriteString(conn, request)
+	out, _ := io.ReadAll(conn)
+	return string(out)
+}
+
+// expectEdgeProblem checks a problem document nginx made itself.
+func expectEdgeProblem(t *testing.T, what string, resp *http.Response, body string, status int, code, id string) {
+	t.Helper()
+	if resp.StatusCode != status || resp.Header.Get("Content-Type") != "application/problem+json" {
+		t.Fatalf("%s: %d %q %s", what, resp.StatusCode, resp.Header.Get("Content-Type"), body)
+	}
+	var doc map[string]any
+	if err := jsonUnmarshal(body, &doc); err != nil {
+		t.Fatalf("%s: body is not JSON: %s", what, body)
+	}
+	if doc["status"] != float64(status) || doc["code"] != code || (id != "" && doc["request_id"] != id) || doc["request_id"] == "" {
+		t.Fatalf("%s: problem %s", what, body)
+	}
+	once(t, what, resp.Header, "Content-Security-Policy", "X-Content-Type-Options", "X-Frame-Options", "Cache-Control", "X-Request-Id", "Strict-Transport-Security", "Cross-Origin-Resource-Policy")
+}
+
 func TestNginxInFrontOfTheService(t *testing.T) {
 	_, dsn := migratedDB(t)
-	api := startBinary(t, "DATABASE_URL="+dsn, "TRUSTED_PROXIES=127.0.0.1/32", "SHUTDOWN_DELAY=0s", "LOG_LEVEL=debug")
+	api := startBinary(t, "DATABASE_URL="+dsn, "TRUSTED_PROXIES=127.0.0.1/32", "SHUTDOWN_DELAY=0s", "LOG_LEVEL=debug", "RATE_LIMIT_AUTH_REQUESTS=1000")
 	waitReady(t, api.url())
 	n := startNginx(t, api.port)
-	base := fmt.Sprintf("http://127.0.0.1:%d", n.http)
-	client := &http.Client{}
+	base := n.httpsURL()
+	client := n.client("")
 
-	// A page: the frontend's headers, once each; index.html never cached.
-	pageHeaders := []string{"Content-Security-Policy", "Referrer-Policy", "Permissions-Policy", "X-Content-Type-Options", "X-Frame-Options", "Cross-Origin-Opener-Policy", "Cache-Control"}
+	// Port 80 answers only redirects: 301 for pages, 308 (method and body
+	// kept) for the API; nothing of the app or the API in clear.
+	plain := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	for path, status := range map[string]int{"/": 301, "/items/42": 301, "/api/v1/health": 308, "/api/v1/auth/login": 308} {
+		resp, body := get(t, plain, n.httpURL()+path, nil)
+		if resp.StatusCode != status || !strings.HasPrefix(resp.Header.Get("Location"), "https://") || !strings.HasSuffix(resp.Header.Get("Location"), path) ||
+			strings.Contains(body, "<html lang") || strings.Contains(body, `"status"`) {
+			t.Fatalf("http %s: %d Location %q %s", path, resp.StatusCode, resp.Header.Get("Location"), body)
+		}
+	}
+	post, _ := http.NewRequest("POST", n.httpURL()+"/api/v1/auth/login", strings.NewReader(`{}`))
+	if resp, err := plain.Do(post); err != nil || resp.StatusCode != 308 {
+		t.Fatalf("http POST: %v %v", resp, err)
+	}
+
+	// A page: the frontend's headers, once each, HSTS; index.html never cached.
+	pageHeaders := []string{"Content-Security-Policy", "Referrer-Policy", "Permissions-Policy", "X-Content-Type-Options", "X-Frame-Options", "Cross-Origin-Opener-Policy", "Cache-Control", "Strict-Transport-Security"}
 	resp, body := get(t, client, base+"/", nil)
-	if resp.StatusCode != 200 || !strings.Contains(body, "<html") {
-		t.Fatalf("page: %d", resp.StatusCode)
+	if resp.StatusCode != 200 || !strings.Contains(body, "<html") || resp.ProtoMajor != 2 {
+		t.Fatalf("page: %d %s", resp.StatusCode, resp.Proto)
 	}
 	once(t, "page", resp.Header, pageHeaders...)
 	if csp := resp.Header.Get("Content-Security-Policy"); !strings.Contains(csp, "script-src 'self'") || !strings.Contains(csp, "connect-src 'self'") || !strings.Contains(csp, "frame-ancestors 'none'") {
 		t.Fatalf("page CSP: %q", csp)
 	}
-	if resp.Header.Get("Cache-Control") != "no-cache" || resp.Header.Get("Server") != "nginx" {
-		t.Fatalf("page Cache-Control %q, Server %q", resp.Header.Get("Cache-Control"), resp.Header.Get("Server"))
+	if resp.Header.Get("Cache-Control") != "no-cache" || resp.Header.Get("Server") != "nginx" || resp.Header.Get("Strict-Transport-Security") != "max-age=63072000; includeSubDomains" {
+		t.Fatalf("page Cache-Control %q, Server %q, HSTS %q", resp.Header.Get("Cache-Control"), resp.Header.Get("Server"), resp.Header.Get("Strict-Transport-Security"))
 	}
-	if resp.Header.Get("Strict-Transport-Security") != "" {
-		t.Fatal("HSTS over plain HTTP")
-	}
-	// The single-page-app fallback, and long caching for hashed assets.
+	// The single-page-app fallback, long caching for hashed assets, and a
+	// missing asset's 404 that no cache keeps.
 	resp, body = get(t, client, base+"/items/42/edit", nil)
 	if resp.StatusCode != 200 || !strings.Contains(body, "<html") {
 		t.Fatalf("SPA fallback: %d", resp.StatusCode)
@@ -179,16 +270,21 @@ func TestNginxInFrontOfTheService(t *testing.T) {
 		t.Fatalf("asset: %d %q", resp.StatusCode, resp.Header.Get("Cache-Control"))
 	}
 	once(t, "asset", resp.Header, pageHeaders...)
+	resp, _ = get(t, client, base+"/assets/missing-0123.js", nil)
+	if resp.StatusCode != 404 || resp.Header.Get("Cache-Control") != "no-store" {
+		t.Fatalf("missing asset: %d Cache-Control %q", resp.StatusCode, resp.Header.Get("Cache-Control"))
+	}
+	once(t, "missing asset", resp.Header, pageHeaders...)
 
 	// An API 200, with the caller's request id carried through to the
 	// service's log, and a spoofed X-Forwarded-For ignored.
-	apiHeaders := []string{"Content-Security-Policy", "X-Content-Type-Options", "X-Frame-Options", "Referrer-Policy", "Cache-Control", "X-Request-Id", "Vary"}
+	apiHeaders := []string{"Content-Security-Policy", "X-Content-Type-Options", "X-Frame-Options", "Referrer-Policy", "Cache-Control", "X-Request-Id", "Vary", "Cross-Origin-Resource-Policy", "Strict-Transport-Security"}
 	resp, body = get(t, client, base+"/api/v1/health", map[string]string{"X-Request-ID": "edge-req-1", "X-Forwarded-For": "6.6.6.6", "X-Real-IP": "6.6.6.6"})
 	if resp.StatusCode != 200 || !strings.Contains(body, `"status":"pass"`) {
 		t.Fatalf("api 200: %d %s", resp.StatusCode, body)
 	}
 	once(t, "api 200", resp.Header, apiHeaders...)
-	if resp.Header.Get("X-Request-ID") != "edge-req-1" || resp.Header.Get("Content-Security-Policy") != apiCSP {
+	if resp.Header.Get("X-Request-ID") != "edge-req-1" || resp.Header.Get("Content-Security-Policy") != apiCSP || resp.Header.Get("Cross-Origin-Resource-Policy") != "same-origin" {
 		t.Fatalf("api headers: %v", resp.Header)
 	}
 	waitForLog(t, api.logs, "edge-req-1")
@@ -215,7 +311,7 @@ func TestNginxInFrontOfTheService(t *testing.T) {
 	}
 	once(t, "api 404", resp.Header, apiHeaders...)
 
-	// A body over client_max_body_size: nginx's 413, as problem+json.
+	// What nginx refuses itself is a problem document with the request id.
 	big, _ := http.NewRequest("POST", base+"/api/v1/items", strings.NewReader(strings.Repeat("x", 2<<20)))
 	big.Header.Set("Content-Type", "application/json")
 	big.Header.Set("X-Request-ID", "edge-413")
@@ -224,33 +320,149 @@ func TestNginxInFrontOfTheService(t *testing.T) {
 	} else {
 		b, _ := io.ReadAll(r.Body)
 		r.Body.Close()
-		if r.StatusCode != 413 || r.Header.Get("Content-Type") != "application/problem+json" || !strings.Contains(string(b), `"request_id":"edge-413"`) || !strings.Contains(string(b), `"code":"payload_too_large"`) {
-			t.Fatalf("nginx 413: %d %s %s", r.StatusCode, r.Header.Get("Content-Type"), b)
+		expectEdgeProblem(t, "413", r, string(b), 413, "payload_too_large", "edge-413")
+	}
+	trace, _ := http.NewRequest("TRACE", base+"/api/v1/items", nil)
+	trace.Header.Set("X-Request-ID", "edge-405")
+	if r, err := client.Do(trace); err != nil {
+		t.Fatal(err)
+	} else {
+		b, _ := io.ReadAll(r.Body)
+		r.Body.Close()
+		expectEdgeProblem(t, "TRACE", r, string(b), 405, "method_not_allowed", "edge-405")
+	}
+	for what, raw := range map[string]string{
+		"long URI":               "GET /api/v1/items?q=" + strings.Repeat("a", 9000) + " HTTP/1.1\r\nHost: localhost\r\n\r\n",
+		"big header":             "GET /api/v1/items HTTP/1.1\r\nHost: localhost\r\nX-Big: " + strings.Repeat("b", 10_000) + "\r\n\r\n",
+		"many headers":           "GET /api/v1/items HTTP/1.1\r\nHost: localhost\r\n" + strings.Repeat("X-Many: "+strings.Repeat("m", 7000)+"\r\n", 6) + "\r\n",
+		"malformed request line": "GARBAGE\r\n\r\n",
+		"HTTP/3.0 request line":  "GET /api/v1/items HTTP/3.0\r\nHost: localhost\r\n\r\n",
+		"bad header":             "GET /api/v1/items HTTP/1.1\r\nHost: localhost\r\nBad Header: x\r\n\r\n",
+	} {
+		out := rawTLS(t, n, raw)
+		head, body, _ := strings.Cut(out, "\r\n\r\n")
+		if !strings.Contains(head, "Content-Type: application/problem+json") || !strings.Contains(body, `"request_id":"`) || !strings.Contains(head, "X-Content-Type-Options: nosniff") ||
+			!(strings.HasPrefix(head, "HTTP/1.1 4") || strings.HasPrefix(head, "HTTP/1.1 505")) || strings.Contains(body, "Unauthorized") {
+			t.Fatalf("%s: nginx answered %q", what, out)
 		}
 	}
 
-	// TLS: HSTS and the same page headers.
-	tlsClient := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}}
-	resp, _ = get(t, tlsClient, fmt.Sprintf("https://127.0.0.1:%d/", n.https), nil)
-	once(t, "tls page", resp.Header, append(pageHeaders, "Strict-Transport-Security")...)
-	resp, _ = get(t, tlsClient, fmt.Sprintf("https://127.0.0.1:%d/api/v1/health/live", n.https), nil)
-	once(t, "tls api", resp.Header, "Strict-Transport-Security", "X-Content-Type-Options")
+	// The edge's own rate on sign-in: a burst from one address meets a 429
+	// problem from nginx before the service's budget is touched.
+	limited := 0
+	for range 40 {
+		r, _ := http.NewRequest("POST", base+"/api/v1/auth/login", strings.NewReader(`{"email":"x@example.com","password":"password-123"}`))
+		r.Header.Set("Content-Type", "application/json")
+		resp, err := client.Do(r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode == 429 {
+			expectEdgeProblem(t, "edge 429", resp, string(b), 429, "rate_limited", "")
+			limited++
+		}
+	}
+	if limited == 0 {
+		t.Fatal("40 sign-ins in a burst: none limited at the edge")
+	}
+
+	// TLS: the intermediate profile only, and no session tickets.
+	openssl := needTool(t, "openssl")
+	sclient := func(args ...string) (string, error) {
+		cmd := exec.Command(openssl, append([]string{"s_client", "-connect", fmt.Sprintf("127.0.0.1:%d", n.https), "-servername", "localhost", "-CAfile", n.caFile}, args...)...)
+		cmd.Stdin = strings.NewReader("")
+		out, err := cmd.CombinedOutput()
+		return string(out), err
+	}
+	for _, cipher := range []string{"AES128-SHA", "AES256-GCM-SHA384", "ECDHE-RSA-AES128-SHA", "ECDHE-RSA-AES256-SHA384"} {
+		if out, err := sclient("-tls1_2", "-cipher", cipher); err == nil {
+			t.Errorf("TLS 1.2 cipher %s outside the profile was accepted:\n%s", cipher, out)
+		}
+	}
+	out, err := sclient("-tls1_2", "-cipher", "ECDHE-RSA-AES128-GCM-SHA256")
+	if err != nil || !strings.Contains(out, "Verify return code: 0 (ok)") {
+		t.Fatalf("an intermediate-profile cipher was refused: %v\n%s", err, out)
+	}
+	if strings.Contains(out, "TLS session ticket:") {
+		t.Fatalf("nginx issued a session ticket:\n%s", out)
+	}
+	if _, err := sclient("-tls1_1"); err == nil {
+		t.Error("TLS 1.1 accepted")
+	}
 
 	// The service stopped: nginx's own 502, as problem+json with the id.
 	api.cmd.Process.Kill()
 	api.wait(t)
 	resp, body = get(t, client, base+"/api/v1/items?x=\"quoted\"", map[string]string{"X-Request-ID": "edge-502"})
-	if resp.StatusCode != 502 || resp.Header.Get("Content-Type") != "application/problem+json" {
-		t.Fatalf("nginx 502: %d %q %s", resp.StatusCode, resp.Header.Get("Content-Type"), body)
-	}
+	expectEdgeProblem(t, "502", resp, body, 502, "unavailable", "edge-502")
 	var doc map[string]any
-	if err := jsonUnmarshal(body, &doc); err != nil {
-		t.Fatalf("502 body is not JSON: %s", body)
+	jsonUnmarshal(body, &doc)
+	if doc["instance"] != "/api/v1/items" {
+		t.Fatalf("502 problem instance: %s", body)
 	}
-	if doc["request_id"] != "edge-502" || doc["status"] != float64(502) || doc["code"] != "unavailable" || doc["instance"] != "/api/v1/items" {
-		t.Fatalf("502 problem: %s", body)
+}
+
+// A flood of connections from one address (half-sent requests, and
+// requests holding their bodies back) does not stop a client of another
+// address from being served.
+func TestNginxFloodFromOneAddress(t *testing.T) {
+	_, dsn := migratedDB(t)
+	api := startBinary(t, "DATABASE_URL="+dsn, "TRUSTED_PROXIES=127.0.0.1/32", "SHUTDOWN_DELAY=0s", "LOG_LEVEL=debug")
+	waitReady(t, api.url())
+	n := startNginx(t, api.port)
+	addr := fmt.Sprintf("127.0.0.1:%d", n.https)
+	var conns []net.Conn
+	defer func() {
+		for _, c := range conns {
+			c.Close()
+		}
+	}()
+	dial := func() *tls.Conn {
+		c, err := tls.DialWithDialer(&net.Dialer{Timeout: 5 * time.Second}, "tcp", addr, &tls.Config{RootCAs: n.roots, ServerName: "localhost", NextProtos: []string{"http/1.1"}})
+		if err != nil {
+			t.Fatalf("flood connection %d: %v", len(conns), err)
+		}
+		conns = append(conns, c)
+		return c
 	}
-	once(t, "api 502", resp.Header, "Content-Security-Policy", "X-Content-Type-Options", "X-Frame-Options", "Cache-Control", "X-Request-Id")
+	// 1,200 half-sent requests: more than the old worker table held.
+	for range 1200 {
+		io.WriteString(dial(), "GET /api/v1/health/live HTTP/1.1\r\nHost: localhost\r\n")
+	}
+	// 100 requests whose bodies never come: past the per-client cap (64),
+	// nginx answers 429 at once instead of holding a slot.
+	refused := 0
+	var held []*tls.Conn
+	for range 100 {
+		c := dial()
+		io.WriteString(c, "POST /api/v1/items HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n")
+		held = append(held, c)
+	}
+	// Another address is served, through the whole flood.
+	resp, body := get(t, n.client("127.0.0.2"), n.httpsURL()+"/api/v1/health/live", nil)
+	if resp.StatusCode != 200 || !strings.Contains(body, "pass") {
+		t.Fatalf("a client of 127.0.0.2 during the flood: %d %s", resp.StatusCode, body)
+	}
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	for _, c := range held {
+		c.SetReadDeadline(time.Now().Add(2 * time.Second))
+		wg.Go(func() {
+			buf := make([]byte, 64)
+			if k, _ := c.Read(buf); k > 0 && strings.Contains(string(buf[:k]), " 429 ") {
+				mu.Lock()
+				refused++
+				mu.Unlock()
+			}
+		})
+	}
+	wg.Wait()
+	if refused < 30 {
+		t.Fatalf("%d of 100 held requests refused; the per-client cap (64) should refuse about 36", refused)
+	}
+	waitForLog(t, api.logs, `"client_ip":"127.0.0.2"`)
 }
 
 func waitForLog(t *testing.T, logs *logBuffer, s string) {
