@@ -186,6 +186,13 @@ func TestComposeFiles(t *testing.T) {
 	if dep := services["nginx"].(map[string]any)["depends_on"].(map[string]any)["api"].(map[string]any); dep["condition"] != "service_healthy" {
 		t.Fatalf("nginx depends_on: %v", dep)
 	}
+	ngx := services["nginx"].(map[string]any)
+	if ports := fmt.Sprint(ngx["ports"]); !strings.Contains(ports, "80") || !strings.Contains(ports, "443") || !strings.Contains(fmt.Sprint(ngx["volumes"]), "nginx/certs") {
+		t.Fatalf("nginx must publish 80 and 443 and mount the certificates: %v", ngx)
+	}
+	if !strings.Contains(fmt.Sprint(ngx["ulimits"]), "65536") {
+		t.Fatalf("nginx's open-file limit: %v", ngx["ulimits"])
+	}
 	if !strings.Contains(fmt.Sprint(services["db"].(map[string]any)["healthcheck"]), "pg_isready") {
 		t.Fatal("db healthcheck is not pg_isready")
 	}
