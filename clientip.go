@@ -11,11 +11,10 @@ import (
 // not itself a trusted proxy. Entries left of that were written by the
 // client and are never believed, nor are X-Real-IP or True-Client-IP.
 func clientIP(r *http.Request, trusted []netip.Prefix) string {
-	peer, err := netip.ParseAddrPort(r.RemoteAddr)
-	if err != nil {
+	addr, ok := parseHop(r.RemoteAddr) // net/http's form is addr:port; a bare address is taken too
+	if !ok {
 		return r.RemoteAddr
 	}
-	addr := peer.Addr().Unmap().WithZone("")
 	if !isTrusted(addr, trusted) {
 		return addr.String()
 	}

@@ -26,8 +26,10 @@ type config struct {
 	ShutdownDelay   time.Duration
 	ShutdownTimeout time.Duration
 
-	DBMaxOpenConns int
-	DBMaxIdleConns int
+	DBMaxOpenConns    int
+	DBMaxIdleConns    int
+	DBConnMaxLifetime time.Duration
+	DBConnMaxIdleTime time.Duration
 
 	FirstSuperuserEmail    string
 	FirstSuperuserPassword string
@@ -222,7 +224,15 @@ func loadConfig(getenv func(string) string) (config, error) {
 	}
 	c.ShutdownTimeout = e.duration("SHUTDOWN_TIMEOUT", 7*time.Second)
 	c.DBMaxOpenConns = e.integer("DB_MAX_OPEN_CONNS", 20, 1, 1000)
-	c.DBMaxIdleConns = e.integer("DB_MAX_IDLE_CONNS", 10, 0, 1000)
+	// Idle equal to open: a pool that closes what comes back idle under
+	// load reopens it a moment later (a backend start, authentication and
+	// TLS each time).
+	c.DBMaxIdleConns = e.integer("DB_MAX_IDLE_CONNS", c.DBMaxOpenConns, 0, 1000)
+	if c.DBMaxIdleConns > c.DBMaxOpenConns {
+		e.fail("DB_MAX_IDLE_CONNS", "%d is above DB_MAX_OPEN_CONNS (%d): the pool would close the extra ones anyway; set it at most equal", c.DBMaxIdleConns, c.DBMaxOpenConns)
+	}
+	c.DBConnMaxLifetime = e.duration("DB_CONN_MAX_LIFETIME", time.Hour)
+	c.DBConnMaxIdleTime = e.duration("DB_CONN_MAX_IDLE_TIME", 30*time.Minute)
 
 	c.FirstSuperuserEmail = e.str("FIRST_SUPERUSER_EMAIL", "")
 	c.FirstSuperuserPassword = e.getenv("FIRST_SUPERUSER_PASSWORD")
@@ -324,6 +334,8 @@ func (c config) LogValue() slog.Value {
 		slog.String("shutdown_timeout", c.ShutdownTimeout.String()),
 		slog.Int("db_max_open_conns", c.DBMaxOpenConns),
 		slog.Int("db_max_idle_conns", c.DBMaxIdleConns),
+		slog.String("db_conn_max_lifetime", c.DBConnMaxLifetime.String()),
+		slog.String("db_conn_max_idle_time", c.DBConnMaxIdleTime.String()),
 		slog.String("first_superuser_email", c.FirstSuperuserEmail),
 		slog.Bool("first_superuser_password_set", c.FirstSuperuserPassword != ""),
 		slog.Bool("rate_limit_enabled", c.RateLimit.Enabled),

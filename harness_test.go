@@ -193,6 +193,9 @@ func newTestAppOn(t testing.TB, db *sql.DB, dsn string, env map[string]string) *
 		}
 	}
 	cfg := devConfig(t, env)
+	// The pool as openDB sets it for the service.
+	db.SetMaxOpenConns(cfg.DBMaxOpenConns)
+	db.SetMaxIdleConns(cfg.DBMaxIdleConns)
 	a := &testApp{t: t, db: db, dsn: dsn, logs: &logBuffer{}, clock: newFakeClock(), cfg: cfg}
 	logger := newLogger(a.logs, cfg.LogLevel)
 	health := &healthState{db: db, version: "test", commit: "abc1234", started: time.Now()}

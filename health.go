@@ -23,9 +23,34 @@ type healthState struct {
 }
 
 type healthCheck struct {
-	Status    string  `json:"status"`
-	LatencyMS float64 `json:"latency_ms"`
-	Output    string  `json:"output,omitempty"`
+	Status    string     `json:"status"`
+	LatencyMS float64    `json:"latency_ms"`
+	Output    string     `json:"output,omitempty"`
+	Pool      *poolStats `json:"pool,omitempty"`
+}
+
+// poolStats is the database pool's state: how full it is, how often a
+// request waited for a connection, and why connections were closed (a
+// steady rise in closed_max_idle means the pool churns under load).
+type poolStats struct {
+	MaxOpen        int     `json:"max_open"`
+	Open           int     `json:"open"`
+	InUse          int     `json:"in_use"`
+	Idle           int     `json:"idle"`
+	Waits          int64   `json:"waits"`
+	WaitMS         float64 `json:"wait_ms"`
+	ClosedMaxIdle  int64   `json:"closed_max_idle"`
+	ClosedIdleTime int64   `json:"closed_idle_time"`
+	ClosedLifetime int64   `json:"closed_lifetime"`
+}
+
+func poolStatsOf(db *sql.DB) *poolStats {
+	s := db.Stats()
+	return &poolStats{
+		MaxOpen: s.MaxOpenConnections, Open: s.OpenConnections, InUse: s.InUse, Idle: s.Idle,
+		Waits: s.WaitCount, WaitMS: float64(s.WaitDuration.Microseconds()) / 1000,
+		ClosedMaxIdle: s.MaxIdleClosed, ClosedIdleTime: s.MaxIdleTimeClosed, ClosedLifetime: s.MaxLifetimeClosed,
+	}
 }
 
 type healthDoc struct {
@@ -47,7 +72,7 @@ func handleHealth(h *healthState) http.Handler {
 		defer cancel()
 		start := time.Now()
 		err := h.db.PingContext(ctx)
-		check := healthCheck{Status: "pass", LatencyMS: math.Round(float64(time.Since(start).Microseconds())/10) / 100}
+		check := healthCheck{Status: "pass", LatencyMS: math.Round(float64(time.Since(start).Microseconds())/10) / 100, Pool: poolStatsOf(h.db)}
 		switch {
 		case err != nil:
 			check.Status, check.Output = "fail", "database unreachable"

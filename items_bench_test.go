@@ -5,12 +5,22 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"os"
+	"strings"
 	"testing"
 )
 
-// itemsFixture is one user with 50 items, and their token.
+// itemsFixture is one user with 50 items, and their token. BENCH_ENV_*
+// variables reach the app's config (BENCH_ENV_DB_MAX_IDLE_CONNS=10 measures
+// the old pool default).
 func itemsFixture(b *testing.B) (*testApp, string) {
-	a := newTestApp(b, map[string]string{"LOG_LEVEL": "info"})
+	env := map[string]string{"LOG_LEVEL": "info"}
+	for _, kv := range os.Environ() {
+		if k, v, ok := strings.Cut(kv, "="); ok && strings.HasPrefix(k, "BENCH_ENV_") {
+			env[strings.TrimPrefix(k, "BENCH_ENV_")] = v
+		}
+	}
+	a := newTestApp(b, env)
 	_, token := a.signup("bench@example.com")
 	for i := range 50 {
 		a.do(req{method: "POST", path: "/api/v1/items", token: token, body: map[string]any{"title": fmt.Sprintf("item %d", i), "description": "a description"}})
@@ -24,6 +34,7 @@ func itemsFixture(b *testing.B) (*testApp, string) {
 func BenchmarkItemListHTTP(b *testing.B) {
 	a, token := itemsFixture(b)
 	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64}}
+	b.SetParallelism(16) // 32 concurrent clients on 2 cores, as the load script runs
 	b.ResetTimer()
 	b.RunParallel(func(pb *testing.PB) {
 		for pb.Next() {
@@ -51,6 +62,7 @@ func BenchmarkItemListSQL(b *testing.B) {
 	a, token := itemsFixture(b)
 	hash := hashToken(token)
 	ctx := context.Background()
+	b.SetParallelism(16)
 	b.ResetTimer()
 	b.RunParallel(func(pb *testing.PB) {
 		for pb.Next() {

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"math/rand/v2"
 	"net"
 	"net/url"
 	"sort"
@@ -24,7 +25,10 @@ import (
 var migrationFiles embed.FS
 
 // openDB opens the pool; it does not connect, so the server can start while
-// the database is still down.
+// the database is still down. The pool keeps what it opens under load
+// (idle may equal open), and renews connections after a lifetime shortened
+// by up to a tenth at random, so replicas started together do not all
+// reconnect at the same moment.
 func openDB(cfg config) (*sql.DB, error) {
 	db, err := sql.Open("pgx", cfg.DatabaseURL)
 	if err != nil {
@@ -32,9 +36,14 @@ func openDB(cfg config) (*sql.DB, error) {
 	}
 	db.SetMaxOpenConns(cfg.DBMaxOpenConns)
 	db.SetMaxIdleConns(cfg.DBMaxIdleConns)
-	db.SetConnMaxIdleTime(5 * time.Minute)
-	db.SetConnMaxLifetime(time.Hour)
+	db.SetConnMaxIdleTime(cfg.DBConnMaxIdleTime)
+	db.SetConnMaxLifetime(jitter(cfg.DBConnMaxLifetime, 0.1))
 	return db, nil
+}
+
+// jitter shortens d by a random share of at most frac.
+func jitter(d time.Duration, frac float64) time.Duration {
+	return d - time.Duration(rand.Float64()*frac*float64(d))
 }
 
 // ensureDatabase creates the database named in dsn when it is missing, so
