@@ -101,7 +101,7 @@ func (q registerRequest) valid() []fieldError {
 	return p
 }
 
-func handleRegister(s *store, pw *passwordHasher) http.Handler {
+func handleRegister(s *store, pw *passwordHasher, au *auditor) http.Handler {
 	return apiFunc(func(w http.ResponseWriter, r *http.Request) error {
 		req, err := decode[registerRequest](r)
 		if err != nil {
@@ -115,6 +115,7 @@ func handleRegister(s *store, pw *passwordHasher) http.Handler {
 		if err != nil {
 			return err
 		}
+		au.record(r, "user.created", u.ID, u.ID)
 		w.Header().Set("Location", "/api/v1/users/"+u.ID)
 		writeJSON(w, http.StatusCreated, contentJSON, u)
 		return nil
@@ -146,7 +147,7 @@ var errBadCredentials = newError(codeUnauthorized, "Incorrect email or password.
 
 // handleLogin checks the failure budgets before hashing, spends one hash
 // whether or not the email exists, and gives both failures the same words.
-func handleLogin(s *store, pw *passwordHasher, limits *rateLimits, ttl time.Duration, logger *slog.Logger) http.Handler {
+func handleLogin(s *store, pw *passwordHasher, limits *rateLimits, au *auditor, ttl time.Duration, logger *slog.Logger) http.Handler {
 	return apiFunc(func(w http.ResponseWriter, r *http.Request) error {
 		req, err := decodeLogin(r)
 		if err != nil {
@@ -161,14 +162,26 @@ func handleLogin(s *store, pw *passwordHasher, limits *rateLimits, ttl time.Dura
 		case !errors.Is(err, errMissing):
 			return err
 		}
+		failed := func(reason string) {
+			au.record(r, "login.failed", "", u.ID, slog.String("reason", reason))
+		}
 		ok, stale, err := checkPassword(w, r, s, pw, limits, req.Email.V, account, req.Password.V)
+		var ae *apiError
+		if errors.As(err, &ae) && ae.Code == codeRateLimited {
+			failed("rate_limited")
+		}
 		if err != nil {
 			return err
 		}
-		if !ok {
+		switch {
+		case !ok && account == nil:
+			failed("unknown_email")
 			return errBadCredentials
-		}
-		if !u.IsActive {
+		case !ok:
+			failed("bad_password")
+			return errBadCredentials
+		case !u.IsActive:
+			failed("inactive")
 			return newError(codeForbidden, "This account is deactivated.")
 		}
 		if stale {
@@ -185,6 +198,7 @@ func handleLogin(s *store, pw *passwordHasher, limits *rateLimits, ttl time.Dura
 		if err := s.recordLoginNetwork(ctx, u.ID, limitKey(st.clientIP)); err != nil {
 			logger.WarnContext(ctx, "could not record the login network", "error", err.Error())
 		}
+		au.record(r, "login.succeeded", u.ID, u.ID)
 		writeJSON(w, http.StatusOK, contentJSON, tokenResponse{AccessToken: token, TokenType: "bearer", ExpiresIn: int64(ttl / time.Second)})
 		return nil
 	})
@@ -225,7 +239,7 @@ func checkPassword(w http.ResponseWriter, r *http.Request, s *store, pw *passwor
 func rehashPassword(ctx context.Context, s *store, pw *passwordHasher, userID, password string, logger *slog.Logger) {
 	hash, err := pw.hash(ctx, password)
 	if err == nil {
-		_, err = s.updateUser(ctx, userID, userChanges{PasswordHash: &hash}, keepSessions)
+		_, _, err = s.updateUser(ctx, userID, userChanges{PasswordHash: &hash}, keepSessions)
 	}
 	if err != nil {
 		logger.WarnContext(ctx, "could not upgrade a password hash", "user_id", userID, "error", err.Error())
@@ -275,10 +289,15 @@ func decodeLogin(r *http.Request) (loginRequest, error) {
 }
 
 // handleLogout revokes the presented token at once.
-func handleLogout(s *store) http.Handler {
+func handleLogout(s *store, au *auditor) http.Handler {
 	return apiFunc(func(w http.ResponseWriter, r *http.Request) error {
 		if err := s.deleteSession(r.Context(), stateFrom(r.Context()).sessionHash); err != nil {
 			return err
+		}
+		me := currentUser(r)
+		au.record(r, "logout", me.ID, me.ID)
+		if au.revoked != nil {
+			au.revoked("logout", 1)
 		}
 		w.WriteHeader(http.StatusNoContent)
 		return nil

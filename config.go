@@ -1,10 +1,14 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/netip"
 	"net/url"
+	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -33,6 +37,9 @@ type config struct {
 
 	FirstSuperuserEmail    string
 	FirstSuperuserPassword string
+
+	MetricsAddr  string // "" when off
+	PprofEnabled bool
 
 	RateLimit rateLimitConfig
 }
@@ -87,14 +94,39 @@ func (e *configError) Error() string {
 }
 
 // envReader parses variables and remembers every problem instead of stopping
-// at the first one.
+// at the first one. Any variable NAME may instead be given as NAME_FILE, the
+// path of a file holding the value (Docker and Kubernetes secrets).
 type envReader struct {
-	getenv   func(string) string
+	environ  func(string) string
 	problems []string
 }
 
+// getenv is NAME's value, or the content of the file NAME_FILE names (its
+// one trailing newline dropped). Both set is an error. The content is never
+// logged, not even in the error.
+func (e *envReader) getenv(name string) string {
+	v, path := e.environ(name), strings.TrimSpace(e.environ(name+"_FILE"))
+	if path == "" {
+		return v
+	}
+	if v != "" {
+		e.fail(name+"_FILE", "and %s are both set; set one", name)
+		return v
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		e.fail(name+"_FILE", "cannot read %s: %v", path, errors.Unwrap(err))
+		return ""
+	}
+	s := strings.TrimSuffix(string(b), "\n")
+	return strings.TrimSuffix(s, "\r")
+}
+
 func (e *envReader) fail(name, format string, args ...any) {
-	e.problems = append(e.problems, name+": "+fmt.Sprintf(format, args...))
+	p := name + ": " + fmt.Sprintf(format, args...)
+	if !slices.Contains(e.problems, p) { // a variable read twice is reported once
+		e.problems = append(e.problems, p)
+	}
 }
 
 func (e *envReader) str(name, def string) string {
@@ -158,7 +190,7 @@ func (e *envReader) list(name string) []string {
 // loadConfig reads the environment. Development runs with nothing set;
 // production has no defaults for anything secret.
 func loadConfig(getenv func(string) string) (config, error) {
-	e := &envReader{getenv: getenv}
+	e := &envReader{environ: getenv}
 	var c config
 
 	c.Env = e.str("APP_ENV", envDevelopment)
@@ -239,6 +271,17 @@ func loadConfig(getenv func(string) string) (config, error) {
 	if !prod && c.FirstSuperuserEmail == "" && c.FirstSuperuserPassword == "" {
 		c.FirstSuperuserEmail, c.FirstSuperuserPassword = devSuperuserEmail, devSuperuserPassword
 	}
+
+	c.MetricsAddr = e.str("METRICS_ADDR", "127.0.0.1:9090")
+	if prod {
+		c.MetricsAddr = e.str("METRICS_ADDR", ":9090")
+	}
+	if c.MetricsAddr == "off" {
+		c.MetricsAddr = ""
+	} else if _, _, err := net.SplitHostPort(c.MetricsAddr); err != nil {
+		e.fail("METRICS_ADDR", "%q is not host:port (such as :9090), or off", c.MetricsAddr)
+	}
+	c.PprofEnabled = e.boolean("PPROF_ENABLED", false)
 
 	rl := &c.RateLimit
 	rl.Enabled = e.boolean("RATE_LIMIT_ENABLED", true)
@@ -338,6 +381,8 @@ func (c config) LogValue() slog.Value {
 		slog.String("db_conn_max_idle_time", c.DBConnMaxIdleTime.String()),
 		slog.String("first_superuser_email", c.FirstSuperuserEmail),
 		slog.Bool("first_superuser_password_set", c.FirstSuperuserPassword != ""),
+		slog.String("metrics_addr", c.MetricsAddr),
+		slog.Bool("pprof_enabled", c.PprofEnabled),
 		slog.Bool("rate_limit_enabled", c.RateLimit.Enabled),
 		slog.String("rate_limit_store", c.RateLimit.Store),
 		slog.Int("rate_limit_max_keys", c.RateLimit.MaxKeys),

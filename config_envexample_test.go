@@ -64,7 +64,7 @@ func TestEnvExampleListsEveryVariable(t *testing.T) {
 // The example, copied unchanged, must not start: it names each placeholder.
 func TestEnvExampleRefusesToStart(t *testing.T) {
 	env := readEnvFile(t, ".env.production.example")
-	err := run(context.Background(), []string{"server"}, func(k string) string { return env[k] }, io.Discard, io.Discard)
+	err := run(context.Background(), []string{"server"}, func(k string) string { return env[k] }, strings.NewReader(""), io.Discard, io.Discard)
 	var ee exitError
 	if !errors.As(err, &ee) || ee.code != 2 {
 		t.Fatalf("the example started (or failed otherwise): %v", err)

@@ -15,15 +15,15 @@ import (
 func newServer(logger *slog.Logger, cfg config, deps serverDeps) http.Handler {
 	mux := http.NewServeMux()
 	addRoutes(mux, logger, cfg, deps)
-	return withMiddleware(logger, cfg, routeRecorder(mux))
+	return withMiddleware(logger, cfg, deps.metrics, deps.health, routeRecorder(mux))
 }
 
 // withMiddleware wraps h in the chain every request passes through, listed
 // outermost first.
-func withMiddleware(logger *slog.Logger, cfg config, h http.Handler) http.Handler {
+func withMiddleware(logger *slog.Logger, cfg config, m *metrics, life *healthState, h http.Handler) http.Handler {
 	chain := []func(http.Handler) http.Handler{
 		requestID(cfg.TrustedProxy), // the id and state exist before anything can log or fail
-		accessLog(logger),           // wraps recover, so it reports the 500 and the stack once
+		accessLog(logger, m, life),  // wraps recover, so it reports the 500 and the stack once
 		recoverPanics,               // a panic becomes a 500 problem
 		securityHeaders,             // set before any handler (or panic) writes
 		cors(cfg.CORSOrigins),       // preflights answered before rate limits and routes see them
@@ -37,19 +37,33 @@ func withMiddleware(logger *slog.Logger, cfg config, h http.Handler) http.Handle
 
 // serverDeps are the shared pieces the handler makers draw on.
 type serverDeps struct {
-	health *healthState
-	store  *store
-	hasher *passwordHasher
-	limits *rateLimits
+	health  *healthState
+	store   *store
+	hasher  *passwordHasher
+	limits  *rateLimits
+	metrics *metrics
+	audit   *auditor
 }
 
 func newServerDeps(logger *slog.Logger, cfg config, db *sql.DB, health *healthState, now func() time.Time) serverDeps {
-	return serverDeps{
-		health: health,
-		store:  &store{db: db, now: now},
-		hasher: newPasswordHasher(passwordIterations, runtime.GOMAXPROCS(0)),
-		limits: newRateLimits(cfg.RateLimit, db, now, logger),
+	d := serverDeps{
+		health:  health,
+		store:   &store{db: db, now: now},
+		limits:  newRateLimits(cfg.RateLimit, db, now, logger),
+		metrics: newMetrics(health.version, health.commit),
+		audit:   newAuditor(logger, now),
 	}
+	d.audit.revoked = func(reason string, n int64) { d.metrics.sessionsRevoked.add(uint64(n), reason) }
+	d.setHasher(newPasswordHasher(passwordIterations, runtime.GOMAXPROCS(0)))
+	d.metrics.addPool(db)
+	d.metrics.addLimiter(d.limits)
+	return d
+}
+
+// setHasher installs pw (tests install a cheap one) with its metrics.
+func (d *serverDeps) setHasher(pw *passwordHasher) {
+	d.hasher = pw
+	d.metrics.addHasher(pw)
 }
 
 // addRoutes is the whole API surface. Each route names its guards, outer
@@ -61,7 +75,7 @@ func addRoutes(mux *http.ServeMux, logger *slog.Logger, cfg config, d serverDeps
 		mux.Handle(pattern, h)
 		patterns = append(patterns, pattern)
 	}
-	s, pw, rl := d.store, d.hasher, d.limits
+	s, pw, rl, au := d.store, d.hasher, d.limits, d.audit
 	authLimit := rl.limit(rl.auth, failClosed)
 	apiLimit := rl.limit(rl.api, failOpen)
 	user, superuser := requireUser(s), requireSuperuser(s)
@@ -69,20 +83,20 @@ func addRoutes(mux *http.ServeMux, logger *slog.Logger, cfg config, d serverDeps
 	handle("GET /api/v1/health", handleHealth(d.health))
 	handle("GET /api/v1/health/live", handleLive())
 
-	handle("POST /api/v1/auth/register", authLimit(handleRegister(s, pw)))
-	handle("POST /api/v1/auth/login", authLimit(handleLogin(s, pw, rl, cfg.SessionTTL, logger)))
-	handle("POST /api/v1/auth/logout", apiLimit(user(handleLogout(s))))
+	handle("POST /api/v1/auth/register", authLimit(handleRegister(s, pw, au)))
+	handle("POST /api/v1/auth/login", authLimit(handleLogin(s, pw, rl, au, cfg.SessionTTL, logger)))
+	handle("POST /api/v1/auth/logout", apiLimit(user(handleLogout(s, au))))
 
 	handle("GET /api/v1/users/me", apiLimit(user(handleMeGet())))
-	handle("PATCH /api/v1/users/me", apiLimit(user(handleMePatch(s, pw, rl)))) // an email change also spends the auth budget
-	handle("POST /api/v1/users/me/password", authLimit(user(handlePasswordChange(s, pw, rl))))
-	handle("DELETE /api/v1/users/me", apiLimit(user(handleMeDelete(s))))
+	handle("PATCH /api/v1/users/me", apiLimit(user(handleMePatch(s, pw, rl, au)))) // an email change also spends the auth budget
+	handle("POST /api/v1/users/me/password", authLimit(user(handlePasswordChange(s, pw, rl, au))))
+	handle("DELETE /api/v1/users/me", apiLimit(user(handleMeDelete(s, au))))
 
 	handle("GET /api/v1/users", apiLimit(superuser(handleUserList(s))))
-	handle("POST /api/v1/users", apiLimit(superuser(handleUserCreate(s, pw))))
+	handle("POST /api/v1/users", apiLimit(superuser(handleUserCreate(s, pw, au))))
 	handle("GET /api/v1/users/{id}", apiLimit(user(handleUserGet(s))))
-	handle("PATCH /api/v1/users/{id}", apiLimit(superuser(handleUserPatch(s, pw))))
-	handle("DELETE /api/v1/users/{id}", apiLimit(superuser(handleUserDelete(s))))
+	handle("PATCH /api/v1/users/{id}", apiLimit(superuser(handleUserPatch(s, pw, au))))
+	handle("DELETE /api/v1/users/{id}", apiLimit(superuser(handleUserDelete(s, au))))
 
 	handle("GET /api/v1/items", apiLimit(user(handleItemList(s))))
 	handle("POST /api/v1/items", apiLimit(user(handleItemCreate(s))))

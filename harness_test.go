@@ -201,7 +201,7 @@ func newTestAppOn(t testing.TB, db *sql.DB, dsn string, env map[string]string) *
 	health := &healthState{db: db, version: "test", commit: "abc1234", started: time.Now()}
 	health.ready.Store(true)
 	a.deps = newServerDeps(logger, cfg, db, health, a.clock.Now)
-	a.deps.hasher = newPasswordHasher(testIterations, 4)
+	a.deps.setHasher(newPasswordHasher(testIterations, 4))
 	a.handle = newServer(logger, cfg, a.deps)
 	a.srv = httptest.NewServer(a.handle)
 	t.Cleanup(a.srv.Close)
@@ -438,3 +438,12 @@ func needRoot(t *testing.T) {
 func stringsReader(s string) io.Reader { return strings.NewReader(s) }
 
 func isMissing(err error) bool { return errors.Is(err, errMissing) }
+
+func newRecorder() *httptest.ResponseRecorder { return httptest.NewRecorder() }
+
+func mustRequest(method, path string) *http.Request { return httptest.NewRequest(method, path, nil) }
+
+func toJSON(v any) string {
+	b, _ := json.Marshal(v)
+	return string(b)
+}

@@ -20,6 +20,7 @@ type healthState struct {
 	started  time.Time
 	ready    atomic.Bool // migrations applied
 	draining atomic.Bool // SIGTERM received
+	cutOff   atomic.Bool // the shutdown timeout passed: requests still running are cut off
 }
 
 type healthCheck struct {

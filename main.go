@@ -16,6 +16,7 @@ import (
 	"runtime/debug"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 )
@@ -29,12 +30,16 @@ var (
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := run(ctx, os.Args, os.Getenv, os.Stdout, os.Stderr); err != nil {
-		fmt.Fprintln(os.Stderr, err)
+	if err := run(ctx, os.Args, os.Getenv, os.Stdin, os.Stdout, os.Stderr); err != nil {
 		code := 1
 		var ee exitError
 		if errors.As(err, &ee) {
 			code = ee.code
+		}
+		// run has logged the error as JSON on stdout; a configuration or
+		// usage error is also said in plain words for a person at a terminal.
+		if code == 2 {
+			fmt.Fprintln(os.Stderr, err)
 		}
 		os.Exit(code)
 	}
@@ -43,8 +48,9 @@ func main() {
 // exitError carries the process exit code: 2 for bad configuration, 1 for
 // everything else.
 type exitError struct {
-	code int
-	err  error
+	code   int
+	logged bool // the JSON log already has a line for it
+	err    error
 }
 
 func (e exitError) Error() string { return e.err.Error() }
@@ -74,12 +80,14 @@ func buildInfo() (ver, rev string) {
 }
 
 // run is the whole program; tests call it in-process with their own
-// environment and a context they cancel instead of sending SIGTERM.
-func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+// environment and a context they cancel instead of sending SIGTERM. Every
+// line it writes to stdout is JSON, its last one included.
+func run(ctx context.Context, args []string, getenv func(string) string, stdin io.Reader, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet(args[0], flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	checkHealth := fs.Bool("healthcheck", false, "ask the local /api/v1/health and exit 0 when it answers 200, else 1")
 	showVersion := fs.Bool("version", false, "print the version and exit")
+	superuserEmail := fs.String("create-superuser", "", "create (or promote) the superuser `EMAIL`, reading the password from standard input, and exit")
 	if err := fs.Parse(args[1:]); errors.Is(err, flag.ErrHelp) {
 		return nil // -help printed the usage; asking is not a failure
 	} else if err != nil {
@@ -97,15 +105,35 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		if p, perr := strconv.Atoi(getenv("PORT")); perr == nil {
 			port = p
 		}
-		return healthcheck(ctx, port)
+		err := healthcheck(ctx, port)
+		if err != nil {
+			fmt.Fprintln(stderr, err) // Docker shows a healthcheck's output: say why
+		}
+		return err
 	}
+	logger := newLogger(stdout, cfg.LogLevel)
 	if err != nil {
+		var ce *configError
+		if errors.As(err, &ce) {
+			logger.Error("invalid configuration", "problems", ce.problems)
+		}
 		return exitError{code: 2, err: err}
 	}
+	if *superuserEmail != "" {
+		err = createSuperuser(ctx, logger, cfg, *superuserEmail, stdin)
+	} else {
+		err = serve(ctx, logger, cfg, ver, rev)
+	}
+	var ee exitError
+	if err != nil && !(errors.As(err, &ee) && ee.logged) {
+		logger.Error("stopped with an error", "error", err.Error())
+	}
+	return err
+}
 
-	logger := newLogger(stdout, cfg.LogLevel)
+// serve runs the server until ctx ends, then drains it.
+func serve(ctx context.Context, logger *slog.Logger, cfg config, ver, rev string) error {
 	logger.Info("starting", "version", ver, "commit", rev, "config", cfg)
-
 	if cfg.Env == envDevelopment {
 		created, err := ensureDatabase(ctx, cfg.DatabaseURL)
 		switch {
@@ -124,8 +152,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	health := &healthState{db: db, version: ver, commit: rev, started: time.Now()}
 	deps := newServerDeps(logger, cfg, db, health, time.Now)
 
-	// Background work (migrations, rate-limit janitors) stops with bgCtx and
-	// is waited for before the pool closes.
+	// Background work (migrations, janitors, the metrics listener) stops
+	// with bgCtx and is waited for before the pool closes.
 	bgCtx, stopBackground := context.WithCancel(context.WithoutCancel(ctx))
 	var bg sync.WaitGroup
 	defer func() {
@@ -138,8 +166,25 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		})
 		health.ready.Store(true)
 	})
-	bg.Go(func() { every(bgCtx, time.Minute, deps.limits.sweep) })
+	bg.Go(func() {
+		every(bgCtx, time.Minute, func(ctx context.Context) {
+			deps.limits.sweep(ctx)
+			deps.audit.sweep(ctx)
+		})
+	})
 	bg.Go(func() { every(bgCtx, time.Hour, func(ctx context.Context) { sweepSessions(ctx, logger, deps.store) }) })
+	if cfg.MetricsAddr != "" {
+		mln, err := net.Listen("tcp", cfg.MetricsAddr)
+		if err != nil {
+			return fmt.Errorf("metrics listener: %w", err)
+		}
+		logger.Info("metrics listening", "addr", mln.Addr().String(), "pprof", cfg.PprofEnabled)
+		bg.Go(func() {
+			if err := serveMetrics(bgCtx, mln, metricsHandler(deps.metrics, cfg.PprofEnabled)); err != nil {
+				logger.Error("metrics listener stopped", "error", err.Error())
+			}
+		})
+	}
 
 	ln, err := net.Listen("tcp", net.JoinHostPort(cfg.Host, strconv.Itoa(cfg.Port)))
 	if err != nil {
@@ -167,22 +212,30 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return err
 	case <-ctx.Done():
 	}
-	return drain(logger, cfg, srv, health)
+	return drain(logger, cfg, srv, health, &deps.metrics.inFlight)
 }
 
 // drain is the shutdown sequence: fail readiness at once, keep serving for
 // SHUTDOWN_DELAY so load balancers notice, then stop accepting and give
 // in-flight requests SHUTDOWN_TIMEOUT to finish.
-func drain(logger *slog.Logger, cfg config, srv *http.Server, health *healthState) error {
+// Requests still running at the timeout are cut off: their access lines
+// say so (503, cut_off), and the error line counts them.
+func drain(logger *slog.Logger, cfg config, srv *http.Server, health *healthState, inFlight *atomic.Int64) error {
 	health.draining.Store(true)
 	logger.Info("shutting down: readiness now fails", "delay", cfg.ShutdownDelay.String(), "timeout", cfg.ShutdownTimeout.String())
 	time.Sleep(cfg.ShutdownDelay)
 	ctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
 	defer cancel()
 	if err := srv.Shutdown(ctx); err != nil {
+		cut := inFlight.Load()
+		health.cutOff.Store(true)
 		srv.Close()
-		logger.Error("in-flight requests were cut off at the shutdown timeout", "error", err.Error())
-		return exitError{code: 1, err: fmt.Errorf("shutdown: %w", err)}
+		// Give the cut handlers a moment to return and write their lines.
+		for deadline := time.Now().Add(time.Second); inFlight.Load() > 0 && time.Now().Before(deadline); {
+			time.Sleep(10 * time.Millisecond)
+		}
+		logger.Error("in-flight requests were cut off at the shutdown timeout", "cut_off", cut, "timeout", cfg.ShutdownTimeout.String())
+		return exitError{code: 1, logged: true, err: fmt.Errorf("shutdown: %d requests cut off after %s", cut, cfg.ShutdownTimeout)}
 	}
 	logger.Info("stopped")
 	return nil

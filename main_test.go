@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -30,13 +31,15 @@ type running struct {
 
 func startRun(t *testing.T, env map[string]string) *running {
 	t.Helper()
-	if _, ok := env["PORT"]; !ok {
-		env["PORT"] = "0"
+	for k, v := range map[string]string{"PORT": "0", "METRICS_ADDR": "127.0.0.1:0"} {
+		if _, ok := env[k]; !ok {
+			env[k] = v
+		}
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	rn := &running{logs: &logBuffer{}, cancel: cancel, done: make(chan error, 1)}
 	go func() {
-		rn.done <- run(ctx, []string{"server"}, func(k string) string { return env[k] }, rn.logs, io.Discard)
+		rn.done <- run(ctx, []string{"server"}, func(k string) string { return env[k] }, strings.NewReader(""), rn.logs, io.Discard)
 	}()
 	deadline := time.Now().Add(20 * time.Second)
 	for rn.addr == "" {
@@ -100,7 +103,7 @@ func TestRunServesMigratesAndStops(t *testing.T) {
 		}
 		return ""
 	}
-	if err := run(context.Background(), []string{"server", "-healthcheck"}, env, io.Discard, io.Discard); err != nil {
+	if err := run(context.Background(), []string{"server", "-healthcheck"}, env, strings.NewReader(""), io.Discard, io.Discard); err != nil {
 		t.Fatalf("healthcheck against a live server: %v", err)
 	}
 
@@ -111,7 +114,7 @@ func TestRunServesMigratesAndStops(t *testing.T) {
 	rn.done <- nil // for the cleanup
 
 	// And against the stopped one exits 1, saying why.
-	err := run(context.Background(), []string{"server", "-healthcheck"}, env, io.Discard, io.Discard)
+	err := run(context.Background(), []string{"server", "-healthcheck"}, env, strings.NewReader(""), io.Discard, io.Discard)
 	var ee exitError
 	if !errors.As(err, &ee) || ee.code != 1 || !strings.Contains(err.Error(), "healthcheck") {
 		t.Fatalf("healthcheck against a dead server: %v", err)
@@ -155,7 +158,7 @@ func TestRunStartsWithDatabaseDown(t *testing.T) {
 }
 
 func TestRunRefusesBadConfigWithExitCode2(t *testing.T) {
-	err := run(context.Background(), []string{"server"}, envOf("APP_ENV", "production", "PORT", "abc"), io.Discard, io.Discard)
+	err := run(context.Background(), []string{"server"}, envOf("APP_ENV", "production", "PORT", "abc"), strings.NewReader(""), io.Discard, io.Discard)
 	var ee exitError
 	if !errors.As(err, &ee) || ee.code != 2 {
 		t.Fatalf("err=%v, want exit code 2", err)
@@ -248,7 +251,7 @@ func startBinary(t *testing.T, env ...string) *proc {
 	t.Helper()
 	p := &proc{logs: &logBuffer{}, port: freePort(t), done: make(chan error, 1)}
 	p.cmd = exec.Command(serverBinary(t))
-	p.cmd.Env = append([]string{"PORT=" + strconv.Itoa(p.port), "PATH=/usr/bin:/bin"}, env...)
+	p.cmd.Env = append([]string{"PORT=" + strconv.Itoa(p.port), "PATH=/usr/bin:/bin", "METRICS_ADDR=127.0.0.1:0"}, env...)
 	p.cmd.Stdout = p.logs
 	p.cmd.Stderr = p.logs
 	if err := p.cmd.Start(); err != nil {
@@ -344,8 +347,70 @@ func TestSIGTERMCutsOffStuckRequestsAndExits1(t *testing.T) {
 	if code := p.wait(t); code != 1 {
 		t.Fatalf("exit code %d, want 1; logs:\n%s", code, p.logs)
 	}
-	if !contains(p.logs.String(), "cut off") {
-		t.Fatalf("no log line about the cut-off requests:\n%s", p.logs)
+	// Every line the process wrote is JSON, the last one included; the
+	// error line counts the cut-off requests, and the cut request's access
+	// line says what happened to it.
+	lines := p.logs.lines(t)
+	last := lines[len(lines)-1]
+	if last["level"] != "ERROR" || last["cut_off"] != float64(1) || !contains(toJSON(last["msg"]), "cut off") {
+		t.Fatalf("last line %v, want the error counting 1 cut-off request", last)
+	}
+	var access map[string]any
+	for _, l := range lines {
+		if l["msg"] == "request" && l["path"] == "/api/v1/auth/login" {
+			access = l
+		}
+	}
+	if access == nil || access["status"] != float64(503) || access["cut_off"] != true {
+		t.Fatalf("access line of the cut request: %v\n%s", access, p.logs)
+	}
+}
+
+// -create-superuser bootstraps production without a password in a flag or
+// the environment; settings come from NAME_FILE as from NAME.
+func TestCreateSuperuserAndFileSecrets(t *testing.T) {
+	_, dsn := newTestDB(t)
+	// Trust auth ignores the password; production insists there is a real one.
+	u, _ := url.Parse(dsn)
+	u.User = url.UserPassword("postgres", "Xk7-db-credential-42")
+	dir := t.TempDir()
+	dsnFile := filepath.Join(dir, "database_url")
+	os.WriteFile(dsnFile, []byte(u.String()+"\n"), 0o600)
+	env := []string{"APP_ENV=production", "DATABASE_URL_FILE=" + dsnFile, "METRICS_ADDR=off", "PATH=/usr/bin:/bin"}
+	bootstrap := func(password string, extra ...string) (string, int) {
+		cmd := exec.Command(serverBinary(t), "-create-superuser", "Root@Example.com")
+		cmd.Env = append(env, extra...)
+		cmd.Stdin = strings.NewReader(password)
+		out, _ := cmd.CombinedOutput()
+		return string(out), cmd.ProcessState.ExitCode()
+	}
+	if out, code := bootstrap("Str0ng-bootstrap-pw\n"); code != 0 || !contains(out, `"msg":"superuser created"`) {
+		t.Fatalf("first bootstrap: exit %d\n%s", code, out)
+	}
+	if out, code := bootstrap("Str0ng-bootstrap-pw\n"); code != 0 || !contains(out, `"msg":"superuser promoted"`) {
+		t.Fatalf("second bootstrap (idempotent): exit %d\n%s", code, out)
+	}
+	for _, bad := range []struct{ password, want string }{{"", "standard input"}, {"short-pw\n", "at least 12"}, {"changethis-changethis\n", "placeholder"}} {
+		if out, code := bootstrap(bad.password); code != 2 || !contains(out, bad.want) {
+			t.Fatalf("bootstrap with %q: exit %d, want 2 saying %q\n%s", bad.password, code, bad.want, out)
+		}
+	}
+	if out, code := bootstrap("Str0ng-bootstrap-pw\n", "DATABASE_URL="+u.String()); code != 2 || !contains(out, "DATABASE_URL_FILE: and DATABASE_URL are both set") {
+		t.Fatalf("both DATABASE_URL and its _FILE: exit %d\n%s", code, out)
+	}
+
+	// The server, configured the same way, lets the superuser in (the
+	// file's trailing newline was not part of the value).
+	p := startBinary(t, env...)
+	waitReady(t, p.url())
+	r := doRequest(t, p.url(), req{method: "POST", path: "/api/v1/auth/login", body: map[string]any{"email": "root@example.com", "password": "Str0ng-bootstrap-pw"}})
+	expectStatus(t, r, 200)
+	me := doRequest(t, p.url(), req{method: "GET", path: "/api/v1/users/me", token: r.str("access_token")})
+	if me.json["is_superuser"] != true {
+		t.Fatalf("bootstrapped user: %s", me.body)
+	}
+	if contains(p.logs.String(), "Xk7-db-credential-42") || contains(p.logs.String(), "Str0ng-bootstrap-pw") {
+		t.Fatalf("a secret reached the log:\n%s", p.logs)
 	}
 }
 
@@ -353,14 +418,14 @@ func TestSIGTERMCutsOffStuckRequestsAndExits1(t *testing.T) {
 // says dev, and the commit it knows.
 func TestHelpAndUnstampedVersion(t *testing.T) {
 	var stdout, stderr strings.Builder
-	if err := run(context.Background(), []string{"server", "-help"}, envOf(), &stdout, &stderr); err != nil {
+	if err := run(context.Background(), []string{"server", "-help"}, envOf(), strings.NewReader(""), &stdout, &stderr); err != nil {
 		t.Fatalf("-help returned %v", err)
 	}
 	if !strings.Contains(stderr.String(), "-healthcheck") || strings.Contains(stderr.String(), "help requested") {
 		t.Fatalf("-help printed %q", stderr.String())
 	}
 	stdout.Reset()
-	if err := run(context.Background(), []string{"server", "-version"}, envOf(), &stdout, io.Discard); err != nil {
+	if err := run(context.Background(), []string{"server", "-version"}, envOf(), strings.NewReader(""), &stdout, io.Discard); err != nil {
 		t.Fatal(err)
 	}
 	if got := stdout.String(); !strings.HasPrefix(got, "dev (commit ") {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -116,20 +117,28 @@ func (w *statusWriter) Write(b []byte) (int, error) {
 
 func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
-// accessLog writes the one line per request that ops read and alert on.
-func accessLog(logger *slog.Logger) func(http.Handler) http.Handler {
+// accessLog writes the one line per request that ops read and alert on,
+// and counts it in the metrics.
+func accessLog(logger *slog.Logger, m *metrics, life *healthState) func(http.Handler) http.Handler {
 	return func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			start := time.Now()
+			m.inFlight.Add(1)
 			sw := &statusWriter{ResponseWriter: w}
 			next.ServeHTTP(sw, r)
+			m.inFlight.Add(-1)
 			st := stateFrom(r.Context())
+			cutOff := st.clientGone && life != nil && life.cutOff.Load()
 			switch {
+			case cutOff:
+				sw.status = http.StatusServiceUnavailable // the client got nothing: ours to fix
+				st.err = errors.New("cut off at the shutdown timeout")
 			case st.clientGone:
 				sw.status = statusClientGone
 			case sw.status == 0:
 				sw.status = http.StatusOK
 			}
+			m.observe(st.route, r.Method, sw.status, time.Since(start))
 			// Levels are for alerting: a 5xx is ours to fix; 4xx answers,
 			// 429s and clients that left are the clients' business.
 			level := slog.LevelInfo
@@ -165,6 +174,9 @@ func accessLog(logger *slog.Logger) func(http.Handler) http.Handler {
 			}
 			if st.err != nil {
 				attrs = append(attrs, slog.String("error", st.err.Error()))
+			}
+			if cutOff {
+				attrs = append(attrs, slog.Bool("cut_off", true))
 			}
 			if st.stack != nil {
 				attrs = append(attrs, slog.String("stack", string(st.stack)))

@@ -43,14 +43,14 @@ func BenchmarkBareHandler(b *testing.B) { benchHandler(b, trivial) }
 // io.Discard at info level, as in production).
 func BenchmarkMiddlewareChain(b *testing.B) {
 	cfg := devConfig(b, nil)
-	benchHandler(b, withMiddleware(newLogger(io.Discard, slog.LevelInfo), cfg, trivial))
+	benchHandler(b, withMiddleware(newLogger(io.Discard, slog.LevelInfo), cfg, newMetrics("test", "test"), nil, trivial))
 }
 
 // BenchmarkMiddlewareChainFreshID is the chain when the caller sends no
 // request id and one is generated.
 func BenchmarkMiddlewareChainFreshID(b *testing.B) {
 	cfg := devConfig(b, nil)
-	h := withMiddleware(newLogger(io.Discard, slog.LevelInfo), cfg, trivial)
+	h := withMiddleware(newLogger(io.Discard, slog.LevelInfo), cfg, newMetrics("test", "test"), nil, trivial)
 	r := httptest.NewRequest("GET", "/api/v1/items", nil)
 	w := &discardWriter{h: http.Header{}}
 	b.ReportAllocs()
@@ -65,5 +65,5 @@ func BenchmarkMiddlewareChainFreshID(b *testing.B) {
 // difference from BenchmarkMiddlewareChain.
 func BenchmarkMiddlewareChainQuiet(b *testing.B) {
 	cfg := devConfig(b, nil)
-	benchHandler(b, withMiddleware(newLogger(io.Discard, slog.LevelWarn), cfg, trivial))
+	benchHandler(b, withMiddleware(newLogger(io.Discard, slog.LevelWarn), cfg, newMetrics("test", "test"), nil, trivial))
 }

@@ -145,7 +145,7 @@ func TestCORS(t *testing.T) {
 func TestPanicBecomesProblemAndOneLogLine(t *testing.T) {
 	var logs logBuffer
 	cfg := devConfig(t, nil)
-	h := withMiddleware(newLogger(&logs, slog.LevelDebug), cfg, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	h := withMiddleware(newLogger(&logs, slog.LevelDebug), cfg, newMetrics("test", "test"), nil, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		panic("boom: secret internals")
 	}))
 	srv := httptest.NewServer(h)

@@ -25,7 +25,9 @@ type passwordHasher struct {
 	iterations int
 	slots      chan struct{}
 	maxWait    time.Duration
-	derived    atomic.Int64 // hashes computed, for tests and metrics
+	derived    atomic.Int64        // hashes computed, for tests and metrics
+	waiting    atomic.Int64        // hashes waiting for a slot
+	observe    func(time.Duration) // each hash's time, waiting included (metrics)
 }
 
 func newPasswordHasher(iterations, concurrent int) *passwordHasher {
@@ -41,6 +43,8 @@ func (p *passwordHasher) acquire(ctx context.Context) error {
 		return nil
 	default:
 	}
+	p.waiting.Add(1)
+	defer p.waiting.Add(-1)
 	t := time.NewTimer(p.maxWait)
 	defer t.Stop()
 	select {
@@ -69,11 +73,15 @@ func (p *passwordHasher) hash(ctx context.Context, password string) (string, err
 }
 
 func (p *passwordHasher) derive(ctx context.Context, password string, salt []byte, iterations int) ([]byte, error) {
+	start := time.Now()
 	if err := p.acquire(ctx); err != nil {
 		return nil, err
 	}
 	defer p.release()
 	p.derived.Add(1)
+	if p.observe != nil {
+		defer func() { p.observe(time.Since(start)) }()
+	}
 	return pbkdf2.Key(sha256.New, password, salt, iterations, sha256.Size)
 }
 

@@ -115,6 +115,7 @@ type rateLimits struct {
 	api     policy // every other API route: per client IP
 	now     func() time.Time
 	logger  *slog.Logger
+	decided func(p policy, allowed bool) // each decision, for metrics
 }
 
 func newRateLimits(cfg rateLimitConfig, db *sql.DB, now func() time.Time, logger *slog.Logger) *rateLimits {
@@ -189,6 +190,9 @@ func (l *rateLimits) check(w http.ResponseWriter, r *http.Request, p policy, onF
 // apply puts the headers of the policy closest to running out on the
 // response and refuses the request when d does.
 func (l *rateLimits) apply(w http.ResponseWriter, st *requestState, d limitDecision) error {
+	if l.decided != nil {
+		l.decided(d.policy, d.allowed)
+	}
 	if !st.limitShown || !d.allowed || d.remaining < st.limitRemaining {
 		st.limitShown, st.limitRemaining = true, d.remaining
 		setLimitHeaders(w.Header(), d)

@@ -107,10 +107,11 @@ func (c userChanges) revocation() sessionRevocation {
 
 // updateUser applies changes and, in the same transaction, deletes the
 // user's sessions as sessions says.
-func (s *store) updateUser(ctx context.Context, id string, c userChanges, sessions sessionRevocation) (user, error) {
+// It returns how many sessions it ended.
+func (s *store) updateUser(ctx context.Context, id string, c userChanges, sessions sessionRevocation) (user, int64, error) {
 	tx, err := s.db.BeginTx(ctx, nil)
 	if err != nil {
-		return user{}, classify(err, "User")
+		return user{}, 0, classify(err, "User")
 	}
 	defer tx.Rollback()
 	row := tx.QueryRowContext(ctx, `
@@ -125,14 +126,17 @@ func (s *store) updateUser(ctx context.Context, id string, c userChanges, sessio
 		id, c.Email, c.SetFullName, c.FullName, c.PasswordHash, c.IsActive, c.IsSuperuser)
 	u, err := scanUser(row)
 	if err != nil {
-		return user{}, userError(err)
+		return user{}, 0, userError(err)
 	}
+	var revoked int64
 	if sessions.revoke {
-		if _, err := tx.ExecContext(ctx, `DELETE FROM sessions WHERE user_id = $1 AND token_hash IS DISTINCT FROM $2`, id, sessions.keep); err != nil {
-			return user{}, classify(err, "Sessions")
+		res, err := tx.ExecContext(ctx, `DELETE FROM sessions WHERE user_id = $1 AND token_hash IS DISTINCT FROM $2`, id, sessions.keep)
+		if err != nil {
+			return user{}, 0, classify(err, "Sessions")
 		}
+		revoked, _ = res.RowsAffected()
 	}
-	return u, classify(tx.Commit(), "User")
+	return u, revoked, classify(tx.Commit(), "User")
 }
 
 // deleteUser removes the user; their items and sessions go by cascade.

@@ -56,7 +56,7 @@ func TestBinaryInAnEmptyRoot(t *testing.T) {
 		cmd := exec.Command("/server", args...)
 		cmd.Path = "/server"
 		cmd.Dir = "/"
-		cmd.Env = []string{fmt.Sprintf("PORT=%d", port), "APP_ENV=development", "DATABASE_URL=" + dsn, "SHUTDOWN_DELAY=0s"}
+		cmd.Env = []string{fmt.Sprintf("PORT=%d", port), "APP_ENV=development", "DATABASE_URL=" + dsn, "SHUTDOWN_DELAY=0s", "METRICS_ADDR=off"}
 		cmd.SysProcAttr = &syscall.SysProcAttr{Chroot: root, Credential: &syscall.Credential{Uid: 65532, Gid: 65532}}
 		return cmd
 	}

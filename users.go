@@ -1,6 +1,7 @@
 package main
 
 import (
+	"log/slog"
 	"net/http"
 )
 
@@ -26,6 +27,20 @@ func (q userPatch) valid() []fieldError {
 	p.add("is_active", notNull(q.IsActive))
 	p.add("is_superuser", notNull(q.IsSuperuser))
 	return p
+}
+
+// fieldsSet names the fields the PATCH changes, never their values.
+func (q userPatch) fieldsSet() []string {
+	var fields []string
+	for _, f := range []struct {
+		name string
+		set  bool
+	}{{"email", q.Email.Set}, {"full_name", q.FullName.Set}, {"password", q.Password.Set}, {"is_active", q.IsActive.Set}, {"is_superuser", q.IsSuperuser.Set}} {
+		if f.set {
+			fields = append(fields, f.name)
+		}
+	}
+	return fields
 }
 
 // emailChangeProblem checks an email a PATCH may leave out.
@@ -82,7 +97,7 @@ func handleMeGet() http.Handler {
 // handleMePatch changes the caller's name and, re-authenticated by the
 // current password under the auth budget, their email: a stolen token alone
 // cannot take the account over, nor probe which emails exist.
-func handleMePatch(s *store, pw *passwordHasher, limits *rateLimits) http.Handler {
+func handleMePatch(s *store, pw *passwordHasher, limits *rateLimits, au *auditor) http.Handler {
 	return apiFunc(func(w http.ResponseWriter, r *http.Request) error {
 		req, err := decode[selfPatch](r)
 		if err != nil {
@@ -98,9 +113,15 @@ func handleMePatch(s *store, pw *passwordHasher, limits *rateLimits) http.Handle
 			}
 			changes.Email = &req.Email.V
 		}
-		u, err := s.updateUser(r.Context(), currentUser(r).ID, changes, keepSessions)
+		u, _, err := s.updateUser(r.Context(), currentUser(r).ID, changes, keepSessions)
 		if err != nil {
 			return err
+		}
+		if req.Email.Set {
+			au.record(r, "email.changed", u.ID, u.ID)
+		}
+		if req.FullName.Set {
+			au.record(r, "user.updated", u.ID, u.ID, slog.Any("fields", []string{"full_name"}))
 		}
 		writeJSON(w, http.StatusOK, contentJSON, u)
 		return nil
@@ -124,7 +145,7 @@ func (q passwordChange) valid() []fieldError {
 
 // handlePasswordChange checks the current password (a wrong one is 422, not
 // 401, which would sign the frontend out) and revokes every other session.
-func handlePasswordChange(s *store, pw *passwordHasher, limits *rateLimits) http.Handler {
+func handlePasswordChange(s *store, pw *passwordHasher, limits *rateLimits, au *auditor) http.Handler {
 	return apiFunc(func(w http.ResponseWriter, r *http.Request) error {
 		req, err := decode[passwordChange](r)
 		if err != nil {
@@ -138,9 +159,12 @@ func handlePasswordChange(s *store, pw *passwordHasher, limits *rateLimits) http
 		if err != nil {
 			return err
 		}
-		if _, err := s.updateUser(r.Context(), me.ID, userChanges{PasswordHash: &hash}, revokeOtherSessions(stateFrom(r.Context()).sessionHash)); err != nil {
+		_, revoked, err := s.updateUser(r.Context(), me.ID, userChanges{PasswordHash: &hash}, revokeOtherSessions(stateFrom(r.Context()).sessionHash))
+		if err != nil {
 			return err
 		}
+		au.record(r, "password.changed", me.ID, me.ID)
+		au.sessionsRevoked(r, "password_changed", me.ID, me.ID, revoked)
 		w.WriteHeader(http.StatusNoContent)
 		return nil
 	})
@@ -161,7 +185,7 @@ func requireCurrentPassword(w http.ResponseWriter, r *http.Request, s *store, pw
 	return nil
 }
 
-func handleMeDelete(s *store) http.Handler {
+func handleMeDelete(s *store, au *auditor) http.Handler {
 	return apiFunc(func(w http.ResponseWriter, r *http.Request) error {
 		me := currentUser(r)
 		if me.IsSuperuser {
@@ -170,6 +194,7 @@ func handleMeDelete(s *store) http.Handler {
 		if err := s.deleteUser(r.Context(), me.ID); err != nil {
 			return err
 		}
+		au.record(r, "user.deleted", me.ID, me.ID)
 		w.WriteHeader(http.StatusNoContent)
 		return nil
 	})
@@ -190,7 +215,7 @@ func handleUserList(s *store) http.Handler {
 	})
 }
 
-func handleUserCreate(s *store, pw *passwordHasher) http.Handler {
+func handleUserCreate(s *store, pw *passwordHasher, au *auditor) http.Handler {
 	return apiFunc(func(w http.ResponseWriter, r *http.Request) error {
 		req, err := decode[userCreate](r)
 		if err != nil {
@@ -209,6 +234,7 @@ func handleUserCreate(s *store, pw *passwordHasher) http.Handler {
 		if err != nil {
 			return err
 		}
+		au.record(r, "user.created", currentUser(r).ID, created.ID)
 		w.Header().Set("Location", "/api/v1/users/"+created.ID)
 		writeJSON(w, http.StatusCreated, contentJSON, created)
 		return nil
@@ -236,7 +262,7 @@ func handleUserGet(s *store) http.Handler {
 	})
 }
 
-func handleUserPatch(s *store, pw *passwordHasher) http.Handler {
+func handleUserPatch(s *store, pw *passwordHasher, au *auditor) http.Handler {
 	return apiFunc(func(w http.ResponseWriter, r *http.Request) error {
 		req, err := decode[userPatch](r)
 		if err != nil {
@@ -266,16 +292,19 @@ func handleUserPatch(s *store, pw *passwordHasher) http.Handler {
 			}
 			changes.PasswordHash = &hash
 		}
-		u, err := s.updateUser(r.Context(), id, changes, changes.revocation())
+		u, revoked, err := s.updateUser(r.Context(), id, changes, changes.revocation())
 		if err != nil {
 			return err
 		}
+		me := currentUser(r).ID
+		au.record(r, "user.updated", me, id, slog.Any("fields", req.fieldsSet()))
+		au.sessionsRevoked(r, "admin_change", me, id, revoked)
 		writeJSON(w, http.StatusOK, contentJSON, u)
 		return nil
 	})
 }
 
-func handleUserDelete(s *store) http.Handler {
+func handleUserDelete(s *store, au *auditor) http.Handler {
 	return apiFunc(func(w http.ResponseWriter, r *http.Request) error {
 		id, err := pathID(r, "User")
 		if err != nil {
@@ -287,6 +316,7 @@ func handleUserDelete(s *store) http.Handler {
 		if err := s.deleteUser(r.Context(), id); err != nil {
 			return err
 		}
+		au.record(r, "user.deleted", currentUser(r).ID, id)
 		w.WriteHeader(http.StatusNoContent)
 		return nil
 	})

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Installs what the end-to-end tests drive (nginx, chromium, docker-compose)
+# Installs what the end-to-end tests drive (nginx, chromium, docker-compose,
+# openssl, and prometheus for promtool)
 # from Debian's packages when missing, and starts PostgreSQL.
 set -euo pipefail
 here=$(dirname "$0")
@@ -10,6 +11,7 @@ missing=()
 command -v chromium >/dev/null 2>&1 || missing+=(chromium)
 command -v docker-compose >/dev/null 2>&1 || missing+=(docker-compose)
 command -v openssl >/dev/null 2>&1 || missing+=(openssl)
+command -v promtool >/dev/null 2>&1 || missing+=(prometheus)
 if [ ${#missing[@]} -gt 0 ]; then
   if [ "$(id -u)" -ne 0 ]; then
     echo "the end-to-end tests need: ${missing[*]} (run as root, or apt-get install them)" >&2

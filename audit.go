@@ -1,0 +1,127 @@
+package main
+
+import (
+	"context"
+	"log/slog"
+	"net/http"
+	"sync"
+	"time"
+)
+
+// Security events are log lines with msg "audit" and an event name, naming
+// the actor's and the target's user ids, the client IP and (through the
+// request's context) the request_id. A flood of one event from one client
+// address is summarised: the first auditBurst lines of a minute are
+// written, the rest counted and reported in one summary line when the
+// minute ends.
+
+const (
+	auditBurst   = 10
+	auditWindow  = time.Minute
+	auditMaxKeys = 10_000 // past it, new keys share one count
+)
+
+// auditor writes audit events.
+type auditor struct {
+	logger  *slog.Logger
+	now     func() time.Time
+	revoked func(reason string, n int64) // sessions ended, for metrics
+	mu      sync.Mutex
+	counts  map[auditKey]*auditCount
+}
+
+type auditKey struct{ event, clientIP string }
+
+type auditCount struct {
+	start      time.Time
+	written    int
+	suppressed int
+}
+
+func newAuditor(logger *slog.Logger, now func() time.Time) *auditor {
+	return &auditor{logger: logger, now: now, counts: map[auditKey]*auditCount{}}
+}
+
+// record writes one event about the request r. actorID is who acted ("" for
+// an anonymous caller), targetID the account acted on.
+func (a *auditor) record(r *http.Request, event, actorID, targetID string, attrs ...slog.Attr) {
+	clientIP := ""
+	if st := stateFrom(r.Context()); st != nil {
+		clientIP = st.clientIP
+	}
+	if !a.admit(event, clientIP) {
+		return
+	}
+	all := append([]slog.Attr{
+		slog.String("event", event),
+		slog.String("actor_id", actorID),
+		slog.String("target_id", targetID),
+		slog.String("client_ip", clientIP),
+	}, attrs...)
+	a.logger.LogAttrs(r.Context(), slog.LevelInfo, "audit", all...)
+}
+
+// sessionsRevoked records sessions ended before their expiry, for reason.
+func (a *auditor) sessionsRevoked(r *http.Request, reason, actorID, targetID string, n int64) {
+	if n == 0 {
+		return
+	}
+	if a.revoked != nil {
+		a.revoked(reason, n)
+	}
+	a.record(r, "session.revoked", actorID, targetID, slog.String("reason", reason), slog.Int64("count", n))
+}
+
+// admit reports whether one more line of event from clientIP is written in
+// this window; otherwise it is counted for the summary.
+func (a *auditor) admit(event, clientIP string) bool {
+	now := a.now()
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	key := auditKey{event, clientIP}
+	c, ok := a.counts[key]
+	if !ok && len(a.counts) >= auditMaxKeys {
+		key.clientIP = "*"
+		c, ok = a.counts[key]
+	}
+	if !ok || now.Sub(c.start) >= auditWindow {
+		if ok && c.suppressed > 0 {
+			a.summarise(key, c)
+		}
+		c = &auditCount{start: now}
+		a.counts[key] = c
+	}
+	if c.written < auditBurst {
+		c.written++
+		return true
+	}
+	c.suppressed++
+	return false
+}
+
+// sweep writes the summaries of windows that ended and forgets them; main
+// runs it every minute.
+func (a *auditor) sweep(context.Context) {
+	now := a.now()
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	for key, c := range a.counts {
+		if now.Sub(c.start) >= auditWindow {
+			if c.suppressed > 0 {
+				a.summarise(key, c)
+			}
+			delete(a.counts, key)
+		}
+	}
+}
+
+func (a *auditor) summarise(key auditKey, c *auditCount) {
+	a.logger.LogAttrs(context.Background(), slog.LevelInfo, "audit",
+		slog.String("event", key.event),
+		slog.Bool("summary", true),
+		slog.String("client_ip", key.clientIP),
+		slog.Int("suppressed", c.suppressed),
+		slog.Int("written", c.written),
+		slog.Time("window_start", c.start),
+	)
+}

@@ -1,0 +1,68 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"strings"
+	"time"
+)
+
+// createSuperuser is `server -create-superuser EMAIL`: production bootstrap
+// without putting a password in a flag or the environment. It reads one
+// line from stdin, migrates the schema if needed, and creates the user or
+// promotes (and re-activates, with this password) an existing one, so
+// running it twice changes nothing.
+func createSuperuser(ctx context.Context, logger *slog.Logger, cfg config, rawEmail string, stdin io.Reader) error {
+	email := normalizeEmail(rawEmail)
+	if p := emailProblem(email); p != "" {
+		return exitError{code: 2, err: fmt.Errorf("-create-superuser: the email %s", p)}
+	}
+	line, err := bufio.NewReader(io.LimitReader(stdin, 4096)).ReadString('\n')
+	if err != nil && !errors.Is(err, io.EOF) {
+		return fmt.Errorf("-create-superuser: reading the password from standard input: %w", err)
+	}
+	password := strings.TrimSuffix(strings.TrimSuffix(line, "\n"), "\r")
+	switch {
+	case password == "":
+		return exitError{code: 2, err: errors.New("-create-superuser: give the password on standard input (for example: printf '%s\\n' \"$PW\" | server -create-superuser EMAIL)")}
+	case passwordProblem(password) != "":
+		return exitError{code: 2, err: fmt.Errorf("-create-superuser: the password %s", passwordProblem(password))}
+	case cfg.Env == envProduction && (isPlaceholder(password) || len([]rune(password)) < minProductionSecret):
+		return exitError{code: 2, err: fmt.Errorf("-create-superuser: in production the password must be at least %d characters and not a placeholder", minProductionSecret)}
+	}
+	db, err := openDB(cfg)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	if _, err := migrate(ctx, db); err != nil {
+		return fmt.Errorf("-create-superuser: the database: %w", err)
+	}
+	s := &store{db: db, now: time.Now}
+	hash, err := newPasswordHasher(passwordIterations, 1).hash(ctx, password)
+	if err != nil {
+		return err
+	}
+	created, err := s.ensureUser(ctx, user{Email: email, passwordHash: hash, IsSuperuser: true})
+	if err != nil {
+		return fmt.Errorf("-create-superuser: %w", err)
+	}
+	if created {
+		logger.Info("superuser created", "email", email)
+		return nil
+	}
+	u, err := s.userByEmail(ctx, email)
+	if err != nil {
+		return fmt.Errorf("-create-superuser: %w", err)
+	}
+	active, super := true, true
+	if _, _, err := s.updateUser(ctx, u.ID, userChanges{PasswordHash: &hash, IsActive: &active, IsSuperuser: &super}, revokeSessions); err != nil {
+		return fmt.Errorf("-create-superuser: %w", err)
+	}
+	logger.Info("superuser promoted", "email", email, "was_superuser", u.IsSuperuser)
+	return nil
+}
