@@ -29,10 +29,10 @@ check:
 build:
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "$(LDFLAGS)" -o bin/server .
 
-## bench: the Go benchmarks, with allocations
+## bench: the Go benchmarks, with allocations, then the ratios against their
+## baselines from the same run (BENCH=regexp to run some)
 bench:
-	./scripts/ensure-postgres.sh
-	$(GO) test -run '^$$' -bench . -benchmem -count 1 ./...
+	./scripts/bench.sh
 
 ## load: wrk against a local server (see scripts/load.sh)
 load:

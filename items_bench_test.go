@@ -80,3 +80,36 @@ func BenchmarkItemListSQL(b *testing.B) {
 	})
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "req/s")
 }
+
+// BenchmarkItemListNaiveSQL is the database's own ceiling for the naive
+// plan: three statements (session, count, page) through database/sql with
+// the same pool and concurrency, no HTTP. The hot-path goal is the HTTP
+// list at 0.8x of this or better.
+func BenchmarkItemListNaiveSQL(b *testing.B) {
+	a, token := itemsFixture(b)
+	hash := hashToken(token)
+	ctx := context.Background()
+	b.SetParallelism(16)
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			u, err := a.deps.store.userBySession(ctx, hash)
+			if err != nil {
+				b.Error(err)
+				return
+			}
+			var count int
+			if err := a.db.QueryRowContext(ctx, `SELECT count(*) FROM items WHERE owner_id = $1`, u.ID).Scan(&count); err != nil {
+				b.Error(err)
+				return
+			}
+			rows, err := a.db.QueryContext(ctx, `SELECT `+itemColumns+` FROM items WHERE owner_id = $1 ORDER BY created_at DESC, id DESC LIMIT 20 OFFSET 0`, u.ID)
+			items, err := collect(rows, err, func(r rowScanner) (item, error) { return scanItem(r) })
+			if err != nil || len(items) != 20 {
+				b.Errorf("page: %d items, %v", len(items), err)
+				return
+			}
+		}
+	})
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "req/s")
+}

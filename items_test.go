@@ -105,6 +105,10 @@ func TestItemPatchAndPages(t *testing.T) {
 	if len(data) != 5 || data[4].(map[string]any)["id"] != ids[0] {
 		t.Fatalf("last page: %d items", len(data))
 	}
+	past := a.do(req{method: "GET", path: "/api/v1/items?offset=1000", token: token})
+	if past.json["count"] != float64(25) || len(past.json["data"].([]any)) != 0 {
+		t.Fatalf("past the last page: %s", past.body)
+	}
 	all := a.do(req{method: "GET", path: "/api/v1/items?limit=100", token: su})
 	if all.json["count"] != float64(26) {
 		t.Fatalf("superuser sees %v items, want 26", all.json["count"])

@@ -1,34 +1,397 @@
 package main
 
 import (
+	"bufio"
 	"context"
+	"encoding/json"
 	"io"
 	"log/slog"
+	"math"
+	"strconv"
+	"sync"
+	"time"
+	"unicode/utf8"
 )
 
-// contextHandler adds request_id and trace_id to every record logged with a
-// request's context, whichever file logs it.
-type contextHandler struct{ slog.Handler }
+// Our slog handler: JSON lines appended into pooled buffers, without
+// reflection for the usual attribute kinds. Attributes from WithAttrs are
+// encoded once, when the logger is made; every line gets the request
+// context's request_id and trace_id the same way, whichever file logs it.
 
-func (h contextHandler) Handle(ctx context.Context, r slog.Record) error {
-	if st := stateFrom(ctx); st != nil {
-		r.AddAttrs(slog.String("request_id", st.id))
-		if st.traceID != "" {
-			r.AddAttrs(slog.String("trace_id", st.traceID))
+// jsonHandler writes one JSON object per record.
+type jsonHandler struct {
+	out     *lineWriter
+	level   slog.Leveler
+	pre     []byte   // encoded WithAttrs attributes (and the groups they are in), each followed by ','
+	open    int      // groups opened in pre, closed at the end of every line
+	pending []string // groups named by WithGroup with no attribute yet: written only if one comes
+}
+
+func newJSONHandler(out *lineWriter, level slog.Leveler) *jsonHandler {
+	return &jsonHandler{out: out, level: level}
+}
+
+func (h *jsonHandler) Enabled(_ context.Context, l slog.Level) bool { return l >= h.level.Level() }
+
+func (h *jsonHandler) WithAttrs(as []slog.Attr) slog.Handler {
+	if len(as) == 0 {
+		return h
+	}
+	h2 := *h
+	buf := append([]byte(nil), h.pre...)
+	buf = openGroups(buf, h.pending)
+	wroteAny := false
+	for _, a := range as {
+		var ok bool
+		if buf, ok = appendAttr(buf, a); ok {
+			wroteAny = true
 		}
 	}
-	return h.Handler.Handle(ctx, r)
+	if !wroteAny {
+		return h // only empty attributes: the pending groups stay pending
+	}
+	h2.pre, h2.open, h2.pending = buf, h.open+len(h.pending), nil
+	return &h2
 }
 
-func (h contextHandler) WithAttrs(as []slog.Attr) slog.Handler {
-	return contextHandler{h.Handler.WithAttrs(as)}
+func (h *jsonHandler) WithGroup(name string) slog.Handler {
+	if name == "" {
+		return h
+	}
+	h2 := *h
+	h2.pending = append(append([]string(nil), h.pending...), name)
+	return &h2
 }
 
-func (h contextHandler) WithGroup(name string) slog.Handler {
-	return contextHandler{h.Handler.WithGroup(name)}
+var bufPool = sync.Pool{New: func() any { b := make([]byte, 0, 1024); return &b }}
+
+func (h *jsonHandler) Handle(ctx context.Context, r slog.Record) error {
+	bp := bufPool.Get().(*[]byte)
+	buf := (*bp)[:0]
+	buf = append(buf, '{')
+	if !r.Time.IsZero() {
+		buf = append(buf, `"time":"`...)
+		buf = appendTimeUTC(buf, r.Time)
+		buf = append(buf, `",`...)
+	}
+	buf = append(buf, `"level":"`...)
+	buf = append(buf, r.Level.String()...)
+	buf = append(buf, `","msg":`...)
+	buf = appendString(buf, r.Message)
+	buf = append(buf, ',')
+	if st := stateFrom(ctx); st != nil {
+		buf = append(buf, `"request_id":`...)
+		buf = appendString(buf, st.id)
+		buf = append(buf, ',')
+		if st.traceID != "" {
+			buf = append(buf, `"trace_id":`...)
+			buf = appendString(buf, st.traceID)
+			buf = append(buf, ',')
+		}
+	}
+	buf = append(buf, h.pre...)
+	open := h.open
+	if r.NumAttrs() > 0 {
+		mark := len(buf)
+		buf = openGroups(buf, h.pending)
+		wrote := false
+		r.Attrs(func(a slog.Attr) bool {
+			var ok bool
+			buf, ok = appendAttr(buf, a)
+			wrote = wrote || ok
+			return true
+		})
+		if wrote {
+			open += len(h.pending)
+		} else {
+			buf = buf[:mark]
+		}
+	}
+	buf = closeObject(buf, open)
+	buf = append(buf, '\n')
+	_, err := h.out.Write(buf)
+	*bp = buf
+	bufPool.Put(bp)
+	return err
 }
 
-// newLogger writes JSON lines at the given level.
+func openGroups(buf []byte, names []string) []byte {
+	for _, g := range names {
+		buf = appendString(buf, g)
+		buf = append(buf, ":{"...)
+	}
+	return buf
+}
+
+// closeObject ends the line's object: the trailing comma of the last
+// attribute goes, and each open group is closed.
+func closeObject(buf []byte, open int) []byte {
+	if buf[len(buf)-1] == ',' {
+		buf = buf[:len(buf)-1]
+	}
+	for range open {
+		buf = append(buf, '}')
+	}
+	return append(buf, '}')
+}
+
+// appendAttr writes `"key":value,` and reports whether it wrote anything:
+// an empty attribute, or a group with no attributes, writes nothing; a
+// group with an empty key is written inline.
+func appendAttr(buf []byte, a slog.Attr) ([]byte, bool) {
+	v := a.Value.Resolve()
+	if v.Kind() == slog.KindGroup {
+		as := v.Group()
+		if len(as) == 0 {
+			return buf, false
+		}
+		mark := len(buf)
+		if a.Key != "" {
+			buf = appendString(buf, a.Key)
+			buf = append(buf, ":{"...)
+		}
+		wrote := false
+		for _, ga := range as {
+			var ok bool
+			buf, ok = appendAttr(buf, ga)
+			wrote = wrote || ok
+		}
+		if !wrote {
+			return buf[:mark], false
+		}
+		if a.Key != "" {
+			buf[len(buf)-1] = '}' // replaces the last attribute's comma
+			buf = append(buf, ',')
+		}
+		return buf, true
+	}
+	if a.Key == "" && v.Equal(slog.Value{}) {
+		return buf, false
+	}
+	buf = appendString(buf, a.Key)
+	buf = append(buf, ':')
+	buf = appendValue(buf, v)
+	return append(buf, ','), true
+}
+
+func appendValue(buf []byte, v slog.Value) []byte {
+	switch v.Kind() {
+	case slog.KindString:
+		return appendString(buf, v.String())
+	case slog.KindInt64:
+		return strconv.AppendInt(buf, v.Int64(), 10)
+	case slog.KindUint64:
+		return strconv.AppendUint(buf, v.Uint64(), 10)
+	case slog.KindFloat64:
+		f := v.Float64()
+		if math.IsNaN(f) || math.IsInf(f, 0) {
+			return appendString(buf, strconv.FormatFloat(f, 'g', -1, 64)) // JSON has no such numbers
+		}
+		return strconv.AppendFloat(buf, f, 'g', -1, 64)
+	case slog.KindBool:
+		return strconv.AppendBool(buf, v.Bool())
+	case slog.KindDuration:
+		return strconv.AppendInt(buf, int64(v.Duration()), 10)
+	case slog.KindTime:
+		buf = append(buf, '"')
+		buf = v.Time().AppendFormat(buf, time.RFC3339Nano)
+		return append(buf, '"')
+	}
+	switch x := v.Any().(type) {
+	case error:
+		return appendString(buf, x.Error())
+	case []string:
+		buf = append(buf, '[')
+		for i, s := range x {
+			if i > 0 {
+				buf = append(buf, ',')
+			}
+			buf = appendString(buf, s)
+		}
+		return append(buf, ']')
+	default:
+		b, err := json.Marshal(x)
+		if err != nil {
+			return appendString(buf, "!ERROR: "+err.Error())
+		}
+		return append(buf, b...)
+	}
+}
+
+const hexDigits = "0123456789abcdef"
+
+// appendTimeUTC writes t as RFC 3339 in UTC with microseconds
+// (2026-11-27T06:01:02.345678Z), digit by digit: time.Format's layout
+// parsing would be a quarter of a log line's cost.
+func appendTimeUTC(buf []byte, t time.Time) []byte {
+	t = t.UTC()
+	year, month, day := t.Date()
+	hour, min, sec := t.Clock()
+	buf = appendDigits(buf, year, 4)
+	buf = append(buf, '-')
+	buf = appendDigits(buf, int(month), 2)
+	buf = append(buf, '-')
+	buf = appendDigits(buf, day, 2)
+	buf = append(buf, 'T')
+	buf = appendDigits(buf, hour, 2)
+	buf = append(buf, ':')
+	buf = appendDigits(buf, min, 2)
+	buf = append(buf, ':')
+	buf = appendDigits(buf, sec, 2)
+	buf = append(buf, '.')
+	buf = appendDigits(buf, t.Nanosecond()/1000, 6)
+	return append(buf, 'Z')
+}
+
+// appendDigits writes n zero-padded to width digits.
+func appendDigits(buf []byte, n, width int) []byte {
+	var d [10]byte
+	for i := width - 1; i >= 0; i-- {
+		d[i] = byte('0' + n%10)
+		n /= 10
+	}
+	return append(buf, d[:width]...)
+}
+
+// jsonSafe marks the ASCII bytes a JSON string may hold as they are; every
+// byte of a multi-byte character is false, and takes the careful path.
+var jsonSafe = func() (t [256]bool) {
+	for c := 0x20; c < utf8.RuneSelf; c++ {
+		t[c] = c != '"' && c != '\\' && c != '<' && c != '>' && c != '&'
+	}
+	return t
+}()
+
+// appendString writes s as a JSON string, escaped as encoding/json does:
+// quotes, backslashes and control characters; <, > and & for safe HTML
+// embedding; U+2028 and U+2029, which some JavaScript parsers take for line
+// ends; invalid UTF-8 as U+FFFD.
+func appendString(buf []byte, s string) []byte {
+	buf = append(buf, '"')
+	i := 0
+	for i < len(s) && jsonSafe[s[i]] { // the common case: nothing to escape
+		i++
+	}
+	if i == len(s) {
+		buf = append(buf, s...)
+		return append(buf, '"')
+	}
+	start := 0
+	for i < len(s) {
+		c := s[i]
+		if c < utf8.RuneSelf {
+			if jsonSafe[c] {
+				i++
+				continue
+			}
+			buf = append(buf, s[start:i]...)
+			switch c {
+			case '"', '\\':
+				buf = append(buf, '\\', c)
+			case '\n':
+				buf = append(buf, '\\', 'n')
+			case '\r':
+				buf = append(buf, '\\', 'r')
+			case '\t':
+				buf = append(buf, '\\', 't')
+			default:
+				buf = append(buf, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xf])
+			}
+			i++
+			start = i
+			continue
+		}
+		r, size := utf8.DecodeRuneInString(s[i:])
+		if r == utf8.RuneError && size == 1 {
+			buf = append(buf, s[start:i]...)
+			buf = append(buf, `\ufffd`...)
+			i += size
+			start = i
+			continue
+		}
+		if r == '\u2028' || r == '\u2029' {
+			buf = append(buf, s[start:i]...)
+			buf = append(buf, '\\', 'u', '2', '0', '2', hexDigits[r&0xf])
+			i += size
+			start = i
+			continue
+		}
+		i += size
+	}
+	buf = append(buf, s[start:]...)
+	return append(buf, '"')
+}
+
+// lineWriter writes whole lines, one at a time, so lines from concurrent
+// requests never interleave. Buffered, it costs one system call per
+// buffer-full instead of one per line; a background flush every
+// logFlushInterval bounds how late a line can be, and Close flushes the rest.
+type lineWriter struct {
+	mu   sync.Mutex
+	w    io.Writer
+	buf  *bufio.Writer // nil: unbuffered
+	stop chan struct{}
+	done chan struct{}
+}
+
+const logFlushInterval = 100 * time.Millisecond
+
+func newLineWriter(w io.Writer) *lineWriter { return &lineWriter{w: w} }
+
+// newBufferedLineWriter buffers up to 64 KiB and flushes every interval
+// until Close.
+func newBufferedLineWriter(w io.Writer, interval time.Duration) *lineWriter {
+	lw := &lineWriter{w: w, buf: bufio.NewWriterSize(w, 64<<10), stop: make(chan struct{}), done: make(chan struct{})}
+	go func() {
+		defer close(lw.done)
+		t := time.NewTicker(interval)
+		defer t.Stop()
+		for {
+			select {
+			case <-lw.stop:
+				return
+			case <-t.C:
+				lw.Flush()
+			}
+		}
+	}()
+	return lw
+}
+
+func (lw *lineWriter) Write(line []byte) (int, error) {
+	lw.mu.Lock()
+	defer lw.mu.Unlock()
+	if lw.buf == nil {
+		return lw.w.Write(line)
+	}
+	if lw.buf.Available() < len(line) && lw.buf.Buffered() > 0 {
+		if err := lw.buf.Flush(); err != nil {
+			return 0, err
+		}
+	}
+	return lw.buf.Write(line) // a line longer than the buffer goes straight through
+}
+
+func (lw *lineWriter) Flush() error {
+	lw.mu.Lock()
+	defer lw.mu.Unlock()
+	if lw.buf == nil {
+		return nil
+	}
+	return lw.buf.Flush()
+}
+
+// Close stops the background flush and writes what is buffered.
+func (lw *lineWriter) Close() error {
+	if lw.stop != nil {
+		close(lw.stop)
+		<-lw.done
+		lw.stop = nil
+	}
+	return lw.Flush()
+}
+
+// newLogger writes JSON lines at the given level, one write per line.
 func newLogger(w io.Writer, level slog.Leveler) *slog.Logger {
-	return slog.New(contextHandler{slog.NewJSONHandler(w, &slog.HandlerOptions{Level: level})})
+	return slog.New(newJSONHandler(newLineWriter(w), level))
 }

@@ -111,7 +111,15 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 		}
 		return err
 	}
-	logger := newLogger(stdout, cfg.LogLevel)
+	// A process writing to a file or pipe buffers its log (one system call
+	// per 64 KiB, not per line); lines arrive at most logFlushInterval late,
+	// and Close writes the rest on every way out of run, a panic included.
+	out := newLineWriter(stdout)
+	if f, ok := stdout.(*os.File); ok {
+		out = newBufferedLineWriter(f, logFlushInterval)
+	}
+	defer out.Close()
+	logger := slog.New(newJSONHandler(out, cfg.LogLevel))
 	if err != nil {
 		var ce *configError
 		if errors.As(err, &ce) {

@@ -25,31 +25,42 @@ import (
 // read when scraped. Label values come from bounded sets only (route
 // patterns, methods, statuses, policy names), never from raw paths.
 
+// labelValues is a series' label values (at most three), a map key that
+// costs no allocation to build.
+type labelValues [3]string
+
+func labelsOf(values []string) (k labelValues) {
+	copy(k[:], values)
+	return k
+}
+
 // counterVec is a counter per combination of label values.
 type counterVec struct {
 	name, help string
 	labels     []string
-	mu         sync.Mutex
-	values     map[string]*atomic.Uint64 // key: label values joined by \xff
+	mu         sync.RWMutex
+	values     map[labelValues]*atomic.Uint64
 }
 
 func newCounterVec(name, help string, labels ...string) *counterVec {
-	return &counterVec{name: name, help: help, labels: labels, values: map[string]*atomic.Uint64{}}
+	return &counterVec{name: name, help: help, labels: labels, values: map[labelValues]*atomic.Uint64{}}
 }
 
-func (c *counterVec) with(values ...string) *atomic.Uint64 {
-	key := strings.Join(values, "\xff")
-	c.mu.Lock()
-	defer c.mu.Unlock()
+func (c *counterVec) add(n uint64, values ...string) {
+	key := labelsOf(values)
+	c.mu.RLock()
 	v, ok := c.values[key]
+	c.mu.RUnlock()
 	if !ok {
-		v = &atomic.Uint64{}
-		c.values[key] = v
+		c.mu.Lock()
+		if v, ok = c.values[key]; !ok {
+			v = &atomic.Uint64{}
+			c.values[key] = v
+		}
+		c.mu.Unlock()
 	}
-	return v
+	v.Add(n)
 }
-
-func (c *counterVec) add(n uint64, values ...string) { c.with(values...).Add(n) }
 
 // histogramVec is a histogram with fixed buckets per combination of label
 // values.
@@ -58,7 +69,7 @@ type histogramVec struct {
 	labels     []string
 	buckets    []float64
 	mu         sync.Mutex
-	values     map[string]*histogram
+	values     map[labelValues]*histogram
 }
 
 type histogram struct {
@@ -68,11 +79,11 @@ type histogram struct {
 }
 
 func newHistogramVec(name, help string, buckets []float64, labels ...string) *histogramVec {
-	return &histogramVec{name: name, help: help, labels: labels, buckets: buckets, values: map[string]*histogram{}}
+	return &histogramVec{name: name, help: help, labels: labels, buckets: buckets, values: map[labelValues]*histogram{}}
 }
 
 func (h *histogramVec) observe(v float64, values ...string) {
-	key := strings.Join(values, "\xff")
+	key := labelsOf(values)
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	hist, ok := h.values[key]
@@ -209,8 +220,23 @@ func (m *metrics) observe(route, method string, status int, d time.Duration) {
 	if !knownMethod(method) {
 		method = "other"
 	}
-	m.requests.add(1, route, method, strconv.Itoa(status))
+	m.requests.add(1, route, method, statusText(status))
 	m.duration.observe(d.Seconds(), route)
+}
+
+// statusTexts spares an allocation per request for the status label.
+var statusTexts = func() (t [600]string) {
+	for i := range t {
+		t[i] = strconv.Itoa(i)
+	}
+	return t
+}()
+
+func statusText(code int) string {
+	if code >= 0 && code < len(statusTexts) {
+		return statusTexts[code]
+	}
+	return strconv.Itoa(code)
 }
 
 func knownMethod(m string) bool {
@@ -244,15 +270,15 @@ func writeHeader(b *bufio.Writer, name, help, kind string) {
 
 func writeCounters(b *bufio.Writer, c *counterVec) {
 	writeHeader(b, c.name, c.help, "counter")
-	c.mu.Lock()
+	c.mu.RLock()
 	keys := sortedKeys(c.values)
 	vals := make([]uint64, len(keys))
 	for i, k := range keys {
 		vals[i] = c.values[k].Load()
 	}
-	c.mu.Unlock()
+	c.mu.RUnlock()
 	for i, k := range keys {
-		sample(b, c.name, c.labels, splitKey(k, len(c.labels)), "", "", float64(vals[i]))
+		sample(b, c.name, c.labels, k[:len(c.labels)], "", "", float64(vals[i]))
 	}
 }
 
@@ -261,7 +287,7 @@ func writeHistograms(b *bufio.Writer, h *histogramVec) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	for _, k := range sortedKeys(h.values) {
-		hist, values := h.values[k], splitKey(k, len(h.labels))
+		hist, values := h.values[k], k[:len(h.labels)]
 		var cum uint64
 		for i, upper := range h.buckets {
 			cum += hist.counts[i]
@@ -273,20 +299,13 @@ func writeHistograms(b *bufio.Writer, h *histogramVec) {
 	}
 }
 
-func sortedKeys[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
+func sortedKeys[V any](m map[labelValues]V) []labelValues {
+	keys := make([]labelValues, 0, len(m))
 	for k := range m {
 		keys = append(keys, k)
 	}
-	slices.Sort(keys)
+	slices.SortFunc(keys, func(a, b labelValues) int { return slices.Compare(a[:], b[:]) })
 	return keys
-}
-
-func splitKey(k string, n int) []string {
-	if n == 0 {
-		return nil
-	}
-	return strings.Split(k, "\xff")
 }
 
 // sample writes one line: name{label="value",...} value.

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
@@ -151,12 +150,11 @@ func accessLog(logger *slog.Logger, m *metrics, life *healthState) func(http.Han
 			if !logger.Enabled(r.Context(), level) {
 				return
 			}
-			// request_id and trace_id are added here rather than by
-			// contextHandler (note the background context below): one slice
-			// instead of a regrow, on the one line every request writes.
-			attrs := make([]slog.Attr, 0, 14)
-			attrs = append(attrs,
-				slog.String("request_id", st.id),
+			// request_id and trace_id come from the context, as on every line.
+			// The record is built here, not by Logger.LogAttrs, which would
+			// walk the stack for a source location no line carries.
+			rec := slog.NewRecord(time.Now(), level, "request", 0)
+			rec.AddAttrs(
 				slog.String("method", r.Method),
 				slog.String("route", st.route),
 				slog.String("path", r.URL.Path),
@@ -166,22 +164,19 @@ func accessLog(logger *slog.Logger, m *metrics, life *healthState) func(http.Han
 				slog.String("client_ip", st.clientIP),
 				slog.String("user_agent", header(r.Header, "User-Agent")),
 			)
-			if st.traceID != "" {
-				attrs = append(attrs, slog.String("trace_id", st.traceID))
-			}
 			if st.userID != "" {
-				attrs = append(attrs, slog.String("user_id", st.userID))
+				rec.AddAttrs(slog.String("user_id", st.userID))
 			}
 			if st.err != nil {
-				attrs = append(attrs, slog.String("error", st.err.Error()))
+				rec.AddAttrs(slog.String("error", st.err.Error()))
 			}
 			if cutOff {
-				attrs = append(attrs, slog.Bool("cut_off", true))
+				rec.AddAttrs(slog.Bool("cut_off", true))
 			}
 			if st.stack != nil {
-				attrs = append(attrs, slog.String("stack", string(st.stack)))
+				rec.AddAttrs(slog.String("stack", string(st.stack)))
 			}
-			logger.LogAttrs(context.Background(), level, "request", attrs...)
+			logger.Handler().Handle(r.Context(), rec)
 		})
 	}
 }

@@ -18,9 +18,10 @@ type item struct {
 
 const itemColumns = `id, title, description, owner_id, created_at, updated_at`
 
-func scanItem(row rowScanner) (item, error) {
+// scanItem reads an item's columns, after any leading ones into lead.
+func scanItem(row rowScanner, lead ...any) (item, error) {
 	var it item
-	err := row.Scan(&it.ID, &it.Title, &it.Description, &it.OwnerID, &it.CreatedAt, &it.UpdatedAt)
+	err := row.Scan(append(lead, &it.ID, &it.Title, &it.Description, &it.OwnerID, &it.CreatedAt, &it.UpdatedAt)...)
 	it.CreatedAt, it.UpdatedAt = it.CreatedAt.UTC(), it.UpdatedAt.UTC()
 	return it, err
 }
@@ -41,21 +42,31 @@ func (s *store) createItem(ctx context.Context, ownerID, title string, descripti
 	return it, classify(err, "Item")
 }
 
-// listItems pages through what v may see, newest first; both queries use
-// the (owner_id, created_at) or (created_at) index.
+// The page and the total in one statement, one round trip: the window
+// count sees every row the WHERE keeps, before LIMIT. Both use the
+// (owner_id, created_at) or (created_at) index, in order, with no sort.
+const (
+	ownItemsPageSQL = `SELECT count(*) OVER (), ` + itemColumns + ` FROM items WHERE owner_id = $1
+		ORDER BY created_at DESC, id DESC LIMIT $2 OFFSET $3`
+	allItemsPageSQL = `SELECT count(*) OVER (), ` + itemColumns + ` FROM items
+		ORDER BY created_at DESC, id DESC LIMIT $1 OFFSET $2`
+)
+
+// listItems pages through what v may see, newest first, with the total.
 func (s *store) listItems(ctx context.Context, v viewer, limit, offset int) ([]item, int, error) {
-	var count int
-	if err := s.db.QueryRowContext(ctx, `SELECT count(*) FROM items WHERE $1 OR owner_id = $2`, v.superuser, v.id).Scan(&count); err != nil {
-		return nil, 0, classify(err, "Items")
-	}
-	query := `SELECT ` + itemColumns + ` FROM items WHERE owner_id = $1 ORDER BY created_at DESC, id DESC LIMIT $2 OFFSET $3`
-	args := []any{v.id, limit, offset}
+	var rows *sql.Rows
+	var err error
 	if v.superuser {
-		query = `SELECT ` + itemColumns + ` FROM items ORDER BY created_at DESC, id DESC LIMIT $1 OFFSET $2`
-		args = args[1:]
+		rows, err = s.db.QueryContext(ctx, allItemsPageSQL, limit, offset)
+	} else {
+		rows, err = s.db.QueryContext(ctx, ownItemsPageSQL, v.id, limit, offset)
 	}
-	rows, err := s.db.QueryContext(ctx, query, args...)
-	items, err := collect(rows, err, scanItem)
+	count := 0
+	items, err := collect(rows, err, func(row rowScanner) (item, error) { return scanItem(row, &count) })
+	if err == nil && len(items) == 0 && offset > 0 {
+		// Past the last page no row carries the total: ask for it.
+		err = s.db.QueryRowContext(ctx, `SELECT count(*) FROM items WHERE $1 OR owner_id = $2`, v.superuser, v.id).Scan(&count)
+	}
 	return items, count, classify(err, "Items")
 }
 

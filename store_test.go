@@ -85,7 +85,7 @@ func TestItemListUsesIndex(t *testing.T) {
 	var owner string
 	conn.QueryRowContext(ctx, `SELECT id FROM users LIMIT 1`).Scan(&owner)
 	var plan strings.Builder
-	rows, err := conn.QueryContext(ctx, `EXPLAIN SELECT `+itemColumns+` FROM items WHERE owner_id = $1 ORDER BY created_at DESC, id DESC LIMIT 20 OFFSET 0`, owner)
+	rows, err := conn.QueryContext(ctx, `EXPLAIN `+ownItemsPageSQL, owner, 20, 0)
 	if err != nil {
 		t.Fatal(err)
 	}

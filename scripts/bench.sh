@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# The Go benchmarks, then the ratios that matter, each against a baseline
+# measured in the same run (absolute numbers swing with the machine).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+./scripts/ensure-postgres.sh
+out=$(mktemp)
+trap 'rm -f "$out"' EXIT
+go test -run '^$' -bench "${BENCH:-.}" -benchmem -count 1 . | tee "$out"
+awk '
+  /^Benchmark/ { name = $1; sub(/-[0-9]+$/, "", name); ns[name] = $3
+                 for (i = 4; i <= NF; i++) if ($(i) == "req/s") rps[name] = $(i-1) }
+  function ratio(label, a, b) { if (a != "" && b != "" && b > 0) printf "%-58s %6.2fx\n", label, a / b }
+  END {
+    print ""
+    print "ratios (same run):"
+    ratio("middleware chain time / bare handler time", ns["BenchmarkMiddlewareChain"], ns["BenchmarkBareHandler"])
+    ratio("our log handler time / slog.NewJSONHandler time", ns["BenchmarkLogAccessLine"], ns["BenchmarkLogAccessLineStdlib"])
+    ratio("HTTP item list req/s / naive 3-statement SQL req/s", rps["BenchmarkItemListHTTP"], rps["BenchmarkItemListNaiveSQL"])
+    ratio("HTTP item list req/s / store (2 statements) req/s", rps["BenchmarkItemListHTTP"], rps["BenchmarkItemListSQL"])
+    printf "%-58s %6s ns\n", "limiter check, 100k keys (memory store)", ns["BenchmarkAllowManyKeys"]
+  }' "$out"
