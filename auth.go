@@ -45,7 +45,7 @@ var errUnauthenticated = newError(codeUnauthorized, "Sign in: the bearer token i
 
 // requireUser lets a request through only with a live session of an active
 // user, whom it records in the request state.
-func requireUser(s *store) func(http.Handler) http.Handler {
+func requireUser(s *store, p sessionPolicy) func(http.Handler) http.Handler {
 	return func(next http.Handler) http.Handler {
 		return apiFunc(func(w http.ResponseWriter, r *http.Request) error {
 			token := bearerToken(r)
@@ -53,7 +53,7 @@ func requireUser(s *store) func(http.Handler) http.Handler {
 				return errUnauthenticated
 			}
 			hash := hashToken(token)
-			u, err := s.userBySession(r.Context(), hash)
+			u, sessionID, err := s.userBySession(r.Context(), hash, p)
 			if errors.Is(err, errMissing) {
 				return errUnauthenticated
 			}
@@ -64,7 +64,7 @@ func requireUser(s *store) func(http.Handler) http.Handler {
 				return errUnauthenticated
 			}
 			st := stateFrom(r.Context())
-			st.user, st.userID, st.sessionHash = &u, u.ID, hash
+			st.user, st.userID, st.sessionHash, st.sessionID = &u, u.ID, hash, sessionID
 			next.ServeHTTP(w, r)
 			return nil
 		})
@@ -72,9 +72,9 @@ func requireUser(s *store) func(http.Handler) http.Handler {
 }
 
 // requireSuperuser answers 403 to anyone else, before any lookup.
-func requireSuperuser(s *store) func(http.Handler) http.Handler {
+func requireSuperuser(s *store, p sessionPolicy) func(http.Handler) http.Handler {
 	return func(next http.Handler) http.Handler {
-		return requireUser(s)(apiFunc(func(w http.ResponseWriter, r *http.Request) error {
+		return requireUser(s, p)(apiFunc(func(w http.ResponseWriter, r *http.Request) error {
 			if !currentUser(r).IsSuperuser {
 				return newError(codeForbidden, "Only a superuser may do this.")
 			}
@@ -147,7 +147,7 @@ var errBadCredentials = newError(codeUnauthorized, "Incorrect email or password.
 
 // handleLogin checks the failure budgets before hashing, spends one hash
 // whether or not the email exists, and gives both failures the same words.
-func handleLogin(s *store, pw *passwordHasher, limits *rateLimits, au *auditor, ttl time.Duration, logger *slog.Logger) http.Handler {
+func handleLogin(s *store, pw *passwordHasher, limits *rateLimits, au *auditor, sessions sessionPolicy, logger *slog.Logger) http.Handler {
 	return apiFunc(func(w http.ResponseWriter, r *http.Request) error {
 		req, err := decodeLogin(r)
 		if err != nil {
@@ -187,19 +187,19 @@ func handleLogin(s *store, pw *passwordHasher, limits *rateLimits, au *auditor, 
 		if stale {
 			rehashPassword(ctx, s, pw, u.ID, req.Password.V, logger)
 		}
+		st := stateFrom(ctx)
 		token, hash := newToken()
-		if _, err := s.createSession(ctx, hash, u.ID, ttl); errors.Is(err, errMissing) {
+		if _, err := s.createSession(ctx, hash, u.ID, sessions, header(r.Header, "User-Agent"), limitKey(st.clientIP)); errors.Is(err, errMissing) {
 			return errBadCredentials // the account was deleted a moment ago
 		} else if err != nil {
 			return err
 		}
-		st := stateFrom(ctx)
 		st.userID = u.ID
 		if err := s.recordLoginNetwork(ctx, u.ID, limitKey(st.clientIP)); err != nil {
 			logger.WarnContext(ctx, "could not record the login network", "error", err.Error())
 		}
 		au.record(r, "login.succeeded", u.ID, u.ID)
-		writeJSON(w, http.StatusOK, contentJSON, tokenResponse{AccessToken: token, TokenType: "bearer", ExpiresIn: int64(ttl / time.Second)})
+		writeJSON(w, http.StatusOK, contentJSON, tokenResponse{AccessToken: token, TokenType: "bearer", ExpiresIn: int64(sessions.ttl / time.Second)})
 		return nil
 	})
 }

@@ -109,7 +109,7 @@ func TestLogin(t *testing.T) {
 
 	form := a.do(req{method: "POST", path: "/api/v1/auth/login", contentType: "application/x-www-form-urlencoded", body: "grant_type=password&username=User%40Example.com&password=password-123&scope="})
 	expectStatus(t, form, 200)
-	if form.str("token_type") != "bearer" || len(form.str("access_token")) != 43 || form.json["expires_in"] != float64(7*24*3600) {
+	if form.str("token_type") != "bearer" || len(form.str("access_token")) != 43 || form.json["expires_in"] != float64(a.cfg.SessionTTL/time.Second) {
 		t.Fatalf("token: %s", form.body)
 	}
 
@@ -188,14 +188,25 @@ func TestSessionLifecycle(t *testing.T) {
 	r = a.do(req{method: "POST", path: "/api/v1/auth/login", body: map[string]any{"email": "s@example.com", "password": "wrong-password"}})
 	expectProblem(t, r, 401, "unauthorized") // a wrong password does not reveal the deactivation
 
-	// Expiry follows SESSION_TTL on the injected clock.
+	// Expiry follows SESSION_TTL (absolute) and SESSION_IDLE_TIMEOUT on the
+	// injected clock: a session used every 29 minutes lives until its TTL;
+	// one left alone for 31 minutes dies.
 	expectStatus(t, a.do(req{method: "PATCH", path: "/api/v1/users/" + id, token: admin, body: map[string]any{"is_active": true}}), 200)
 	t6 := a.login("s@example.com", "password-789")
-	a.clock.Advance(a.cfg.SessionTTL - time.Second)
-	if me(t6) != 200 {
-		t.Fatal("session expired early")
+	idle := a.login("s@example.com", "password-789")
+	for lived := time.Duration(0); lived+29*time.Minute < a.cfg.SessionTTL; lived += 29 * time.Minute {
+		a.clock.Advance(29 * time.Minute)
+		if me(t6) != 200 {
+			t.Fatalf("a session in use died after %v", lived+29*time.Minute)
+		}
+		if lived == 0 && me(idle) != 200 {
+			t.Fatal("29 idle minutes ended a session")
+		}
 	}
-	a.clock.Advance(2 * time.Second)
+	if me(idle) != 401 {
+		t.Fatal("a session idle for hours is alive")
+	}
+	a.clock.Advance(a.cfg.SessionTTL % (29 * time.Minute))
 	if me(t6) != 401 {
 		t.Fatal("session outlived SESSION_TTL")
 	}

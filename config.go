@@ -27,6 +27,7 @@ type config struct {
 	MaxBodyBytes int64
 
 	SessionTTL      time.Duration
+	SessionIdle     time.Duration
 	ShutdownDelay   time.Duration
 	ShutdownTimeout time.Duration
 
@@ -246,9 +247,14 @@ func loadConfig(getenv func(string) string) (config, error) {
 		c.TrustedProxy = append(c.TrustedProxy, prefix.Masked())
 	}
 	c.MaxBodyBytes = int64(e.integer("MAX_BODY_BYTES", 1<<20, 1, 1<<30))
-	c.SessionTTL = e.duration("SESSION_TTL", 168*time.Hour)
+	// ASVS L2 / NIST AAL2: an absolute lifetime and an idle timeout.
+	c.SessionTTL = e.duration("SESSION_TTL", 12*time.Hour)
 	if c.SessionTTL == 0 {
 		e.fail("SESSION_TTL", "must be longer than zero")
+	}
+	c.SessionIdle = e.duration("SESSION_IDLE_TIMEOUT", 30*time.Minute)
+	if c.SessionIdle < 2*lastUsedGranularity {
+		e.fail("SESSION_IDLE_TIMEOUT", "must be at least %s (last use is recorded once a minute)", 2*lastUsedGranularity)
 	}
 	c.ShutdownDelay = e.duration("SHUTDOWN_DELAY", 2*time.Second)
 	if !prod {
@@ -354,6 +360,11 @@ func checkProduction(e *envReader, c *config) {
 	}
 }
 
+// sessions is the session policy the config sets.
+func (c config) sessions() sessionPolicy {
+	return sessionPolicy{ttl: c.SessionTTL, idle: c.SessionIdle}
+}
+
 // LogValue prints the config with secrets masked, so the start-up line can
 // be pasted into a ticket.
 func (c config) LogValue() slog.Value {
@@ -373,6 +384,7 @@ func (c config) LogValue() slog.Value {
 		slog.String("trusted_proxies", strings.Join(proxies, ",")),
 		slog.Int64("max_body_bytes", c.MaxBodyBytes),
 		slog.String("session_ttl", c.SessionTTL.String()),
+		slog.String("session_idle_timeout", c.SessionIdle.String()),
 		slog.String("shutdown_delay", c.ShutdownDelay.String()),
 		slog.String("shutdown_timeout", c.ShutdownTimeout.String()),
 		slog.Int("db_max_open_conns", c.DBMaxOpenConns),

@@ -32,7 +32,7 @@ func TestConfigDevelopmentNeedsNoVariables(t *testing.T) {
 	if cfg.FirstSuperuserEmail != "admin@example.com" || cfg.FirstSuperuserPassword != "changethis" {
 		t.Fatalf("dev superuser = %q/%q", cfg.FirstSuperuserEmail, cfg.FirstSuperuserPassword)
 	}
-	if cfg.MaxBodyBytes != 1<<20 || cfg.SessionTTL != 168*time.Hour || cfg.ShutdownDelay != 0 || cfg.ShutdownTimeout != 7*time.Second {
+	if cfg.MaxBodyBytes != 1<<20 || cfg.SessionTTL != 12*time.Hour || cfg.SessionIdle != 30*time.Minute || cfg.ShutdownDelay != 0 || cfg.ShutdownTimeout != 7*time.Second {
 		t.Fatalf("contract defaults wrong: %+v", cfg)
 	}
 	if got, want := strings.Join(cfg.CORSOrigins, ","), "http://localhost:5173,http://localhost:3000"; got != want {

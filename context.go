@@ -17,6 +17,7 @@ type requestState struct {
 	userID      string
 	user        *user  // set by requireUser
 	sessionHash []byte // the presented token's hash, for logout
+	sessionID   string // the presented session's public id
 	err         error  // internal cause of a 5xx, for the log only
 	stack       []byte // set when a panic was recovered
 	clientGone  bool   // the client left before the answer: logged as 499

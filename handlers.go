@@ -78,25 +78,30 @@ func addRoutes(mux *http.ServeMux, logger *slog.Logger, cfg config, d serverDeps
 	s, pw, rl, au := d.store, d.hasher, d.limits, d.audit
 	authLimit := rl.limit(rl.auth, failClosed)
 	apiLimit := rl.limit(rl.api, failOpen)
-	user, superuser := requireUser(s), requireSuperuser(s)
+	sessions := cfg.sessions()
+	user, superuser := requireUser(s, sessions), requireSuperuser(s, sessions)
 
 	handle("GET /api/v1/health", handleHealth(d.health))
 	handle("GET /api/v1/health/live", handleLive())
 
 	handle("POST /api/v1/auth/register", authLimit(handleRegister(s, pw, au)))
-	handle("POST /api/v1/auth/login", authLimit(handleLogin(s, pw, rl, au, cfg.SessionTTL, logger)))
+	handle("POST /api/v1/auth/login", authLimit(handleLogin(s, pw, rl, au, sessions, logger)))
 	handle("POST /api/v1/auth/logout", apiLimit(user(handleLogout(s, au))))
 
 	handle("GET /api/v1/users/me", apiLimit(user(handleMeGet())))
 	handle("PATCH /api/v1/users/me", apiLimit(user(handleMePatch(s, pw, rl, au)))) // an email change also spends the auth budget
 	handle("POST /api/v1/users/me/password", authLimit(user(handlePasswordChange(s, pw, rl, au))))
 	handle("DELETE /api/v1/users/me", apiLimit(user(handleMeDelete(s, au))))
+	handle("GET /api/v1/users/me/sessions", apiLimit(user(handleSessionList(s, sessions))))
+	handle("DELETE /api/v1/users/me/sessions/{id}", apiLimit(user(handleSessionDelete(s, au))))
+	handle("DELETE /api/v1/users/me/sessions", apiLimit(user(handleSessionDeleteOthers(s, au))))
 
 	handle("GET /api/v1/users", apiLimit(superuser(handleUserList(s))))
 	handle("POST /api/v1/users", apiLimit(superuser(handleUserCreate(s, pw, au))))
 	handle("GET /api/v1/users/{id}", apiLimit(user(handleUserGet(s))))
 	handle("PATCH /api/v1/users/{id}", apiLimit(superuser(handleUserPatch(s, pw, au))))
 	handle("DELETE /api/v1/users/{id}", apiLimit(superuser(handleUserDelete(s, au))))
+	handle("DELETE /api/v1/users/{id}/sessions", apiLimit(superuser(handleUserSessionsDelete(s, au))))
 
 	handle("GET /api/v1/items", apiLimit(user(handleItemList(s))))
 	handle("POST /api/v1/items", apiLimit(user(handleItemCreate(s))))

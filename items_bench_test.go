@@ -66,7 +66,7 @@ func BenchmarkItemListSQL(b *testing.B) {
 	b.ResetTimer()
 	b.RunParallel(func(pb *testing.PB) {
 		for pb.Next() {
-			u, err := a.deps.store.userBySession(ctx, hash)
+			u, _, err := a.deps.store.userBySession(ctx, hash, a.cfg.sessions())
 			if err != nil {
 				b.Error(err)
 				return
@@ -93,7 +93,7 @@ func BenchmarkItemListNaiveSQL(b *testing.B) {
 	b.ResetTimer()
 	b.RunParallel(func(pb *testing.PB) {
 		for pb.Next() {
-			u, err := a.deps.store.userBySession(ctx, hash)
+			u, _, err := a.deps.store.userBySession(ctx, hash, a.cfg.sessions())
 			if err != nil {
 				b.Error(err)
 				return

@@ -2,31 +2,116 @@ package main
 
 import (
 	"context"
+	"database/sql"
 	"log/slog"
+	"strings"
 	"time"
 )
 
-func (s *store) createSession(ctx context.Context, tokenHash []byte, userID string, ttl time.Duration) (time.Time, error) {
+// session is one sign-in as its owner sees it. The id is public: neither
+// the token nor its hash.
+type session struct {
+	ID         string    `json:"id"`
+	CreatedAt  time.Time `json:"created_at"`
+	LastUsedAt time.Time `json:"last_used_at"`
+	ExpiresAt  time.Time `json:"expires_at"`
+	UserAgent  string    `json:"user_agent"`
+	ClientIP   string    `json:"client_ip"`
+	Current    bool      `json:"current"`
+}
+
+// sessionPolicy is when sessions end: ttl after creation, idle after their
+// last use, whichever comes first.
+type sessionPolicy struct {
+	ttl, idle time.Duration
+}
+
+// lastUsedGranularity is how stale last_used_at may get: a request writes
+// it only when it is older, so an authenticated request stays one read.
+const lastUsedGranularity = time.Minute
+
+func (s *store) createSession(ctx context.Context, tokenHash []byte, userID string, p sessionPolicy, userAgent, clientNetwork string) (time.Time, error) {
 	now := s.timestamp()
-	expires := now.Add(ttl)
-	_, err := s.db.ExecContext(ctx, `INSERT INTO sessions (token_hash, user_id, created_at, expires_at) VALUES ($1, $2, $3, $4)`,
-		tokenHash, userID, now, expires)
+	expires := now.Add(p.ttl)
+	if len(userAgent) > 512 {
+		userAgent = userAgent[:512]
+	}
+	_, err := s.db.ExecContext(ctx, `INSERT INTO sessions (token_hash, user_id, created_at, last_used_at, expires_at, user_agent, client_ip)
+		VALUES ($1, $2, $3, $3, $4, $5, $6)`,
+		tokenHash, userID, now, expires, strings.ToValidUTF8(strings.ReplaceAll(userAgent, "\x00", ""), "?"), clientNetwork)
 	return expires, classify(err, "Session")
 }
 
-// userBySession is the user behind a live session, or not_found.
-func (s *store) userBySession(ctx context.Context, tokenHash []byte) (user, error) {
+// userBySession is the user behind a live session and the session's id, or
+// errMissing. It is one read; once a minute at most, a second statement
+// moves last_used_at.
+func (s *store) userBySession(ctx context.Context, tokenHash []byte, p sessionPolicy) (user, string, error) {
+	now := s.timestamp()
+	var id string
+	var lastUsed time.Time
 	row := s.db.QueryRowContext(ctx, `
-		SELECT u.id, u.email, u.full_name, u.is_active, u.is_superuser, u.created_at, u.password_hash
+		SELECT s.id, s.last_used_at, u.id, u.email, u.full_name, u.is_active, u.is_superuser, u.created_at, u.password_hash
 		FROM sessions s JOIN users u ON u.id = s.user_id
-		WHERE s.token_hash = $1 AND s.expires_at > $2`, tokenHash, s.timestamp())
-	u, err := scanUser(row)
-	return u, classify(err, "Session")
+		WHERE s.token_hash = $1 AND s.expires_at > $2 AND s.last_used_at > $3`, tokenHash, now, now.Add(-p.idle))
+	u, err := scanUser(row, &id, &lastUsed)
+	if err != nil {
+		return u, "", classify(err, "Session")
+	}
+	if now.Sub(lastUsed) >= lastUsedGranularity {
+		_, err = s.db.ExecContext(ctx, `UPDATE sessions SET last_used_at = $2 WHERE token_hash = $1 AND last_used_at < $2`, tokenHash, now)
+	}
+	return u, id, classify(err, "Session")
 }
 
 func (s *store) deleteSession(ctx context.Context, tokenHash []byte) error {
 	_, err := s.db.ExecContext(ctx, `DELETE FROM sessions WHERE token_hash = $1`, tokenHash)
 	return classify(err, "Session")
+}
+
+// listSessions pages through userID's live sessions, newest first, with
+// the total.
+func (s *store) listSessions(ctx context.Context, userID string, p sessionPolicy, limit, offset int) ([]session, int, error) {
+	now := s.timestamp()
+	rows, err := s.db.QueryContext(ctx, `
+		SELECT count(*) OVER (), id, created_at, last_used_at, expires_at, user_agent, client_ip FROM sessions
+		WHERE user_id = $1 AND expires_at > $2 AND last_used_at > $3
+		ORDER BY created_at DESC, id DESC LIMIT $4 OFFSET $5`, userID, now, now.Add(-p.idle), limit, offset)
+	count := 0
+	list, err := collect(rows, err, func(r rowScanner) (session, error) {
+		var x session
+		err := r.Scan(&count, &x.ID, &x.CreatedAt, &x.LastUsedAt, &x.ExpiresAt, &x.UserAgent, &x.ClientIP)
+		x.CreatedAt, x.LastUsedAt, x.ExpiresAt = x.CreatedAt.UTC(), x.LastUsedAt.UTC(), x.ExpiresAt.UTC()
+		return x, err
+	})
+	if err == nil && len(list) == 0 && offset > 0 {
+		err = s.db.QueryRowContext(ctx, `SELECT count(*) FROM sessions WHERE user_id = $1 AND expires_at > $2 AND last_used_at > $3`,
+			userID, now, now.Add(-p.idle)).Scan(&count)
+	}
+	return list, count, classify(err, "Sessions")
+}
+
+// deleteSessionByID ends one of userID's sessions; someone else's id is
+// errMissing, like an unknown one.
+func (s *store) deleteSessionByID(ctx context.Context, userID, id string) error {
+	res, err := s.db.ExecContext(ctx, `DELETE FROM sessions WHERE user_id = $1 AND id = $2`, userID, id)
+	if err != nil {
+		return classify(err, "Session")
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return classify(sql.ErrNoRows, "Session")
+	}
+	return nil
+}
+
+// deleteSessions ends userID's sessions but the one whose hash is keep (nil:
+// all of them) and says how many.
+func (s *store) deleteSessions(ctx context.Context, userID string, keep []byte) (int64, error) {
+	res, err := s.db.ExecContext(ctx, `DELETE FROM sessions WHERE user_id = $1 AND token_hash IS DISTINCT FROM $2`, userID, keep)
+	if err != nil {
+		return 0, classify(err, "Sessions")
+	}
+	n, _ := res.RowsAffected()
+	return n, nil
 }
 
 // deleteExpiredSessions keeps the table from growing with dead rows.

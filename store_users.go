@@ -20,9 +20,10 @@ type user struct {
 
 const userColumns = `id, email, full_name, is_active, is_superuser, created_at, password_hash`
 
-func scanUser(row rowScanner) (user, error) {
+// scanUser reads a user's columns, after any leading ones into lead.
+func scanUser(row rowScanner, lead ...any) (user, error) {
 	var u user
-	err := row.Scan(&u.ID, &u.Email, &u.FullName, &u.IsActive, &u.IsSuperuser, &u.CreatedAt, &u.passwordHash)
+	err := row.Scan(append(lead, &u.ID, &u.Email, &u.FullName, &u.IsActive, &u.IsSuperuser, &u.CreatedAt, &u.passwordHash)...)
 	u.CreatedAt = u.CreatedAt.UTC()
 	return u, err
 }
@@ -65,7 +66,7 @@ func (s *store) listUsers(ctx context.Context, limit, offset int) ([]user, int, 
 	}
 	rows, err := s.db.QueryContext(ctx, `SELECT `+userColumns+` FROM users
 		ORDER BY created_at DESC, id DESC LIMIT $1 OFFSET $2`, limit, offset)
-	users, err := collect(rows, err, scanUser)
+	users, err := collect(rows, err, func(r rowScanner) (user, error) { return scanUser(r) })
 	return users, count, classify(err, "Users")
 }
 

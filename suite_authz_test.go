@@ -16,7 +16,7 @@ func TestAuthorizationMatrix(t *testing.T) {
 	_, suToken := a.superuser("root@example.com")
 	var n atomic.Int64
 
-	type fixture struct{ ownerID, ownerToken, otherToken, itemID string }
+	type fixture struct{ ownerID, ownerToken, otherToken, itemID, sessionID string }
 	fresh := func() fixture {
 		i := n.Add(1)
 		var f fixture
@@ -25,6 +25,8 @@ func TestAuthorizationMatrix(t *testing.T) {
 		r := a.do(req{method: "POST", path: "/api/v1/items", token: f.ownerToken, body: map[string]any{"title": "mine"}})
 		expectStatus(t, r, 201)
 		f.itemID = r.str("id")
+		sessions := a.do(req{method: "GET", path: "/api/v1/users/me/sessions", token: f.ownerToken})
+		f.sessionID = sessions.json["data"].([]any)[0].(map[string]any)["id"].(string)
 		return f
 	}
 
@@ -59,12 +61,16 @@ func TestAuthorizationMatrix(t *testing.T) {
 		{"PATCH", "/api/v1/items/{item}", func(int64) any { return map[string]any{"title": "changed"} }, [4]int{401, 200, 404, 200}},
 		{"DELETE", "/api/v1/items/{item}", nil, [4]int{401, 204, 404, 204}},
 		{"POST", "/api/v1/auth/logout", nil, [4]int{401, 204, 204, 204}},
+		{"GET", "/api/v1/users/me/sessions", nil, [4]int{401, 200, 200, 200}},
+		{"DELETE", "/api/v1/users/me/sessions/{session}", nil, [4]int{401, 204, 404, 404}},
+		{"DELETE", "/api/v1/users/me/sessions", nil, [4]int{401, 204, 204, 204}},
+		{"DELETE", "/api/v1/users/{owner}/sessions", nil, [4]int{401, 403, 403, 204}},
 	}
 	for _, row := range rows {
 		for actor, want := range row.want {
 			t.Run(row.method+" "+row.path+" as "+actors[actor], func(t *testing.T) {
 				f := fresh()
-				path := strings.NewReplacer("{owner}", f.ownerID, "{item}", f.itemID).Replace(row.path)
+				path := strings.NewReplacer("{owner}", f.ownerID, "{item}", f.itemID, "{session}", f.sessionID).Replace(row.path)
 				token := map[int]string{anon: "", owner: f.ownerToken, other: f.otherToken, super: suToken}[actor]
 				if actor == super && row.path == "/api/v1/auth/logout" {
 					token = a.login("root@example.com", "password-123") // its own session to end

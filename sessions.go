@@ -1,0 +1,81 @@
+package main
+
+import (
+	"net/http"
+)
+
+// The caller's sessions: see them, end one, end all but the current one;
+// and a superuser's way to end every session of a user.
+
+func handleSessionList(s *store, p sessionPolicy) http.Handler {
+	return apiFunc(func(w http.ResponseWriter, r *http.Request) error {
+		pg, err := pageFrom(r)
+		if err != nil {
+			return err
+		}
+		st := stateFrom(r.Context())
+		list, count, err := s.listSessions(r.Context(), st.userID, p, pg.limit, pg.offset)
+		if err != nil {
+			return err
+		}
+		for i := range list {
+			list[i].Current = list[i].ID == st.sessionID
+		}
+		writeJSON(w, http.StatusOK, contentJSON, listPage[session]{Data: list, Count: count})
+		return nil
+	})
+}
+
+// handleSessionDelete ends one of the caller's sessions at once; another
+// user's session id is 404, like an unknown one.
+func handleSessionDelete(s *store, au *auditor) http.Handler {
+	return apiFunc(func(w http.ResponseWriter, r *http.Request) error {
+		id, err := pathID(r, "Session")
+		if err != nil {
+			return err
+		}
+		me := currentUser(r).ID
+		if err := s.deleteSessionByID(r.Context(), me, id); err != nil {
+			return err
+		}
+		au.sessionsRevoked(r, "user_ended", me, me, 1)
+		w.WriteHeader(http.StatusNoContent)
+		return nil
+	})
+}
+
+// handleSessionDeleteOthers ends every session of the caller but the one
+// making the request.
+func handleSessionDeleteOthers(s *store, au *auditor) http.Handler {
+	return apiFunc(func(w http.ResponseWriter, r *http.Request) error {
+		me := currentUser(r).ID
+		n, err := s.deleteSessions(r.Context(), me, stateFrom(r.Context()).sessionHash)
+		if err != nil {
+			return err
+		}
+		au.sessionsRevoked(r, "user_ended_others", me, me, n)
+		w.WriteHeader(http.StatusNoContent)
+		return nil
+	})
+}
+
+// handleUserSessionsDelete is a superuser ending every session of a user
+// (a stolen laptop, a leaving employee).
+func handleUserSessionsDelete(s *store, au *auditor) http.Handler {
+	return apiFunc(func(w http.ResponseWriter, r *http.Request) error {
+		id, err := pathID(r, "User")
+		if err != nil {
+			return err
+		}
+		if _, err := s.userByID(r.Context(), id); err != nil {
+			return err
+		}
+		n, err := s.deleteSessions(r.Context(), id, nil)
+		if err != nil {
+			return err
+		}
+		au.sessionsRevoked(r, "admin_ended", currentUser(r).ID, id, n)
+		w.WriteHeader(http.StatusNoContent)
+		return nil
+	})
+}
