@@ -101,7 +101,7 @@ func (q registerRequest) valid() []fieldError {
 	return p
 }
 
-func handleRegister(s *store, pw *passwordHasher, au *auditor) http.Handler {
+func handleRegister(s *store, pw *passwordHasher, au *auditor, m *mailer) http.Handler {
 	return apiFunc(func(w http.ResponseWriter, r *http.Request) error {
 		req, err := decode[registerRequest](r)
 		if err != nil {
@@ -111,7 +111,7 @@ func handleRegister(s *store, pw *passwordHasher, au *auditor) http.Handler {
 		if err != nil {
 			return err
 		}
-		u, err := s.createUser(r.Context(), user{Email: req.Email.V, FullName: req.FullName.V, passwordHash: hash, IsActive: true})
+		u, err := s.createUser(r.Context(), user{Email: req.Email.V, FullName: req.FullName.V, passwordHash: hash, IsActive: true}, m.verificationMail(s))
 		if err != nil {
 			return err
 		}
@@ -147,7 +147,7 @@ var errBadCredentials = newError(codeUnauthorized, "Incorrect email or password.
 
 // handleLogin checks the failure budgets before hashing, spends one hash
 // whether or not the email exists, and gives both failures the same words.
-func handleLogin(s *store, pw *passwordHasher, limits *rateLimits, au *auditor, sessions sessionPolicy, logger *slog.Logger) http.Handler {
+func handleLogin(s *store, pw *passwordHasher, limits *rateLimits, au *auditor, sessions sessionPolicy, requireVerified bool, logger *slog.Logger) http.Handler {
 	return apiFunc(func(w http.ResponseWriter, r *http.Request) error {
 		req, err := decodeLogin(r)
 		if err != nil {
@@ -183,6 +183,9 @@ func handleLogin(s *store, pw *passwordHasher, limits *rateLimits, au *auditor, 
 		case !u.IsActive:
 			failed("inactive")
 			return newError(codeForbidden, "This account is deactivated.")
+		case requireVerified && !u.EmailVerified:
+			failed("unverified")
+			return newError(codeEmailUnverified, "Verify your email first: follow the link we mailed you, or ask for a new one.")
 		}
 		if stale {
 			rehashPassword(ctx, s, pw, u.ID, req.Password.V, logger)

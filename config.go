@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/mail"
 	"net/netip"
 	"net/url"
 	"os"
@@ -41,6 +42,11 @@ type config struct {
 
 	MetricsAddr  string // "" when off
 	PprofEnabled bool
+
+	SMTP              smtpConfig
+	MailFrom          *mail.Address
+	FrontendURL       string
+	EmailVerification string // optional | required
 
 	RateLimit rateLimitConfig
 }
@@ -289,6 +295,40 @@ func loadConfig(getenv func(string) string) (config, error) {
 	}
 	c.PprofEnabled = e.boolean("PPROF_ENABLED", false)
 
+	c.SMTP.Host = e.str("SMTP_HOST", "")
+	c.SMTP.Port = e.integer("SMTP_PORT", 587, 1, 65535)
+	c.SMTP.Username = e.str("SMTP_USERNAME", "")
+	c.SMTP.Password = e.getenv("SMTP_PASSWORD")
+	c.SMTP.TLS = e.str("SMTP_TLS", "starttls")
+	if c.SMTP.TLS != "starttls" && c.SMTP.TLS != "tls" && c.SMTP.TLS != "none" {
+		e.fail("SMTP_TLS", "%q is not starttls, tls or none", c.SMTP.TLS)
+	}
+	from := e.str("MAIL_FROM", "")
+	if from == "" && !prod {
+		from = "Backend (development) <noreply@example.com>"
+	}
+	if from != "" {
+		a, err := mail.ParseAddress(from)
+		if err != nil || emailProblem(strings.ToLower(a.Address)) != "" {
+			e.fail("MAIL_FROM", "%q is not an address such as \"App <noreply@example.com>\"", from)
+		} else {
+			c.MailFrom = a
+		}
+	}
+	c.FrontendURL = e.str("FRONTEND_URL", "")
+	if c.FrontendURL == "" && !prod {
+		c.FrontendURL = "http://localhost:5173"
+	}
+	if c.FrontendURL != "" {
+		if u, err := url.Parse(c.FrontendURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			e.fail("FRONTEND_URL", "%q is not a URL such as https://app.example.com", c.FrontendURL)
+		}
+	}
+	c.EmailVerification = e.str("EMAIL_VERIFICATION", "optional")
+	if c.EmailVerification != "optional" && c.EmailVerification != "required" {
+		e.fail("EMAIL_VERIFICATION", "%q is not optional or required", c.EmailVerification)
+	}
+
 	rl := &c.RateLimit
 	rl.Enabled = e.boolean("RATE_LIMIT_ENABLED", true)
 	rl.Store = e.str("RATE_LIMIT_STORE", "memory")
@@ -358,6 +398,27 @@ func checkProduction(e *envReader, c *config) {
 			e.fail("CORS_ALLOWED_ORIGINS", "must list origins, not *, in production")
 		}
 	}
+	// Recovery and verification mails must be able to leave, and to link
+	// somewhere real.
+	if c.SMTP.Host == "" {
+		e.fail("SMTP_HOST", "is required in production (password recovery and verification are mailed)")
+	}
+	if c.MailFrom == nil && !e.set("MAIL_FROM") {
+		e.fail("MAIL_FROM", "is required in production")
+	}
+	if c.FrontendURL == "" {
+		e.fail("FRONTEND_URL", "is required in production (mailed links point there)")
+	}
+	if c.SMTP.Password != "" && isPlaceholder(c.SMTP.Password) {
+		e.fail("SMTP_PASSWORD", "is a placeholder")
+	}
+}
+
+func mailFromString(a *mail.Address) string {
+	if a == nil {
+		return ""
+	}
+	return a.String()
 }
 
 // sessions is the session policy the config sets.
@@ -393,6 +454,14 @@ func (c config) LogValue() slog.Value {
 		slog.String("db_conn_max_idle_time", c.DBConnMaxIdleTime.String()),
 		slog.String("first_superuser_email", c.FirstSuperuserEmail),
 		slog.Bool("first_superuser_password_set", c.FirstSuperuserPassword != ""),
+		slog.String("smtp_host", c.SMTP.Host),
+		slog.Int("smtp_port", c.SMTP.Port),
+		slog.String("smtp_tls", c.SMTP.TLS),
+		slog.String("smtp_username", c.SMTP.Username),
+		slog.Bool("smtp_password_set", c.SMTP.Password != ""),
+		slog.String("mail_from", mailFromString(c.MailFrom)),
+		slog.String("frontend_url", c.FrontendURL),
+		slog.String("email_verification", c.EmailVerification),
 		slog.String("metrics_addr", c.MetricsAddr),
 		slog.Bool("pprof_enabled", c.PprofEnabled),
 		slog.Bool("rate_limit_enabled", c.RateLimit.Enabled),

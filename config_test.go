@@ -104,7 +104,8 @@ func TestConfigProductionListsEveryProblemAtOnce(t *testing.T) {
 }
 
 func TestConfigProductionRules(t *testing.T) {
-	good := []string{"APP_ENV", "production", "DATABASE_URL", "postgres://app:Xk29-longer-secret@db:5432/app"}
+	good := []string{"APP_ENV", "production", "DATABASE_URL", "postgres://app:Xk29-longer-secret@db:5432/app",
+		"SMTP_HOST", "smtp.example.com", "MAIL_FROM", "App <noreply@example.com>", "FRONTEND_URL", "https://app.example.com"}
 	with := func(kv ...string) func(string) string { return envOf(append(append([]string{}, good...), kv...)...) }
 	tests := []struct {
 		name string
@@ -115,6 +116,11 @@ func TestConfigProductionRules(t *testing.T) {
 		{"docs explicitly asked for", with("DOCS_ENABLED", "true"), ""},
 		{"superuser with a strong password", with("FIRST_SUPERUSER_EMAIL", "root@example.com", "FIRST_SUPERUSER_PASSWORD", "a-strong-passphrase"), ""},
 		{"database password missing", envOf("APP_ENV", "production", "DATABASE_URL", "postgres://app@db/app"), "DATABASE_URL"},
+		{"no SMTP host", with("SMTP_HOST", ""), "SMTP_HOST"},
+		{"no sender", with("MAIL_FROM", ""), "MAIL_FROM"},
+		{"no frontend", with("FRONTEND_URL", ""), "FRONTEND_URL"},
+		{"bad SMTP_TLS", with("SMTP_TLS", "ssl"), "SMTP_TLS"},
+		{"bad EMAIL_VERIFICATION", with("EMAIL_VERIFICATION", "maybe"), "EMAIL_VERIFICATION"},
 		{"database password placeholder", envOf("APP_ENV", "production", "DATABASE_URL", "postgres://app:changethis@db/app"), "DATABASE_URL"},
 		{"superuser password short", with("FIRST_SUPERUSER_EMAIL", "root@example.com", "FIRST_SUPERUSER_PASSWORD", "short-pw"), "FIRST_SUPERUSER_PASSWORD"},
 		{"superuser password 'password'", with("FIRST_SUPERUSER_EMAIL", "root@example.com", "FIRST_SUPERUSER_PASSWORD", "password"), "FIRST_SUPERUSER_PASSWORD"},

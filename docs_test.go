@@ -39,7 +39,8 @@ func TestDocsHiddenInProduction(t *testing.T) {
 		expectProblem(t, a.do(req{method: "GET", path: p}), http.StatusNotFound, "not_found")
 	}
 	// And production's default is off.
-	cfg, err := loadConfig(envOf("APP_ENV", "production", "DATABASE_URL", "postgres://app:Real-Secret-123@db/app"))
+	cfg, err := loadConfig(envOf("APP_ENV", "production", "DATABASE_URL", "postgres://app:Real-Secret-123@db/app",
+		"SMTP_HOST", "smtp.example.com", "MAIL_FROM", "noreply@example.com", "FRONTEND_URL", "https://app.example.com"))
 	if err != nil || cfg.DocsEnabled {
 		t.Fatalf("production docs default: %v %v", cfg.DocsEnabled, err)
 	}

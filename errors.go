@@ -22,6 +22,8 @@ const (
 	codeTooLarge         errorCode = "payload_too_large"
 	codeUnsupportedMedia errorCode = "unsupported_media_type"
 	codeRateLimited      errorCode = "rate_limited"
+	codeInvalidToken     errorCode = "invalid_token"
+	codeEmailUnverified  errorCode = "email_unverified"
 	codeInternal         errorCode = "internal"
 	codeUnavailable      errorCode = "unavailable"
 )
@@ -31,11 +33,11 @@ func (c errorCode) status() int {
 	switch c {
 	case codeValidation:
 		return http.StatusUnprocessableEntity
-	case codeBadRequest:
+	case codeBadRequest, codeInvalidToken:
 		return http.StatusBadRequest
 	case codeUnauthorized:
 		return http.StatusUnauthorized
-	case codeForbidden:
+	case codeForbidden, codeEmailUnverified:
 		return http.StatusForbidden
 	case codeNotFound:
 		return http.StatusNotFound

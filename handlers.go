@@ -43,6 +43,7 @@ type serverDeps struct {
 	limits  *rateLimits
 	metrics *metrics
 	audit   *auditor
+	mailer  *mailer
 }
 
 func newServerDeps(logger *slog.Logger, cfg config, db *sql.DB, health *healthState, now func() time.Time) serverDeps {
@@ -52,11 +53,13 @@ func newServerDeps(logger *slog.Logger, cfg config, db *sql.DB, health *healthSt
 		limits:  newRateLimits(cfg.RateLimit, db, now, logger),
 		metrics: newMetrics(health.version, health.commit),
 		audit:   newAuditor(logger, now),
+		mailer:  &mailer{from: cfg.MailFrom, frontendURL: cfg.FrontendURL, now: now},
 	}
 	d.audit.revoked = func(reason string, n int64) { d.metrics.sessionsRevoked.add(uint64(n), reason) }
 	d.setHasher(newPasswordHasher(passwordIterations, runtime.GOMAXPROCS(0)))
 	d.metrics.addPool(db)
 	d.metrics.addLimiter(d.limits)
+	d.metrics.addOutbox(d.store)
 	return d
 }
 
@@ -75,7 +78,7 @@ func addRoutes(mux *http.ServeMux, logger *slog.Logger, cfg config, d serverDeps
 		mux.Handle(pattern, h)
 		patterns = append(patterns, pattern)
 	}
-	s, pw, rl, au := d.store, d.hasher, d.limits, d.audit
+	s, pw, rl, au, ml := d.store, d.hasher, d.limits, d.audit, d.mailer
 	authLimit := rl.limit(rl.auth, failClosed)
 	apiLimit := rl.limit(rl.api, failOpen)
 	sessions := cfg.sessions()
@@ -84,14 +87,18 @@ func addRoutes(mux *http.ServeMux, logger *slog.Logger, cfg config, d serverDeps
 	handle("GET /api/v1/health", handleHealth(d.health))
 	handle("GET /api/v1/health/live", handleLive())
 
-	handle("POST /api/v1/auth/register", authLimit(handleRegister(s, pw, au)))
-	handle("POST /api/v1/auth/login", authLimit(handleLogin(s, pw, rl, au, sessions, logger)))
+	handle("POST /api/v1/auth/register", authLimit(handleRegister(s, pw, au, ml)))
+	handle("POST /api/v1/auth/login", authLimit(handleLogin(s, pw, rl, au, sessions, cfg.EmailVerification == "required", logger)))
 	handle("POST /api/v1/auth/logout", apiLimit(user(handleLogout(s, au))))
+	handle("POST /api/v1/auth/password-recovery", authLimit(handleRecovery(s, au)))
+	handle("POST /api/v1/auth/password-reset", authLimit(handleReset(s, pw, ml, au)))
+	handle("POST /api/v1/auth/verify-email", authLimit(handleVerify(s, au)))
 
 	handle("GET /api/v1/users/me", apiLimit(user(handleMeGet())))
-	handle("PATCH /api/v1/users/me", apiLimit(user(handleMePatch(s, pw, rl, au)))) // an email change also spends the auth budget
-	handle("POST /api/v1/users/me/password", authLimit(user(handlePasswordChange(s, pw, rl, au))))
+	handle("PATCH /api/v1/users/me", apiLimit(user(handleMePatch(s, pw, rl, au, ml)))) // an email change also spends the auth budget
+	handle("POST /api/v1/users/me/password", authLimit(user(handlePasswordChange(s, pw, rl, au, ml))))
 	handle("DELETE /api/v1/users/me", apiLimit(user(handleMeDelete(s, au))))
+	handle("POST /api/v1/users/me/verify-email", authLimit(user(handleResendVerification(s, ml))))
 	handle("GET /api/v1/users/me/sessions", apiLimit(user(handleSessionList(s, sessions))))
 	handle("DELETE /api/v1/users/me/sessions/{id}", apiLimit(user(handleSessionDelete(s, au))))
 	handle("DELETE /api/v1/users/me/sessions", apiLimit(user(handleSessionDeleteOthers(s, au))))

@@ -447,3 +447,7 @@ func toJSON(v any) string {
 	b, _ := json.Marshal(v)
 	return string(b)
 }
+
+type sqlDB = sql.DB
+
+func sqlOpen(dsn string) (*sql.DB, error) { return sql.Open("pgx", dsn) }

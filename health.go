@@ -18,9 +18,10 @@ type healthState struct {
 	version  string
 	commit   string
 	started  time.Time
-	ready    atomic.Bool // migrations applied
-	draining atomic.Bool // SIGTERM received
-	cutOff   atomic.Bool // the shutdown timeout passed: requests still running are cut off
+	ready    atomic.Bool   // migrations applied
+	readyCh  chan struct{} // closed when ready
+	draining atomic.Bool   // SIGTERM received
+	cutOff   atomic.Bool   // the shutdown timeout passed: requests still running are cut off
 }
 
 type healthCheck struct {

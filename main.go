@@ -157,7 +157,7 @@ func serve(ctx context.Context, logger *slog.Logger, cfg config, ver, rev string
 	}
 	defer db.Close()
 
-	health := &healthState{db: db, version: ver, commit: rev, started: time.Now()}
+	health := &healthState{db: db, version: ver, commit: rev, started: time.Now(), readyCh: make(chan struct{})}
 	deps := newServerDeps(logger, cfg, db, health, time.Now)
 
 	// Background work (migrations, janitors, the metrics listener) stops
@@ -172,7 +172,10 @@ func serve(ctx context.Context, logger *slog.Logger, cfg config, ver, rev string
 		prepareDatabase(bgCtx, logger, db, func(ctx context.Context) error {
 			return ensureFirstSuperuser(ctx, logger, cfg, deps.store, deps.hasher)
 		})
-		health.ready.Store(true)
+		if bgCtx.Err() == nil {
+			health.ready.Store(true)
+			close(health.readyCh)
+		}
 	})
 	bg.Go(func() {
 		every(bgCtx, time.Minute, func(ctx context.Context) {
@@ -180,7 +183,26 @@ func serve(ctx context.Context, logger *slog.Logger, cfg config, ver, rev string
 			deps.audit.sweep(ctx)
 		})
 	})
-	bg.Go(func() { every(bgCtx, time.Hour, func(ctx context.Context) { sweepSessions(ctx, logger, deps.store) }) })
+	bg.Go(func() {
+		every(bgCtx, time.Hour, func(ctx context.Context) {
+			sweepSessions(ctx, logger, deps.store)
+			if err := deps.store.purgeOutbox(ctx, time.Now().Add(-outboxRetention)); err != nil && ctx.Err() == nil {
+				logger.Warn("could not purge the outbox", "error", err.Error())
+			}
+		})
+	})
+	send := logSender(logger) // development without SMTP_HOST (production requires it)
+	if cfg.SMTP.Host != "" {
+		send = smtpSender(cfg.SMTP, cfg.MailFrom.Address)
+	}
+	worker := &outboxWorker{store: deps.store, mailer: deps.mailer, send: send, logger: logger, interval: outboxPollInterval, sent: deps.metrics.mailSent}
+	bg.Go(func() {
+		select { // the outbox table exists once migrations ran
+		case <-health.readyCh:
+			worker.run(bgCtx)
+		case <-bgCtx.Done():
+		}
+	})
 	if cfg.MetricsAddr != "" {
 		mln, err := net.Listen("tcp", cfg.MetricsAddr)
 		if err != nil {

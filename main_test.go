@@ -376,7 +376,8 @@ func TestCreateSuperuserAndFileSecrets(t *testing.T) {
 	dir := t.TempDir()
 	dsnFile := filepath.Join(dir, "database_url")
 	os.WriteFile(dsnFile, []byte(u.String()+"\n"), 0o600)
-	env := []string{"APP_ENV=production", "DATABASE_URL_FILE=" + dsnFile, "METRICS_ADDR=off", "PATH=/usr/bin:/bin"}
+	env := []string{"APP_ENV=production", "DATABASE_URL_FILE=" + dsnFile, "METRICS_ADDR=off", "PATH=/usr/bin:/bin",
+		"SMTP_HOST=127.0.0.1", "SMTP_PORT=1", "MAIL_FROM=noreply@example.com", "FRONTEND_URL=https://app.example.com"}
 	bootstrap := func(password string, extra ...string) (string, int) {
 		cmd := exec.Command(serverBinary(t), "-create-superuser", "Root@Example.com")
 		cmd.Env = append(env, extra...)

@@ -119,6 +119,7 @@ type metrics struct {
 	limitDecisions  *counterVec
 	hashDuration    *histogramVec
 	sessionsRevoked *counterVec
+	mailsSent       *counterVec
 	gauges          []gauge
 }
 
@@ -131,6 +132,7 @@ func newMetrics(version, commit string) *metrics {
 		limitDecisions:  newCounterVec("ratelimit_decisions_total", "Rate-limit decisions, by policy and result (allowed, refused).", "policy", "result"),
 		hashDuration:    newHistogramVec("password_hash_duration_seconds", "Time to derive one password hash (PBKDF2), waiting for a slot included.", []float64{0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5}),
 		sessionsRevoked: newCounterVec("sessions_revoked_total", "Sessions ended before their expiry, by reason.", "reason"),
+		mailsSent:       newCounterVec("mail_sent_total", "Mail send attempts from the outbox, by result (sent, failed).", "result"),
 	}
 	m.gauges = append(m.gauges,
 		gauge{name: "http_requests_in_flight", help: "HTTP requests being served.", kind: "gauge", read: func() []gaugeValue { return one(float64(m.inFlight.Load())) }},
@@ -180,6 +182,22 @@ func (m *metrics) addPool(db *sql.DB) {
 			return []gaugeValue{{[]string{"max_idle"}, float64(s.MaxIdleClosed)}, {[]string{"idle_time"}, float64(s.MaxIdleTimeClosed)}, {[]string{"lifetime"}, float64(s.MaxLifetimeClosed)}}
 		}},
 	)
+}
+
+func (m *metrics) mailSent(result string) { m.mailsSent.add(1, result) }
+
+// addOutbox exports the mail outbox's backlog.
+func (m *metrics) addOutbox(s *store) {
+	m.gauges = append(m.gauges, gauge{name: "mail_outbox_pending", help: "Mails (and recovery requests) in the outbox not sent yet.", kind: "gauge",
+		read: func() []gaugeValue {
+			ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+			defer cancel()
+			n, err := s.outboxPending(ctx)
+			if err != nil {
+				return nil // the database is away: no sample rather than a false zero
+			}
+			return one(float64(n))
+		}})
 }
 
 // addHasher exports the password hasher's concurrency.
@@ -253,6 +271,7 @@ func (m *metrics) write(w io.Writer) error {
 	writeCounters(b, m.requests)
 	writeCounters(b, m.limitDecisions)
 	writeCounters(b, m.sessionsRevoked)
+	writeCounters(b, m.mailsSent)
 	writeHistograms(b, m.duration)
 	writeHistograms(b, m.hashDuration)
 	for _, g := range m.gauges {

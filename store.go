@@ -158,6 +158,19 @@ func (s *store) timestamp() time.Time {
 
 type rowScanner interface{ Scan(...any) error }
 
+// inTx runs fn in a transaction, committed when fn returns nil.
+func (s *store) inTx(ctx context.Context, fn func(tx *sql.Tx) error) error {
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback()
+	if err := fn(tx); err != nil {
+		return err
+	}
+	return tx.Commit()
+}
+
 // collect scans every row of a query (or passes on the query's error); an
 // empty result is an empty slice, which encodes as [] rather than null.
 func collect[T any](rows *sql.Rows, err error, scan func(rowScanner) (T, error)) ([]T, error) {

@@ -50,7 +50,7 @@ func (s *store) userBySession(ctx context.Context, tokenHash []byte, p sessionPo
 	var id string
 	var lastUsed time.Time
 	row := s.db.QueryRowContext(ctx, `
-		SELECT s.id, s.last_used_at, u.id, u.email, u.full_name, u.is_active, u.is_superuser, u.created_at, u.password_hash
+		SELECT s.id, s.last_used_at, u.id, u.email, u.full_name, u.is_active, u.is_superuser, u.email_verified, u.created_at, u.password_hash
 		FROM sessions s JOIN users u ON u.id = s.user_id
 		WHERE s.token_hash = $1 AND s.expires_at > $2 AND s.last_used_at > $3`, tokenHash, now, now.Add(-p.idle))
 	u, err := scanUser(row, &id, &lastUsed)

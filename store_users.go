@@ -9,32 +9,50 @@ import (
 
 // user is an account. The hash never leaves the server: it has no JSON name.
 type user struct {
-	ID           string    `json:"id"`
-	Email        string    `json:"email"`
-	FullName     *string   `json:"full_name"`
-	IsActive     bool      `json:"is_active"`
-	IsSuperuser  bool      `json:"is_superuser"`
-	CreatedAt    time.Time `json:"created_at"`
-	passwordHash string
+	ID            string    `json:"id"`
+	Email         string    `json:"email"`
+	FullName      *string   `json:"full_name"`
+	IsActive      bool      `json:"is_active"`
+	IsSuperuser   bool      `json:"is_superuser"`
+	EmailVerified bool      `json:"email_verified"`
+	CreatedAt     time.Time `json:"created_at"`
+	passwordHash  string
 }
 
-const userColumns = `id, email, full_name, is_active, is_superuser, created_at, password_hash`
+const userColumns = `id, email, full_name, is_active, is_superuser, email_verified, created_at, password_hash`
 
 // scanUser reads a user's columns, after any leading ones into lead.
 func scanUser(row rowScanner, lead ...any) (user, error) {
 	var u user
-	err := row.Scan(append(lead, &u.ID, &u.Email, &u.FullName, &u.IsActive, &u.IsSuperuser, &u.CreatedAt, &u.passwordHash)...)
+	err := row.Scan(append(lead, &u.ID, &u.Email, &u.FullName, &u.IsActive, &u.IsSuperuser, &u.EmailVerified, &u.CreatedAt, &u.passwordHash)...)
 	u.CreatedAt = u.CreatedAt.UTC()
 	return u, err
 }
 
-func (s *store) createUser(ctx context.Context, u user) (user, error) {
-	row := s.db.QueryRowContext(ctx, `
-		INSERT INTO users (email, full_name, password_hash, is_active, is_superuser, created_at)
-		VALUES ($1, $2, $3, $4, $5, $6)
-		RETURNING `+userColumns,
-		u.Email, u.FullName, u.passwordHash, u.IsActive, u.IsSuperuser, s.timestamp())
-	created, err := scanUser(row)
+// txStep is more work done in the transaction of a change, with the row
+// the change produced: a token and the mail that carries it, a notice.
+type txStep func(ctx context.Context, tx *sql.Tx, u user) error
+
+// createUser inserts u and runs then in the same transaction.
+func (s *store) createUser(ctx context.Context, u user, then ...txStep) (user, error) {
+	var created user
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		var err error
+		created, err = scanUser(tx.QueryRowContext(ctx, `
+			INSERT INTO users (email, full_name, password_hash, is_active, is_superuser, email_verified, created_at)
+			VALUES ($1, $2, $3, $4, $5, $6, $7)
+			RETURNING `+userColumns,
+			u.Email, u.FullName, u.passwordHash, u.IsActive, u.IsSuperuser, u.EmailVerified, s.timestamp()))
+		if err != nil {
+			return err
+		}
+		for _, step := range then {
+			if err := step(ctx, tx, created); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
 	return created, userError(err)
 }
 
@@ -109,7 +127,7 @@ func (c userChanges) revocation() sessionRevocation {
 // updateUser applies changes and, in the same transaction, deletes the
 // user's sessions as sessions says.
 // It returns how many sessions it ended.
-func (s *store) updateUser(ctx context.Context, id string, c userChanges, sessions sessionRevocation) (user, int64, error) {
+func (s *store) updateUser(ctx context.Context, id string, c userChanges, sessions sessionRevocation, then ...txStep) (user, int64, error) {
 	tx, err := s.db.BeginTx(ctx, nil)
 	if err != nil {
 		return user{}, 0, classify(err, "User")
@@ -120,6 +138,7 @@ func (s *store) updateUser(ctx context.Context, id string, c userChanges, sessio
 			email         = COALESCE($2, email),
 			full_name     = CASE WHEN $3 THEN $4 ELSE full_name END,
 			password_hash = COALESCE($5, password_hash),
+			email_verified = CASE WHEN $2::text IS NOT NULL AND $2 <> email THEN false ELSE email_verified END,
 			is_active     = COALESCE($6, is_active),
 			is_superuser  = COALESCE($7, is_superuser)
 		WHERE id = $1
@@ -136,6 +155,11 @@ func (s *store) updateUser(ctx context.Context, id string, c userChanges, sessio
 			return user{}, 0, classify(err, "Sessions")
 		}
 		revoked, _ = res.RowsAffected()
+	}
+	for _, step := range then {
+		if err := step(ctx, tx, u); err != nil {
+			return user{}, 0, classify(err, "User")
+		}
 	}
 	return u, revoked, classify(tx.Commit(), "User")
 }
@@ -156,8 +180,8 @@ func (s *store) deleteUser(ctx context.Context, id string) error {
 // both succeed and one row results.
 func (s *store) ensureUser(ctx context.Context, u user) (created bool, err error) {
 	res, err := s.db.ExecContext(ctx, `
-		INSERT INTO users (email, full_name, password_hash, is_active, is_superuser, created_at)
-		VALUES ($1, $2, $3, true, $4, $5)
+		INSERT INTO users (email, full_name, password_hash, is_active, is_superuser, email_verified, created_at)
+		VALUES ($1, $2, $3, true, $4, true, $5)
 		ON CONFLICT (lower(email)) DO NOTHING`,
 		u.Email, u.FullName, u.passwordHash, u.IsSuperuser, s.timestamp())
 	if err != nil {

@@ -28,6 +28,9 @@ func TestEveryEndpointRejectsBadInput(t *testing.T) {
 		{"PATCH", "/api/v1/users/" + userID, su, "email"},
 		{"POST", "/api/v1/items", token, "title"},
 		{"PATCH", itemPath, token, "title"},
+		{"POST", "/api/v1/auth/password-recovery", "", "email"},
+		{"POST", "/api/v1/auth/password-reset", "", "token"},
+		{"POST", "/api/v1/auth/verify-email", "", "token"},
 	}
 	oversized := `{"x":"` + strings.Repeat("a", 5000) + `"}`
 	for _, e := range endpoints {
@@ -54,7 +57,12 @@ func TestEveryEndpointRejectsBadInput(t *testing.T) {
 		})
 	}
 
-	// Nothing above changed anything.
+	// Nothing above changed anything, nor queued a mail beyond the signup's.
+	var queued int
+	a.db.QueryRow(`SELECT count(*) FROM outbox WHERE kind <> 'verify'`).Scan(&queued)
+	if queued != 0 {
+		t.Fatalf("bad input queued %d outbox rows", queued)
+	}
 	me := a.do(req{method: "GET", path: "/api/v1/users/me", token: token})
 	if me.json["full_name"] != nil || me.str("email") != "u@example.com" || me.json["is_superuser"] != false {
 		t.Fatalf("user changed by bad input: %s", me.body)

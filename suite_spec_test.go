@@ -370,7 +370,7 @@ func TestSpecIsWellFormed(t *testing.T) {
 // The checker itself must catch what it is for.
 func TestSpecCheckerCatchesDrift(t *testing.T) {
 	user := resolve(t, map[string]any{"$ref": "#/components/schemas/User"})
-	good := map[string]any{"id": "7b0c6a52-3e4f-4c1b-9a0e-2f5d8c9b1a23", "email": "a@b.co", "full_name": nil, "is_active": true, "is_superuser": false, "created_at": "2026-03-01T12:00:00Z"}
+	good := map[string]any{"id": "7b0c6a52-3e4f-4c1b-9a0e-2f5d8c9b1a23", "email": "a@b.co", "full_name": nil, "is_active": true, "is_superuser": false, "email_verified": false, "created_at": "2026-03-01T12:00:00Z"}
 	if p := validate(t, user, good, "user"); len(p) != 0 {
 		t.Fatalf("a good user fails: %v", p)
 	}

@@ -97,13 +97,15 @@ func handleMeGet() http.Handler {
 // handleMePatch changes the caller's name and, re-authenticated by the
 // current password under the auth budget, their email: a stolen token alone
 // cannot take the account over, nor probe which emails exist.
-func handleMePatch(s *store, pw *passwordHasher, limits *rateLimits, au *auditor) http.Handler {
+func handleMePatch(s *store, pw *passwordHasher, limits *rateLimits, au *auditor, m *mailer) http.Handler {
 	return apiFunc(func(w http.ResponseWriter, r *http.Request) error {
 		req, err := decode[selfPatch](r)
 		if err != nil {
 			return err
 		}
 		changes := userChanges{SetFullName: req.FullName.Set, FullName: req.FullName.V}
+		me := currentUser(r)
+		var mails []txStep
 		if req.Email.Set {
 			if err := limits.check(w, r, limits.auth, failClosed); err != nil {
 				return err
@@ -112,8 +114,13 @@ func handleMePatch(s *store, pw *passwordHasher, limits *rateLimits, au *auditor
 				return err
 			}
 			changes.Email = &req.Email.V
+			if req.Email.V != me.Email {
+				// The new address is unverified until its link is followed;
+				// the old one hears of the change.
+				mails = append(mails, m.verificationMail(s), m.notice(s, "email_changed", me.Email, mailData{NewEmail: req.Email.V}))
+			}
 		}
-		u, _, err := s.updateUser(r.Context(), currentUser(r).ID, changes, keepSessions)
+		u, _, err := s.updateUser(r.Context(), me.ID, changes, keepSessions, mails...)
 		if err != nil {
 			return err
 		}
@@ -145,7 +152,7 @@ func (q passwordChange) valid() []fieldError {
 
 // handlePasswordChange checks the current password (a wrong one is 422, not
 // 401, which would sign the frontend out) and revokes every other session.
-func handlePasswordChange(s *store, pw *passwordHasher, limits *rateLimits, au *auditor) http.Handler {
+func handlePasswordChange(s *store, pw *passwordHasher, limits *rateLimits, au *auditor, m *mailer) http.Handler {
 	return apiFunc(func(w http.ResponseWriter, r *http.Request) error {
 		req, err := decode[passwordChange](r)
 		if err != nil {
@@ -159,7 +166,8 @@ func handlePasswordChange(s *store, pw *passwordHasher, limits *rateLimits, au *
 		if err != nil {
 			return err
 		}
-		_, revoked, err := s.updateUser(r.Context(), me.ID, userChanges{PasswordHash: &hash}, revokeOtherSessions(stateFrom(r.Context()).sessionHash))
+		_, revoked, err := s.updateUser(r.Context(), me.ID, userChanges{PasswordHash: &hash}, revokeOtherSessions(stateFrom(r.Context()).sessionHash),
+			m.notice(s, "password_changed", me.Email, mailData{}))
 		if err != nil {
 			return err
 		}
