@@ -14,15 +14,18 @@ run: build
 	./scripts/ensure-postgres.sh
 	exec ./bin/server
 
-## test: every test, against the real PostgreSQL, with the race detector
+## test: every test, against the real PostgreSQL, with the race detector;
+## then the Kubernetes manifests' offline checks (a module of their own)
 test:
 	./scripts/test-deps.sh
 	E2E_REQUIRED=1 $(GO) test -race -count=1 -timeout 30m ./...
+	cd deploy/k8s/check && $(GO) test -count=1 ./...
 
 ## check: formatting and vet, as CI runs them
 check:
 	@test -z "$$(gofmt -l .)" || { echo "gofmt would change:"; gofmt -l .; exit 1; }
 	$(GO) vet ./...
+	cd deploy/k8s/check && $(GO) vet ./...
 	@! git ls-files --eol | grep 'i/-text' || { echo "binary files are tracked (see above); build outputs belong in .gitignore"; exit 1; }
 
 ## build: the binary exactly as the Dockerfile builds it

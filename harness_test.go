@@ -235,6 +235,12 @@ func (a *testApp) do(r req) response {
 
 func doRequest(t testing.TB, base string, r req) response {
 	t.Helper()
+	return doRequestWith(t, http.DefaultClient, base, r)
+}
+
+// doRequestWith is doRequest through client (nginx's TLS, say).
+func doRequestWith(t testing.TB, client *http.Client, base string, r req) response {
+	t.Helper()
 	var body io.Reader
 	ct := r.contentType
 	switch b := r.body.(type) {
@@ -267,7 +273,7 @@ func doRequest(t testing.TB, base string, r req) response {
 	for k, v := range r.header {
 		hr.Header.Set(k, v)
 	}
-	resp, err := http.DefaultClient.Do(hr)
+	resp, err := client.Do(hr)
 	if err != nil {
 		t.Fatalf("%s %s: %v", r.method, r.path, err)
 	}

@@ -91,6 +91,24 @@ func isLowerHex(s string) bool {
 	return true
 }
 
+// closeWhileDraining answers "Connection: close" from SIGTERM on, so a
+// proxy's keep-alive connections end after their next response, cleanly,
+// while the replica still serves: by the time it stops accepting, no proxy
+// is about to send a request on a connection it is closing.
+func closeWhileDraining(life *healthState) func(http.Handler) http.Handler {
+	return func(next http.Handler) http.Handler {
+		if life == nil {
+			return next
+		}
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if life.draining.Load() {
+				w.Header().Set("Connection", "close")
+			}
+			next.ServeHTTP(w, r)
+		})
+	}
+}
+
 // statusWriter remembers what was sent, for the access log and for recover.
 type statusWriter struct {
 	http.ResponseWriter
@@ -123,9 +141,9 @@ func accessLog(logger *slog.Logger, m *metrics, life *healthState) func(http.Han
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			start := time.Now()
 			m.inFlight.Add(1)
+			defer m.inFlight.Add(-1) // after the line: a drain waiting on it sees the line written
 			sw := &statusWriter{ResponseWriter: w}
 			next.ServeHTTP(sw, r)
-			m.inFlight.Add(-1)
 			st := stateFrom(r.Context())
 			cutOff := st.clientGone && life != nil && life.cutOff.Load()
 			switch {

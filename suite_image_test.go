@@ -207,8 +207,11 @@ func TestComposeFiles(t *testing.T) {
 	if env["CORS_ALLOWED_ORIGINS"] != "http://localhost:5173,http://localhost:3000" || env["FIRST_SUPERUSER_EMAIL"] != "" {
 		t.Fatalf("dev override inherits production settings: %v", env)
 	}
-	if penv := api["environment"].(map[string]any); penv["APP_ENV"] != "production" || penv["TRUSTED_PROXIES"] != "172.28.0.10/32" {
+	if penv := api["environment"].(map[string]any); penv["APP_ENV"] != "production" || penv["TRUSTED_PROXIES"] != "172.28.0.10/32" || penv["RATE_LIMIT_STORE"] != "postgres" {
 		t.Fatalf("production api environment: %v", penv)
+	}
+	if deploy, _ := api["deploy"].(map[string]any); deploy == nil || deploy["replicas"] == nil || deploy["replicas"].(float64) < 2 {
+		t.Fatalf("production runs one api replica: %v", api["deploy"])
 	}
 }
 

@@ -52,7 +52,7 @@ func (n *nginxInFront) client(source string) *http.Client {
 	}
 }
 
-func startNginx(t *testing.T, apiPort int) *nginxInFront {
+func startNginx(t *testing.T, apiPorts ...int) *nginxInFront {
 	t.Helper()
 	bin := needTool(t, "nginx")
 	openssl := needTool(t, "openssl")
@@ -69,8 +69,13 @@ func startNginx(t *testing.T, apiPort int) *nginxInFront {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// Debian's nginx (1.22) has no "resolve": the test names each replica.
+	var servers []string
+	for _, p := range apiPorts {
+		servers = append(servers, fmt.Sprintf("server 127.0.0.1:%d max_fails=1 fail_timeout=2s;", p))
+	}
 	replaced := strings.NewReplacer(
-		"server api:8080;", fmt.Sprintf("server 127.0.0.1:%d;", apiPort),
+		"server api:8080 resolve max_fails=1 fail_timeout=2s;", strings.Join(servers, "\n        "),
 		"listen 8080;", fmt.Sprintf("listen 127.0.0.1:%d;", n.http),
 		"listen 8443 ssl http2;", fmt.Sprintf("listen 127.0.0.1:%d ssl http2;", n.https),
 		"pid /tmp/nginx.pid;", "pid "+filepath.Join(prefix, "nginx.pid")+";",
