@@ -1,9 +1,11 @@
 package main
 
 import (
+	"encoding/json"
 	"net/http"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
@@ -88,6 +90,58 @@ func TestDocsPageInChromium(t *testing.T) {
 	for _, want := range []string{"Schemas", "Problem", "validation_failed", "Retry-After", `href="/api/v1/openapi.json"`} {
 		if !strings.Contains(html, want) {
 			t.Errorf("the page lacks %q", want)
+		}
+	}
+}
+
+// A frontend developer's session on /docs, driven in headless Chromium
+// (playwright-core, which scripts/test-deps.sh installs): authorize as the
+// development superuser, try operations, see a problem, log out; at 1280
+// and 420 px; no console error and no CSP violation throughout.
+func TestDocsTryItOutInChromium(t *testing.T) {
+	needTool(t, "chromium")
+	node := needTool(t, "node")
+	home, _ := os.UserHomeDir()
+	pw := filepath.Join(home, ".cache", "backend-e2e", "node_modules", "playwright-core")
+	if dir := os.Getenv("E2E_NODE_DIR"); dir != "" {
+		pw = filepath.Join(dir, "node_modules", "playwright-core")
+	}
+	if _, err := os.Stat(filepath.Join(pw, "index.mjs")); err != nil {
+		if os.Getenv("E2E_REQUIRED") != "" {
+			t.Fatalf("playwright-core is not installed at %s (scripts/test-deps.sh installs it)", pw)
+		}
+		t.Skip("playwright-core is not installed; run make test")
+	}
+	_, dsn := newTestDB(t)
+	rn := startRun(t, map[string]string{"DATABASE_URL": dsn, "SHUTDOWN_DELAY": "0s"})
+	waitReady(t, rn.url())
+	cmd := exec.Command(node, "testdata/docs_e2e.mjs", pw, rn.url())
+	cmd.Env = append(os.Environ(), "HOME="+t.TempDir(), "DOCS_SCREENSHOT="+os.Getenv("DOCS_SCREENSHOT"))
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("the browser driver: %v\n%s", err, out)
+	}
+	var res struct {
+		Steps []struct {
+			Step   string
+			Width  int
+			OK     bool
+			Detail any
+		}
+		Problems []string
+	}
+	if err := json.Unmarshal(out, &res); err != nil {
+		t.Fatalf("driver output %q: %v", out, err)
+	}
+	if len(res.Problems) > 0 {
+		t.Fatalf("errors on the page: %v", res.Problems)
+	}
+	if len(res.Steps) < 10 {
+		t.Fatalf("only %d steps ran: %+v", len(res.Steps), res.Steps)
+	}
+	for _, s := range res.Steps {
+		if !s.OK {
+			t.Errorf("%s (width %d): %v", s.Step, s.Width, s.Detail)
 		}
 	}
 }

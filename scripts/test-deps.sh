@@ -23,3 +23,13 @@ if [ ${#missing[@]} -gt 0 ]; then
   apt-get update -qq
   apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
+
+# playwright-core (no browser download: it drives Debian's chromium) for the
+# docs page test, installed once into a cache outside the repository.
+pw="${E2E_NODE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/backend-e2e}"
+if [ ! -f "$pw/node_modules/playwright-core/index.mjs" ]; then
+  command -v npm >/dev/null 2>&1 || { echo "the docs test needs node and npm" >&2; exit 1; }
+  mkdir -p "$pw"
+  (cd "$pw" && npm init -y >/dev/null && PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm install --no-audit --no-fund playwright-core@1.65.1 >/dev/null)
+fi
+

@@ -1,0 +1,102 @@
+// Drives /docs in headless Chromium as a frontend developer would:
+// authorize, try operations, log out. Run by docs_test.go.
+// Usage: node docs_e2e.mjs PLAYWRIGHT_CORE_DIR BASE_URL
+import path from "node:path";
+import { pathToFileURL } from "node:url";
+
+const [pwDir, base] = process.argv.slice(2);
+const { chromium } = await import(pathToFileURL(path.join(pwDir, "index.mjs")).href);
+const browser = await chromium.launch({
+  executablePath: "/usr/bin/chromium",
+  args: ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+    "--disable-component-update", "--disable-sync", "--disable-dev-shm-usage"],
+});
+const steps = [];
+const problems = [];
+// Chromium logs every 4xx answer to fetch as a console error: the ones this
+// session provokes on purpose (the invalid body, the call after logout) are
+// expected; any other console error is a problem.
+const expectedConsole = new Set();
+function onConsole(width, text) {
+  const m = /Failed to load resource: the server responded with a status of (\d+)/.exec(text);
+  if (m && expectedConsole.has(m[1])) { expectedConsole.delete(m[1]); return; }
+  problems.push(`console@${width}: ${text}`);
+}
+try {
+  for (const width of [1280, 420]) {
+    const page = await browser.newPage({ viewport: { width, height: 900 } });
+    page.on("console", (m) => { if (m.type() === "error") onConsole(width, m.text()); });
+    page.on("pageerror", (e) => problems.push(`pageerror@${width}: ${e.message}`));
+    await page.goto(base + "/docs#createItem");
+    await page.waitForSelector('body[data-rendered="true"]');
+    const pageErrors = await page.$$eval("#errors li", (lis) => lis.map((li) => li.textContent));
+    problems.push(...pageErrors.map((e) => `page@${width}: ${e}`));
+    // The deep link scrolled to its operation.
+    const inView = await page.$eval("#createItem", (n) => { const r = n.getBoundingClientRect(); return r.top >= -5 && r.top < innerHeight; });
+    steps.push({ step: "deep link", width, ok: inView });
+    const overflow = await page.evaluate(() => document.documentElement.scrollWidth - innerWidth);
+    steps.push({ step: "no horizontal page overflow", width, ok: overflow <= 1, detail: overflow });
+    if (width !== 1280) {
+      if (process.env.DOCS_SCREENSHOT) await page.screenshot({ path: process.env.DOCS_SCREENSHOT + "-" + width + ".png" });
+      await page.close();
+      continue;
+    }
+
+    // Authorize through the OAuth2 password form of the login endpoint.
+    await page.fill("#auth-username", "admin@example.com");
+    await page.fill("#auth-password", "changethis");
+    await page.press("#auth-password", "Enter"); // the keyboard submits
+    await page.waitForFunction(() => document.getElementById("auth-status").textContent.includes("admin@example.com"));
+    steps.push({ step: "authorized", ok: true, detail: await page.textContent("#auth-status") });
+    const stored = await page.evaluate(() => JSON.stringify(localStorage) + JSON.stringify(sessionStorage) + document.cookie);
+    steps.push({ step: "token kept in memory only", ok: !/[A-Za-z0-9_-]{43}/.test(stored), detail: stored });
+
+    const send = async (opId, body) => {
+      const op = page.locator("#" + opId);
+      if (!(await op.locator("details.try").evaluate((d) => d.open))) await op.locator("details.try > summary").click();
+      if (body !== undefined) await op.locator("textarea").fill(body);
+      await op.locator("details.try button").click();
+      await op.locator(".result .status").waitFor();
+      await page.waitForFunction((id) => !document.querySelector("#" + id + " .result").textContent.includes("Sending"), opId);
+      return {
+        status: (await op.locator(".result .status").textContent()).trim(),
+        body: (await op.locator(".result pre.body").count()) ? await op.locator(".result pre.body").textContent() : "",
+        headers: (await op.locator(".result pre.headers").count()) ? await op.locator(".result pre.headers").textContent() : "",
+        problem: (await op.locator(".result .problem").count()) ? await op.locator(".result .problem").textContent() : "",
+      };
+    };
+    let r = await send("getMe");
+    steps.push({ step: "GET /users/me", ok: r.status.startsWith("200") && r.body.includes("admin@example.com") && r.headers.includes("x-request-id"), detail: r });
+    r = await send("createItem");
+    steps.push({ step: "POST /items with the example", ok: r.status.startsWith("201") && r.headers.includes("location: /api/v1/items/"), detail: r });
+    expectedConsole.add("422");
+    r = await send("createItem", '{"title": ""}');
+    steps.push({ step: "POST /items invalid", ok: r.status.startsWith("422") && r.problem.includes("validation_failed"), detail: r });
+
+    // The filter narrows the list; Markdown renders as elements.
+    await page.fill("#filter", "sessions");
+    const visible = await page.$$eval("#operations .op", (ops) => ops.filter((o) => !o.classList.contains("hidden")).map((o) => o.id));
+    const sessionOps = ["listMySessions", "deleteMySession", "deleteMyOtherSessions", "deleteUserSessions"];
+    steps.push({ step: "filter", ok: sessionOps.every((id) => visible.includes(id)) && !visible.includes("listItems") && !visible.includes("getHealth"), detail: visible });
+    await page.fill("#filter", "");
+    const codeInDesc = await page.$$eval(".desc code", (c) => c.length);
+    const schemaLinks = await page.$$eval('a[href^="#schema-"]', (a) => a.length);
+    steps.push({ step: "inline code and schema links", ok: codeInDesc > 0 && schemaLinks > 0, detail: { codeInDesc, schemaLinks } });
+
+    await page.click("#auth-logout");
+    await page.waitForFunction(() => document.getElementById("auth-status").textContent === "Not authorized");
+    expectedConsole.add("401");
+    r = await send("getMe");
+    steps.push({ step: "after logout", ok: r.status.startsWith("401") && r.problem.includes("unauthorized"), detail: r });
+    if (process.env.DOCS_SCREENSHOT) {
+      await page.locator("#createItem").scrollIntoViewIfNeeded();
+      await page.screenshot({ path: process.env.DOCS_SCREENSHOT + "-" + width + ".png" });
+    }
+    await page.close();
+  }
+} catch (e) {
+  problems.push("driver: " + e.message);
+} finally {
+  await browser.close();
+}
+console.log(JSON.stringify({ steps, problems }));
