@@ -3,6 +3,7 @@ package main
 import (
 	"encoding/json"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -51,14 +52,16 @@ func TestDocsHiddenInProduction(t *testing.T) {
 // TestDocsPageInChromium loads /docs in Debian's headless Chromium, with no
 // network but this server: the page renders every operation, and neither the
 // page nor Chromium reports a script error or a CSP violation.
-func TestDocsPageInChromium(t *testing.T) {
+// dumpDOM loads url in headless Chromium and returns the rendered DOM and
+// what Chromium logged.
+func dumpDOM(t *testing.T, url string) (string, string) {
+	t.Helper()
 	chromium := needTool(t, "chromium")
-	a := newTestApp(t, nil)
 	profile := t.TempDir()
 	cmd := exec.Command(chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
 		"--disable-background-networking", "--disable-component-update", "--disable-sync", "--disable-dev-shm-usage",
 		"--user-data-dir="+profile, "--enable-logging=stderr", "--v=0", "--virtual-time-budget=10000",
-		"--dump-dom", a.srv.URL+"/docs")
+		"--dump-dom", url)
 	cmd.Env = append(os.Environ(), "HOME="+profile)
 	var stderr logBuffer
 	cmd.Stderr = &stderr
@@ -66,7 +69,34 @@ func TestDocsPageInChromium(t *testing.T) {
 	if err != nil {
 		t.Fatalf("chromium: %v\n%s", err, stderr.String())
 	}
-	html := string(dom)
+	return string(dom), stderr.String()
+}
+
+// The control: the same page under a policy that does not allow its script
+// fails the checks the real page passes, so those checks can fail.
+func TestDocsBrokenCSPIsCaught(t *testing.T) {
+	docs := handleDocs()
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		rec := httptest.NewRecorder()
+		docs.ServeHTTP(rec, r)
+		for k, v := range rec.Header() {
+			w.Header()[k] = v
+		}
+		w.Header().Set("Content-Security-Policy", "default-src 'none'; script-src 'sha256-AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA='")
+		w.Write(rec.Body.Bytes())
+	}))
+	defer srv.Close()
+	html, logged := dumpDOM(t, srv.URL+"/docs")
+	if strings.Contains(html, `data-rendered="true"`) && !strings.Contains(logged, "Content Security Policy") {
+		t.Fatal("a page whose script the policy refuses passed the checks")
+	}
+}
+
+func TestDocsPageInChromium(t *testing.T) {
+	a := newTestApp(t, nil)
+	html, logged := dumpDOM(t, a.srv.URL+"/docs")
+	var stderr strings.Builder
+	stderr.WriteString(logged)
 	if !strings.Contains(html, `data-rendered="true"`) {
 		t.Fatalf("the page did not render; chromium said:\n%s", stderr.String())
 	}
