@@ -216,12 +216,21 @@ const (
 	contentProblem = "application/problem+json"
 )
 
-// writeJSON is the one place a response body is encoded.
+// writeJSON is the one place a response body is encoded: the hot types
+// write themselves (encode.go), the rest go through encoding/json.
 func writeJSON(w http.ResponseWriter, status int, contentType string, v any) {
-	body, err := json.Marshal(v)
-	if err != nil {
-		// Our own types always marshal; reaching here is a programming error.
-		panic(err)
+	var body []byte
+	if a, ok := appends(v); ok {
+		bp := bufPool.Get().(*[]byte)
+		defer bufPool.Put(bp)
+		body = a.appendJSON((*bp)[:0])
+		*bp = body
+	} else {
+		var err error
+		if body, err = json.Marshal(v); err != nil {
+			// Our own types always marshal; reaching here is a programming error.
+			panic(err)
+		}
 	}
 	body = append(body, '\n')
 	h := w.Header()
