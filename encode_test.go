@@ -10,7 +10,7 @@ import (
 
 // randomText mixes what JSON must escape with ordinary text.
 func randomText(r *rand.Rand) string {
-	alphabet := []string{"a", "Z", "0", " ", `"`, `\`, "<", ">", "&", "\n", "\t", "\x00", "\x1f", "\u2028", "\u2029", "é", "☃", "𝄞", "\xff", "\xc3"}
+	alphabet := []string{"a", "Z", "0", " ", `"`, `\`, "<", ">", "&", "\n", "\t", "\b", "\f", "\r", "\x00", "\x1f", "\u2028", "\u2029", "é", "☃", "𝄞", "\xff", "\xc3"}
 	var b []byte
 	for range r.IntN(30) {
 		b = append(b, alphabet[r.IntN(len(alphabet))]...)

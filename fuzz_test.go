@@ -31,7 +31,7 @@ func FuzzDecodeBodies(f *testing.F) {
 	for _, seed := range []string{
 		`{"email":"a@example.com","password":"password-123"}`, `{"email":null}`, `{"title":"x","description":null}`,
 		`{"full_name":"\u0000"}`, `[]`, `"x"`, `{"a":1}`, `{"email":"A@B.CO"} {}`, `{"is_active":"yes"}`,
-		`{"current_password":"p","new_password":"q"}`, `{"title":` + strings.Repeat("[", 1000), "\xff\xfe",
+		`{"current_password":"p","new_password":"q"}`, `{"token":"abc","new_password":"password-123"}`, `{"title":` + strings.Repeat("[", 1000), "\xff\xfe",
 	} {
 		f.Add([]byte(seed))
 	}
@@ -66,6 +66,18 @@ func FuzzDecodeBodies(f *testing.F) {
 		_, err = decode[passwordChange](r())
 		decodeIs4xx(t, err)
 		_, err = decode[itemWrite](r())
+		decodeIs4xx(t, err)
+		if v, err := decode[recoveryRequest](r()); err == nil && emailProblem(v.Email.V) != "" {
+			t.Fatalf("recovery accepted %q", v.Email.V)
+		} else {
+			decodeIs4xx(t, err)
+		}
+		if v, err := decode[resetRequest](r()); err == nil && passwordProblem(v.NewPassword.V) != "" {
+			t.Fatalf("reset accepted %q", v.NewPassword.V)
+		} else {
+			decodeIs4xx(t, err)
+		}
+		_, err = decode[verifyRequest](r())
 		decodeIs4xx(t, err)
 	})
 }

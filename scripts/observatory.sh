@@ -39,7 +39,7 @@ trap cleanup EXIT
 ./scripts/ensure-postgres.sh
 psql -q -h 127.0.0.1 -U postgres -d postgres -c 'DROP DATABASE IF EXISTS observatory_scan WITH (FORCE)' -c 'CREATE DATABASE observatory_scan' >/dev/null
 CGO_ENABLED=0 go build -o "$work/server" .
-APP_ENV=development HOST=127.0.0.1 PORT=18080 SHUTDOWN_DELAY=0s TRUSTED_PROXIES=127.0.0.1/32 DOCS_ENABLED=false \
+APP_ENV=development HOST=127.0.0.1 PORT=18080 METRICS_ADDR=off SHUTDOWN_DELAY=0s TRUSTED_PROXIES=127.0.0.1/32 DOCS_ENABLED=false \
   DATABASE_URL='postgres://postgres@127.0.0.1:5432/observatory_scan?sslmode=disable' \
   "$work/server" >"$work/api.log" 2>&1 &
 pids+=($!)

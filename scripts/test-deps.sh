@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# Installs what the end-to-end tests drive (nginx, chromium, docker-compose,
-# openssl, and prometheus for promtool)
-# from Debian's packages when missing, and starts PostgreSQL.
+# Installs what the end-to-end tests drive from Debian's packages when
+# missing (nginx, chromium, docker-compose, openssl; promtool from
+# prometheus and a real SMTP server from python3-aiosmtpd, both without
+# recommends, so no daemon of theirs starts), playwright-core from npm, and
+# starts PostgreSQL.
 set -euo pipefail
 here=$(dirname "$0")
 "$here/ensure-postgres.sh"
@@ -11,17 +13,19 @@ missing=()
 command -v chromium >/dev/null 2>&1 || missing+=(chromium)
 command -v docker-compose >/dev/null 2>&1 || missing+=(docker-compose)
 command -v openssl >/dev/null 2>&1 || missing+=(openssl)
-command -v promtool >/dev/null 2>&1 || missing+=(prometheus)
-/usr/bin/python3 -c "import aiosmtpd" >/dev/null 2>&1 || missing+=(python3-aiosmtpd)
-if [ ${#missing[@]} -gt 0 ]; then
+bare=()
+command -v promtool >/dev/null 2>&1 || bare+=(prometheus)
+/usr/bin/python3 -c "import aiosmtpd" >/dev/null 2>&1 || bare+=(python3-aiosmtpd)
+if [ $((${#missing[@]} + ${#bare[@]})) -gt 0 ]; then
   if [ "$(id -u)" -ne 0 ]; then
-    echo "the end-to-end tests need: ${missing[*]} (run as root, or apt-get install them)" >&2
+    echo "the end-to-end tests need: ${missing[*]} ${bare[*]} (run as root, or apt-get install them)" >&2
     exit 1
   fi
-  echo "installing ${missing[*]} ..." >&2
+  echo "installing ${missing[*]} ${bare[*]} ..." >&2
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq
-  apt-get install -y -qq "${missing[@]}" >/dev/null
+  [ ${#missing[@]} -eq 0 ] || apt-get install -y -qq "${missing[@]}" >/dev/null
+  [ ${#bare[@]} -eq 0 ] || apt-get install -y -qq --no-install-recommends "${bare[@]}" >/dev/null
 fi
 
 # playwright-core (no browser download: it drives Debian's chromium) for the
