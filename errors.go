@@ -161,3 +161,14 @@ func problemOf(e *apiError, path, requestID string) problem {
 func ceilSeconds(d time.Duration) int {
 	return int((d + time.Second - 1) / time.Second)
 }
+
+// exitError carries the process exit code: 2 for bad configuration, 1 for
+// everything else.
+type exitError struct {
+	code   int
+	logged bool // the JSON log already has a line for it
+	err    error
+}
+
+func (e exitError) Error() string { return e.err.Error() }
+func (e exitError) Unwrap() error { return e.err }

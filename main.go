@@ -45,17 +45,6 @@ func main() {
 	}
 }
 
-// exitError carries the process exit code: 2 for bad configuration, 1 for
-// everything else.
-type exitError struct {
-	code   int
-	logged bool // the JSON log already has a line for it
-	err    error
-}
-
-func (e exitError) Error() string { return e.err.Error() }
-func (e exitError) Unwrap() error { return e.err }
-
 // buildInfo is the version and commit: what -ldflags stamped, else what the
 // Go toolchain recorded, else "dev" and "unknown".
 func buildInfo() (ver, rev string) {

@@ -157,13 +157,6 @@ func deref(s *string) string {
 	return *s
 }
 
-// smtpConfig is how mail leaves: SMTP_HOST, SMTP_PORT, SMTP_TLS
-// (starttls, tls or none), SMTP_USERNAME and SMTP_PASSWORD (AUTH PLAIN).
-type smtpConfig struct {
-	Host, Username, Password, TLS string
-	Port                          int
-}
-
 // smtpSender delivers over SMTP with net/smtp.
 func smtpSender(cfg smtpConfig, from string) sendFunc {
 	return func(ctx context.Context, to string, message []byte) error {

@@ -20,16 +20,6 @@ type session struct {
 	Current    bool      `json:"current"`
 }
 
-// sessionPolicy is when sessions end: ttl after creation, idle after their
-// last use, whichever comes first.
-type sessionPolicy struct {
-	ttl, idle time.Duration
-}
-
-// lastUsedGranularity is how stale last_used_at may get: a request writes
-// it only when it is older, so an authenticated request stays one read.
-const lastUsedGranularity = time.Minute
-
 func (s *store) createSession(ctx context.Context, tokenHash []byte, userID string, p sessionPolicy, userAgent, clientNetwork string) (time.Time, error) {
 	now := s.timestamp()
 	expires := now.Add(p.ttl)
