@@ -281,6 +281,27 @@ func (p *proc) wait(t *testing.T) int {
 
 // slowRequest sends the headers and half the body of a login, leaving the
 // request in flight until finish is called.
+// waitInFlight waits until the process's metrics count a request in
+// flight: a connection still in the accept queue would be dropped by the
+// shutdown, not drained.
+func waitInFlight(t *testing.T, p *proc) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		for _, l := range p.logs.linesWith(t, "msg", "metrics listening") {
+			if resp, err := http.Get("http://" + l["addr"].(string) + "/metrics"); err == nil {
+				body, _ := io.ReadAll(resp.Body)
+				resp.Body.Close()
+				if strings.Contains(string(body), "\nhttp_requests_in_flight 1\n") {
+					return
+				}
+			}
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Fatalf("the slow request never reached a handler; logs:\n%s", p.logs)
+}
+
 func slowRequest(t *testing.T, port int) (finish func() (int, error)) {
 	t.Helper()
 	conn, err := net.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", port))
@@ -309,7 +330,7 @@ func TestSIGTERMDrainsInFlightRequestsAndExits0(t *testing.T) {
 	p := startBinary(t, "DATABASE_URL="+dsn, "SHUTDOWN_DELAY=1s", "SHUTDOWN_TIMEOUT=5s")
 	waitReady(t, p.url())
 	finish := slowRequest(t, p.port)
-	time.Sleep(100 * time.Millisecond) // let the server start reading it
+	waitInFlight(t, p) // the server is reading it
 	p.cmd.Process.Signal(syscall.SIGTERM)
 
 	// During the delay the server still serves, but readiness fails.
@@ -342,7 +363,7 @@ func TestSIGTERMCutsOffStuckRequestsAndExits1(t *testing.T) {
 	p := startBinary(t, "DATABASE_URL="+dsn, "SHUTDOWN_DELAY=0s", "SHUTDOWN_TIMEOUT=300ms")
 	waitReady(t, p.url())
 	slowRequest(t, p.port) // never finished
-	time.Sleep(100 * time.Millisecond)
+	waitInFlight(t, p)
 	p.cmd.Process.Signal(syscall.SIGTERM)
 	if code := p.wait(t); code != 1 {
 		t.Fatalf("exit code %d, want 1; logs:\n%s", code, p.logs)
