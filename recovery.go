@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"net/http"
 )
 
@@ -86,6 +87,9 @@ func (q resetRequest) valid() []fieldError {
 	return p
 }
 
+// errInvalidToken is a token that is unknown, spent or expired.
+var errInvalidToken = newError(codeInvalidToken, "The link is invalid, used or expired; ask for a new one.")
+
 // handleReset spends a reset token: a new password, every session ended,
 // and a notice, in one transaction.
 func handleReset(s *store, pw *passwordHasher, m *mailer, au *auditor) http.Handler {
@@ -104,33 +108,14 @@ func handleReset(s *store, pw *passwordHasher, m *mailer, au *auditor) http.Hand
 		if err != nil {
 			return err
 		}
-		var userID string
-		var revoked int64
-		err = s.inTx(ctx, func(tx *sql.Tx) error {
-			id, email, err := s.spendToken(ctx, tx, hash, purposeReset)
-			if err != nil {
-				return err
-			}
-			userID = id
-			res, err := tx.ExecContext(ctx, `UPDATE users SET password_hash = $2 WHERE id = $1`, id, pwHash)
-			if err != nil {
-				return err
-			}
-			if n, _ := res.RowsAffected(); n == 0 {
-				return errInvalidToken
-			}
-			if res, err = tx.ExecContext(ctx, `DELETE FROM sessions WHERE user_id = $1`, id); err != nil {
-				return err
-			}
-			revoked, _ = res.RowsAffected()
-			u, err := scanUser(tx.QueryRowContext(ctx, `SELECT `+userColumns+` FROM users WHERE id = $1`, id))
-			if err != nil {
-				return err
-			}
-			return m.notice(s, "password_reset", email, mailData{})(ctx, tx, u)
-		})
-		if err != nil {
-			return classifyKeeping(err, "User")
+		notice := func(ctx context.Context, tx *sql.Tx, u user) error {
+			return m.notice(s, "password_reset", u.Email, mailData{})(ctx, tx, u)
+		}
+		userID, revoked, err := s.resetPassword(ctx, hash, pwHash, notice)
+		if errors.Is(err, errMissing) {
+			return errInvalidToken // spent by a concurrent request meanwhile
+		} else if err != nil {
+			return err
 		}
 		au.record(r, "password.reset", userID, userID)
 		au.sessionsRevoked(r, "password_reset", userID, userID, revoked)
@@ -157,25 +142,11 @@ func handleVerify(s *store, au *auditor) http.Handler {
 		if err != nil {
 			return err
 		}
-		ctx := r.Context()
-		var userID string
-		err = s.inTx(ctx, func(tx *sql.Tx) error {
-			id, email, err := s.spendToken(ctx, tx, hashToken(req.Token.V), purposeVerify)
-			if err != nil {
-				return err
-			}
-			userID = id
-			res, err := tx.ExecContext(ctx, `UPDATE users SET email_verified = true WHERE id = $1 AND email = $2`, id, email)
-			if err != nil {
-				return err
-			}
-			if n, _ := res.RowsAffected(); n == 0 {
-				return errInvalidToken // the email changed since the link was mailed
-			}
-			return nil
-		})
-		if err != nil {
-			return classifyKeeping(err, "User")
+		userID, err := s.verifyEmail(r.Context(), hashToken(req.Token.V))
+		if errors.Is(err, errMissing) {
+			return errInvalidToken
+		} else if err != nil {
+			return err
 		}
 		au.record(r, "email.verified", userID, userID)
 		w.WriteHeader(http.StatusNoContent)
@@ -197,12 +168,4 @@ func handleResendVerification(s *store, m *mailer) http.Handler {
 		writeJSON(w, http.StatusAccepted, contentJSON, acceptedResponse{Detail: "A link to verify your email is on its way."})
 		return nil
 	})
-}
-
-// classifyKeeping is classify for errors that may already be API errors.
-func classifyKeeping(err error, what string) error {
-	if _, ok := err.(*apiError); ok {
-		return err
-	}
-	return classify(err, what)
 }

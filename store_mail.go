@@ -31,21 +31,52 @@ func (s *store) insertToken(ctx context.Context, tx *sql.Tx, tokenHash []byte, u
 	return err
 }
 
-// errInvalidToken is a token that is unknown, spent or expired.
-var errInvalidToken = newError(codeInvalidToken, "The link is invalid, used or expired; ask for a new one.")
-
 // spendToken marks a live token of purpose used and returns its user and
-// email; anything else is errInvalidToken.
+// email; a token that is unknown, spent or expired is errMissing.
 func (s *store) spendToken(ctx context.Context, tx *sql.Tx, tokenHash []byte, purpose string) (userID, email string, err error) {
 	now := s.timestamp()
 	err = tx.QueryRowContext(ctx, `
 		UPDATE account_tokens SET used_at = $3
 		WHERE token_hash = $1 AND purpose = $2 AND used_at IS NULL AND expires_at > $3
 		RETURNING user_id, email`, tokenHash, purpose, now).Scan(&userID, &email)
-	if errors.Is(err, sql.ErrNoRows) {
-		return "", "", errInvalidToken
-	}
-	return userID, email, err
+	return userID, email, classify(err, "Token")
+}
+
+// resetPassword spends a reset token and, in the same transaction, sets
+// the account's password hash, ends every session and runs then. A token
+// that cannot be spent is errMissing.
+func (s *store) resetPassword(ctx context.Context, tokenHash []byte, passwordHash string, then ...txStep) (userID string, revoked int64, err error) {
+	err = s.inTx(ctx, func(tx *sql.Tx) error {
+		id, _, err := s.spendToken(ctx, tx, tokenHash, purposeReset)
+		if err != nil {
+			return err
+		}
+		userID = id
+		_, revoked, err = s.updateUserTx(ctx, tx, id, userChanges{PasswordHash: &passwordHash}, revokeSessions, then...)
+		return err
+	})
+	return userID, revoked, err
+}
+
+// verifyEmail spends a verification token and marks the address it was
+// mailed to verified, if the account still has it; otherwise errMissing.
+func (s *store) verifyEmail(ctx context.Context, tokenHash []byte) (userID string, err error) {
+	err = s.inTx(ctx, func(tx *sql.Tx) error {
+		id, email, err := s.spendToken(ctx, tx, tokenHash, purposeVerify)
+		if err != nil {
+			return err
+		}
+		userID = id
+		res, err := tx.ExecContext(ctx, `UPDATE users SET email_verified = true WHERE id = $1 AND email = $2`, id, email)
+		if err != nil {
+			return classify(err, "User")
+		}
+		if n, _ := res.RowsAffected(); n == 0 {
+			return classify(sql.ErrNoRows, "Token") // the email changed since the link was mailed
+		}
+		return nil
+	})
+	return userID, err
 }
 
 // tokenIsLive reports, without spending it, whether a token can be used:

@@ -125,14 +125,21 @@ func (c userChanges) revocation() sessionRevocation {
 }
 
 // updateUser applies changes and, in the same transaction, deletes the
-// user's sessions as sessions says.
-// It returns how many sessions it ended.
+// user's sessions as sessions says and runs then. It returns how many
+// sessions it ended.
 func (s *store) updateUser(ctx context.Context, id string, c userChanges, sessions sessionRevocation, then ...txStep) (user, int64, error) {
-	tx, err := s.db.BeginTx(ctx, nil)
-	if err != nil {
-		return user{}, 0, classify(err, "User")
-	}
-	defer tx.Rollback()
+	var u user
+	var revoked int64
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		var err error
+		u, revoked, err = s.updateUserTx(ctx, tx, id, c, sessions, then...)
+		return err
+	})
+	return u, revoked, err
+}
+
+// updateUserTx is updateUser inside the caller's transaction.
+func (s *store) updateUserTx(ctx context.Context, tx *sql.Tx, id string, c userChanges, sessions sessionRevocation, then ...txStep) (user, int64, error) {
 	row := tx.QueryRowContext(ctx, `
 		UPDATE users SET
 			email         = COALESCE($2, email),
@@ -161,7 +168,7 @@ func (s *store) updateUser(ctx context.Context, id string, c userChanges, sessio
 			return user{}, 0, classify(err, "User")
 		}
 	}
-	return u, revoked, classify(tx.Commit(), "User")
+	return u, revoked, nil
 }
 
 // deleteUser removes the user; their items and sessions go by cascade.
