@@ -95,8 +95,8 @@ func (q *registerRequest) normalize() { q.Email.V = normalizeEmail(q.Email.V) }
 
 func (q registerRequest) valid() []fieldError {
 	var p problems
-	p.add("email", firstOf(required(q.Email), emailProblem(q.Email.V)))
-	p.add("password", firstOf(required(q.Password), passwordProblem(q.Password.V)))
+	p.add("email", requiredEmail(q.Email))
+	p.add("password", requiredPassword(q.Password))
 	p.add("full_name", fullNameProblem(q.FullName))
 	return p
 }
@@ -132,8 +132,8 @@ func (q *loginRequest) normalize() { q.Email.V = normalizeEmail(q.Email.V) }
 
 func (q loginRequest) valid() []fieldError {
 	var p problems
-	p.add("email", firstOf(required(q.Email), emailProblem(q.Email.V)))
-	p.add("password", firstOf(required(q.Password), passwordProblem(q.Password.V)))
+	p.add("email", requiredEmail(q.Email))
+	p.add("password", requiredPassword(q.Password))
 	return p
 }
 

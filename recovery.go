@@ -53,7 +53,7 @@ func (q *recoveryRequest) normalize() { q.Email.V = normalizeEmail(q.Email.V) }
 
 func (q recoveryRequest) valid() []fieldError {
 	var p problems
-	p.add("email", firstOf(required(q.Email), emailProblem(q.Email.V)))
+	p.add("email", requiredEmail(q.Email))
 	return p
 }
 
@@ -82,8 +82,8 @@ type resetRequest struct {
 
 func (q resetRequest) valid() []fieldError {
 	var p problems
-	p.add("token", firstOf(required(q.Token), lengthProblem(q.Token.V, 1, 128)))
-	p.add("new_password", firstOf(required(q.NewPassword), passwordProblem(q.NewPassword.V)))
+	p.add("token", requiredToken(q.Token))
+	p.add("new_password", requiredPassword(q.NewPassword))
 	return p
 }
 
@@ -130,7 +130,7 @@ type verifyRequest struct {
 
 func (q verifyRequest) valid() []fieldError {
 	var p problems
-	p.add("token", firstOf(required(q.Token), lengthProblem(q.Token.V, 1, 128)))
+	p.add("token", requiredToken(q.Token))
 	return p
 }
 

@@ -66,7 +66,7 @@ func (q selfPatch) valid() []fieldError {
 	p.add("email", emailChangeProblem(q.Email))
 	p.add("full_name", fullNameProblem(q.FullName))
 	if q.Email.Set {
-		p.add("current_password", firstOf(required(q.CurrentPassword), passwordProblem(q.CurrentPassword.V)))
+		p.add("current_password", requiredPassword(q.CurrentPassword))
 	} else if q.CurrentPassword.Set {
 		p.add("current_password", "is only needed to change the email")
 	}
@@ -142,8 +142,8 @@ type passwordChange struct {
 
 func (q passwordChange) valid() []fieldError {
 	var p problems
-	p.add("current_password", firstOf(required(q.CurrentPassword), passwordProblem(q.CurrentPassword.V)))
-	p.add("new_password", firstOf(required(q.NewPassword), passwordProblem(q.NewPassword.V)))
+	p.add("current_password", requiredPassword(q.CurrentPassword))
+	p.add("new_password", requiredPassword(q.NewPassword))
 	if len(p) == 0 && q.CurrentPassword.V == q.NewPassword.V {
 		p.add("new_password", "must differ from the current password")
 	}

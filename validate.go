@@ -121,3 +121,9 @@ func fullNameProblem(o opt[*string]) string {
 	}
 	return ""
 }
+
+// requiredEmail and requiredPassword are a field that must be present and
+// follow the one email or password rule; requiredToken a mailed token.
+func requiredEmail(o opt[string]) string    { return firstOf(required(o), emailProblem(o.V)) }
+func requiredPassword(o opt[string]) string { return firstOf(required(o), passwordProblem(o.V)) }
+func requiredToken(o opt[string]) string    { return firstOf(required(o), lengthProblem(o.V, 1, 128)) }
