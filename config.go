@@ -224,10 +224,9 @@ func loadConfig(getenv func(string) string) (config, error) {
 	}
 	prod := c.Env == envProduction
 
-	c.Host = e.str("HOST", "127.0.0.1")
-	if prod {
-		c.Host = e.str("HOST", "")
-	}
+	// Development listens on this machine only; a container must listen on
+	// every interface.
+	c.Host = e.str("HOST", byEnv(prod, "", "127.0.0.1"))
 	if c.Host != "" && c.Host != "localhost" {
 		if _, err := netip.ParseAddr(c.Host); err != nil {
 			e.fail("HOST", "%q is not an IP address (or empty for every interface)", c.Host)
@@ -279,10 +278,7 @@ func loadConfig(getenv func(string) string) (config, error) {
 	if c.SessionIdle < 2*lastUsedGranularity {
 		e.fail("SESSION_IDLE_TIMEOUT", "must be at least %s (last use is recorded once a minute)", 2*lastUsedGranularity)
 	}
-	c.ShutdownDelay = e.duration("SHUTDOWN_DELAY", 2*time.Second)
-	if !prod {
-		c.ShutdownDelay = e.duration("SHUTDOWN_DELAY", 0) // no load balancer to tell
-	}
+	c.ShutdownDelay = e.duration("SHUTDOWN_DELAY", byEnv(prod, 2*time.Second, 0)) // development has no load balancer to tell
 	c.ShutdownTimeout = e.duration("SHUTDOWN_TIMEOUT", 7*time.Second)
 	c.DBMaxOpenConns = e.integer("DB_MAX_OPEN_CONNS", 20, 1, 1000)
 	// Idle equal to open: a pool that closes what comes back idle under
@@ -301,10 +297,7 @@ func loadConfig(getenv func(string) string) (config, error) {
 		c.FirstSuperuserEmail, c.FirstSuperuserPassword = devSuperuserEmail, devSuperuserPassword
 	}
 
-	c.MetricsAddr = e.str("METRICS_ADDR", "127.0.0.1:9090")
-	if prod {
-		c.MetricsAddr = e.str("METRICS_ADDR", ":9090")
-	}
+	c.MetricsAddr = e.str("METRICS_ADDR", byEnv(prod, ":9090", "127.0.0.1:9090"))
 	if c.MetricsAddr == "off" {
 		c.MetricsAddr = ""
 	} else if _, _, err := net.SplitHostPort(c.MetricsAddr); err != nil {
@@ -353,11 +346,8 @@ func loadConfig(getenv func(string) string) (config, error) {
 		e.fail("RATE_LIMIT_STORE", "%q is not memory or postgres", rl.Store)
 	}
 	rl.MaxKeys = e.integer("RATE_LIMIT_MAX_KEYS", 100_000, 1, 100_000_000)
-	authDefault := 10
-	if !prod {
-		authDefault = 100 // a person exploring the API is not stopped
-	}
-	rl.AuthRequests = e.integer("RATE_LIMIT_AUTH_REQUESTS", authDefault, 1, 1_000_000)
+	// Development's budget does not stop a person exploring the API.
+	rl.AuthRequests = e.integer("RATE_LIMIT_AUTH_REQUESTS", byEnv(prod, 10, 100), 1, 1_000_000)
 	rl.AuthWindow = e.duration("RATE_LIMIT_AUTH_WINDOW", time.Minute)
 	rl.LoginFailures = e.integer("RATE_LIMIT_LOGIN_FAILURES", 10, 1, 1_000_000)
 	rl.LoginWindow = e.duration("RATE_LIMIT_LOGIN_WINDOW", 15*time.Minute)
@@ -436,6 +426,15 @@ func mailFromString(a *mail.Address) string {
 		return ""
 	}
 	return a.String()
+}
+
+// byEnv is a default that differs between production and development, so
+// each variable is read once.
+func byEnv[T any](prod bool, production, development T) T {
+	if prod {
+		return production
+	}
+	return development
 }
 
 // sessions is the session policy the config sets.
