@@ -66,10 +66,16 @@ func (a *auditor) sessionsRevoked(r *http.Request, reason, actorID, targetID str
 	if n == 0 {
 		return
 	}
+	a.countRevoked(reason, n)
+	a.record(r, "session.revoked", actorID, targetID, slog.String("reason", reason), slog.Int64("count", n))
+}
+
+// countRevoked counts sessions ended for reason in the metrics, without an
+// event of their own (logout is its own event).
+func (a *auditor) countRevoked(reason string, n int64) {
 	if a.revoked != nil {
 		a.revoked(reason, n)
 	}
-	a.record(r, "session.revoked", actorID, targetID, slog.String("reason", reason), slog.Int64("count", n))
 }
 
 // admit reports whether one more line of event from clientIP is written in

@@ -299,9 +299,7 @@ func handleLogout(s *store, au *auditor) http.Handler {
 		}
 		me := currentUser(r)
 		au.record(r, "logout", me.ID, me.ID)
-		if au.revoked != nil {
-			au.revoked("logout", 1)
-		}
+		au.countRevoked("logout", 1)
 		w.WriteHeader(http.StatusNoContent)
 		return nil
 	})
