@@ -140,6 +140,33 @@ func mixedLoad(ctx context.Context, client *http.Client, base, token string, wor
 	wg.Wait()
 }
 
+// replicaSet is three replicas on ports of their own, and their database.
+type replicaSet struct {
+	dsn      string
+	env      []string
+	ports    []int
+	replicas []*proc
+}
+
+func startReplicaSet(t *testing.T, extra ...string) *replicaSet {
+	t.Helper()
+	_, dsn := migratedDB(t)
+	rs := &replicaSet{dsn: dsn, env: replicaEnv(dsn, append([]string{"RATE_LIMIT_ENABLED=false"}, extra...)...)}
+	for range 3 {
+		port := freePort(t)
+		rs.ports = append(rs.ports, port)
+		rs.replicas = append(rs.replicas, startReplica(t, port, rs.env))
+	}
+	return rs
+}
+
+// signUpThrough registers email through base and returns a token for it.
+func signUpThrough(t *testing.T, client *http.Client, base, email string) string {
+	t.Helper()
+	expectStatus(t, doRequestWith(t, client, base, req{method: "POST", path: "/api/v1/auth/register", body: map[string]any{"email": email, "password": "password-123"}}), 201)
+	return doRequestWith(t, client, base, req{method: "POST", path: "/api/v1/auth/login", body: map[string]any{"email": email, "password": "password-123"}}).str("access_token")
+}
+
 func countItems(t *testing.T, dsn string) int {
 	t.Helper()
 	db := mustOpen(t, dsn)
@@ -151,18 +178,10 @@ func countItems(t *testing.T, dsn string) int {
 // A rolling restart under a mixed load through nginx fails no request, and
 // every write either answered 201 or was not applied.
 func TestRollingRestartUnderLoad(t *testing.T) {
-	_, dsn := migratedDB(t)
-	env := replicaEnv(dsn, "RATE_LIMIT_ENABLED=false")
-	ports := []int{freePort(t), freePort(t), freePort(t)}
-	replicas := make([]*proc, 3)
-	for i, port := range ports {
-		replicas[i] = startReplica(t, port, env)
-	}
-	n := startNginx(t, ports...)
+	rs := startReplicaSet(t)
+	n := startNginx(t, rs.ports...)
 	base := n.httpsURL()
-	client := n.client("")
-	expectStatus(t, doRequestWith(t, client, base, req{method: "POST", path: "/api/v1/auth/register", body: map[string]any{"email": "load@example.com", "password": "password-123"}}), 201)
-	token := doRequestWith(t, client, base, req{method: "POST", path: "/api/v1/auth/login", body: map[string]any{"email": "load@example.com", "password": "password-123"}}).str("access_token")
+	token := signUpThrough(t, n.client(""), base, "load@example.com")
 
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
@@ -171,12 +190,12 @@ func TestRollingRestartUnderLoad(t *testing.T) {
 	go func() { mixedLoad(ctx, n.client(""), base, token, 8, res); close(done) }()
 	loadStart := time.Now()
 	time.Sleep(2 * time.Second)
-	for i, port := range ports {
-		replicas[i].cmd.Process.Signal(syscall.SIGTERM)
-		if code := replicas[i].wait(t); code != 0 {
+	for i, port := range rs.ports {
+		rs.replicas[i].cmd.Process.Signal(syscall.SIGTERM)
+		if code := rs.replicas[i].wait(t); code != 0 {
 			t.Errorf("replica %d exited %d on SIGTERM", i, code)
 		}
-		replicas[i] = startReplica(t, port, env)
+		rs.replicas[i] = startReplica(t, port, rs.env)
 		time.Sleep(2 * time.Second)
 	}
 	time.Sleep(time.Until(loadStart.Add(20 * time.Second))) // 20 s of load at least
@@ -191,7 +210,7 @@ func TestRollingRestartUnderLoad(t *testing.T) {
 	if res.ok.Load() < 100 {
 		t.Fatalf("only %d requests answered: the load did not run", res.ok.Load())
 	}
-	if rows := countItems(t, dsn); rows != created {
+	if rows := countItems(t, rs.dsn); rows != created {
 		t.Fatalf("%d items in the database, %d answered 201: a write was applied without its answer (or lost)", rows, created)
 	}
 }
@@ -199,18 +218,10 @@ func TestRollingRestartUnderLoad(t *testing.T) {
 // kill -9 of one replica under the same load fails at most the requests in
 // flight on it.
 func TestKillOneReplicaUnderLoad(t *testing.T) {
-	_, dsn := migratedDB(t)
-	env := replicaEnv(dsn, "RATE_LIMIT_ENABLED=false")
-	ports := []int{freePort(t), freePort(t), freePort(t)}
-	replicas := make([]*proc, 3)
-	for i, port := range ports {
-		replicas[i] = startReplica(t, port, env)
-	}
-	n := startNginx(t, ports...)
+	rs := startReplicaSet(t)
+	n := startNginx(t, rs.ports...)
 	base := n.httpsURL()
-	client := n.client("")
-	expectStatus(t, doRequestWith(t, client, base, req{method: "POST", path: "/api/v1/auth/register", body: map[string]any{"email": "kill@example.com", "password": "password-123"}}), 201)
-	token := doRequestWith(t, client, base, req{method: "POST", path: "/api/v1/auth/login", body: map[string]any{"email": "kill@example.com", "password": "password-123"}}).str("access_token")
+	token := signUpThrough(t, n.client(""), base, "kill@example.com")
 	ctx, cancel := context.WithTimeout(context.Background(), 8*time.Second)
 	defer cancel()
 	res := &loadResult{}
@@ -218,8 +229,8 @@ func TestKillOneReplicaUnderLoad(t *testing.T) {
 	done := make(chan struct{})
 	go func() { mixedLoad(ctx, n.client(""), base, token, workers, res); close(done) }()
 	time.Sleep(2 * time.Second)
-	replicas[1].cmd.Process.Signal(syscall.SIGKILL)
-	replicas[1].wait(t)
+	rs.replicas[1].cmd.Process.Signal(syscall.SIGKILL)
+	rs.replicas[1].wait(t)
 	<-done
 	t.Logf("kill -9 of 1 of 3 replicas under load: %d answered, %d failed: %v", res.ok.Load(), res.failed.Load(), res.failures)
 	if res.failed.Load() > workers {
@@ -230,20 +241,13 @@ func TestKillOneReplicaUnderLoad(t *testing.T) {
 // The throughput of 1, 2 and 3 replicas through nginx, measured in one
 // run (informational: on 2 cores more replicas do not add capacity).
 func TestReplicaThroughput(t *testing.T) {
-	_, dsn := migratedDB(t)
-	env := replicaEnv(dsn, "RATE_LIMIT_ENABLED=false", "LOG_LEVEL=warn")
-	ports := []int{freePort(t), freePort(t), freePort(t)}
-	for _, port := range ports {
-		startReplica(t, port, env)
-	}
+	rs := startReplicaSet(t, "LOG_LEVEL=warn")
 	var token string
 	for k := 1; k <= 3; k++ {
-		n := startNginx(t, ports[:k]...)
+		n := startNginx(t, rs.ports[:k]...)
 		base := n.httpsURL()
 		if token == "" {
-			client := n.client("")
-			doRequestWith(t, client, base, req{method: "POST", path: "/api/v1/auth/register", body: map[string]any{"email": "tp@example.com", "password": "password-123"}})
-			token = doRequestWith(t, client, base, req{method: "POST", path: "/api/v1/auth/login", body: map[string]any{"email": "tp@example.com", "password": "password-123"}}).str("access_token")
+			token = signUpThrough(t, n.client(""), base, "tp@example.com")
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
 		res := &loadResult{}
