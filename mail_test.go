@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"fmt"
 	"io"
 	"mime"
@@ -363,4 +364,20 @@ func mustOpen(t *testing.T, dsn string) *sqlDB {
 	}
 	t.Cleanup(func() { db.Close() })
 	return db
+}
+
+// Sent mails (they hold links) and dead tokens are purged after the
+// retention; mails still waiting are kept.
+func TestOutboxPurge(t *testing.T) {
+	a := newTestApp(t, nil)
+	a.register("p@example.com", "password-123") // one verification mail, waiting
+	a.db.Exec(`INSERT INTO outbox (kind, recipient, created_at, next_attempt_at, sent_at) VALUES ('verify', 'old@example.com', now() - interval '9 days', now(), now() - interval '8 days')`)
+	if err := a.deps.store.purgeOutbox(context.Background(), time.Now().Add(-outboxRetention)); err != nil {
+		t.Fatal(err)
+	}
+	var sent, waiting int
+	a.db.QueryRow(`SELECT count(*) FILTER (WHERE sent_at IS NOT NULL), count(*) FILTER (WHERE sent_at IS NULL) FROM outbox`).Scan(&sent, &waiting)
+	if sent != 0 || waiting != 1 {
+		t.Fatalf("after the purge: %d sent rows (want 0), %d waiting (want 1)", sent, waiting)
+	}
 }

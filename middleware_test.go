@@ -167,3 +167,21 @@ func TestPanicBecomesProblemAndOneLogLine(t *testing.T) {
 		t.Fatalf("panic line lacks error or stack: %v", l)
 	}
 }
+
+// From SIGTERM on, every answer says Connection: close, so a proxy's
+// keep-alive connections end after their next response.
+func TestDrainingAnswersConnectionClose(t *testing.T) {
+	a := newTestApp(t, nil)
+	connection := func() string { // the client takes the header for itself; read the server's
+		rec := newRecorder()
+		a.handle.ServeHTTP(rec, mustRequest("GET", "/api/v1/health/live"))
+		return rec.Header().Get("Connection")
+	}
+	if got := connection(); got == "close" {
+		t.Fatal("Connection: close before draining")
+	}
+	a.deps.health.draining.Store(true)
+	if got := connection(); got != "close" {
+		t.Fatalf("Connection %q while draining, want close", got)
+	}
+}
