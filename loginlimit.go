@@ -76,7 +76,7 @@ func (l *rateLimits) reservePasswordFailure(w http.ResponseWriter, r *http.Reque
 func (a *passwordAttempt) succeeded(ctx context.Context) {
 	now := a.l.now()
 	for _, res := range []struct {
-		p   policy
+		p   *policy
 		key string
 	}{{a.l.login, a.loginKey}, {a.l.account, a.accountKey}} {
 		if res.key == "" {
@@ -90,7 +90,7 @@ func (a *passwordAttempt) succeeded(ctx context.Context) {
 }
 
 // storeFailed logs a store error on a password route and fails closed.
-func (l *rateLimits) storeFailed(ctx context.Context, p policy, err error) error {
+func (l *rateLimits) storeFailed(ctx context.Context, p *policy, err error) error {
 	l.logger.ErrorContext(ctx, "rate-limit store failed", "policy", p.name, "fail_closed", true, "error", err.Error())
 	return unavailable(err)
 }

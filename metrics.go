@@ -211,7 +211,7 @@ func (m *metrics) addHasher(pw *passwordHasher) {
 
 // addLimiter exports the rate limiter's decisions and tracked keys.
 func (m *metrics) addLimiter(l *rateLimits) {
-	l.decided = func(p policy, allowed bool) {
+	l.decided = func(p *policy, allowed bool) {
 		result := "refused"
 		if allowed {
 			result = "allowed"
@@ -222,8 +222,8 @@ func (m *metrics) addLimiter(l *rateLimits) {
 		m.gauges = append(m.gauges, gauge{name: "ratelimit_tracked_keys", help: "Keys tracked by the memory limiter, by policy.", kind: "gauge", labels: []string{"policy"},
 			read: func() []gaugeValue {
 				var out []gaugeValue
-				for _, p := range []policy{l.auth, l.login, l.account, l.api} {
-					out = append(out, gaugeValue{labels: []string{p.name}, value: float64(ms.len(p.name))})
+				for _, p := range []*policy{l.auth, l.login, l.account, l.api} {
+					out = append(out, gaugeValue{labels: []string{p.name}, value: float64(ms.len(p))})
 				}
 				return out
 			}})

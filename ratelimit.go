@@ -49,15 +49,16 @@ func (c windowCount) at(idx int64) windowCount {
 	}
 }
 
-func (p policy) windowIndex(now time.Time) (idx int64, elapsed time.Duration) {
+func (p *policy) windowIndex(now time.Time) (idx int64, elapsed time.Duration) {
 	n := now.UnixNano()
 	w := int64(p.window)
-	return n / w, time.Duration(n % w)
+	idx = n / w
+	return idx, time.Duration(n - idx*w) // one division, not two
 }
 
 // limitDecision is the answer for one request and the headers' content.
 type limitDecision struct {
-	policy     policy
+	policy     *policy
 	allowed    bool
 	remaining  int
 	reset      time.Duration // when the client may send again (denied) or the window rolls (allowed)
@@ -65,23 +66,32 @@ type limitDecision struct {
 }
 
 // decide judges one more request against c, already moved to the current
-// window, elapsed into it.
-func (p policy) decide(c windowCount, elapsed time.Duration) limitDecision {
-	limit := float64(p.limit)
-	estimate := p.estimate(c, elapsed)
-	d := limitDecision{policy: p, allowed: estimate+1 <= limit, reset: p.window - elapsed}
-	if d.allowed {
-		d.remaining = max(0, int(math.Floor(limit-estimate-1)))
-		return d
+// window, elapsed into it. It runs on every check, so the allowed path is a
+// few float operations and nothing else.
+func (p *policy) decide(c windowCount, elapsed time.Duration) limitDecision {
+	left := float64(p.limit) - p.estimate(c, elapsed) - 1
+	if left >= 0 {
+		return limitDecision{policy: p, allowed: true, remaining: int(left), reset: p.window - elapsed}
 	}
-	d.retryAfter = p.wait(c, elapsed)
-	d.reset = d.retryAfter
-	return d
+	wait := p.wait(c, elapsed)
+	return limitDecision{policy: p, reset: wait, retryAfter: wait}
+}
+
+// weight is the share of the previous window still inside the sliding
+// window, elapsed into the current one.
+func (p *policy) weight(elapsed time.Duration) float64 {
+	return float64(p.window-elapsed) / float64(p.window)
+}
+
+// fits says whether one more request fits c: decide's verdict alone, cheap
+// enough to take under a lock.
+func (p *policy) fits(c windowCount, weight float64) bool {
+	return float64(c.prev)*weight+float64(c.curr)+1 <= float64(p.limit)
 }
 
 // estimate is the sliding window's count: the previous window weighted by
 // the share of it still inside the window, plus the current one.
-func (p policy) estimate(c windowCount, elapsed time.Duration) float64 {
+func (p *policy) estimate(c windowCount, elapsed time.Duration) float64 {
 	w := float64(p.window)
 	return float64(c.prev)*(w-float64(elapsed))/w + float64(c.curr)
 }
@@ -90,7 +100,7 @@ func (p policy) estimate(c windowCount, elapsed time.Duration) float64 {
 // the previous window's weight decays linearly; if that is not enough, the
 // window rolls and the current count starts to decay in turn. So a wait can
 // exceed one window, never two.
-func (p policy) wait(c windowCount, elapsed time.Duration) time.Duration {
+func (p *policy) wait(c windowCount, elapsed time.Duration) time.Duration {
 	w := float64(p.window)
 	limit := float64(p.limit)
 	left := w - float64(elapsed)
@@ -109,27 +119,27 @@ func (p policy) wait(c windowCount, elapsed time.Duration) time.Duration {
 type rateLimits struct {
 	enabled bool
 	store   limitStore
-	auth    policy // register, login, password and email change: per client IP
-	login   policy // password failures: per account and client network
-	account policy // password failures: per account, all networks together
-	api     policy // every other API route: per client IP
+	auth    *policy // register, login, password and email change: per client IP
+	login   *policy // password failures: per account and client network
+	account *policy // password failures: per account, all networks together
+	api     *policy // every other API route: per client IP
 	now     func() time.Time
 	logger  *slog.Logger
-	decided func(p policy, allowed bool) // each decision, for metrics
+	decided func(p *policy, allowed bool) // each decision, for metrics
 }
 
 func newRateLimits(cfg rateLimitConfig, db *sql.DB, now func() time.Time, logger *slog.Logger) *rateLimits {
 	l := &rateLimits{
 		enabled: cfg.Enabled,
-		auth:    policy{name: "auth", limit: cfg.AuthRequests, window: cfg.AuthWindow},
-		login:   policy{name: "login", limit: cfg.LoginFailures, window: cfg.LoginWindow, overflowPasses: true},
-		account: policy{name: "account", limit: cfg.AccountFailures, window: cfg.AccountWindow, overflowPasses: true},
-		api:     policy{name: "api", limit: cfg.APIRequests, window: cfg.APIWindow},
+		auth:    &policy{name: "auth", limit: cfg.AuthRequests, window: cfg.AuthWindow},
+		login:   &policy{name: "login", limit: cfg.LoginFailures, window: cfg.LoginWindow, overflowPasses: true},
+		account: &policy{name: "account", limit: cfg.AccountFailures, window: cfg.AccountWindow, overflowPasses: true},
+		api:     &policy{name: "api", limit: cfg.APIRequests, window: cfg.APIWindow},
 		now:     now,
 		logger:  logger,
 	}
 	if cfg.Store == "postgres" {
-		l.store = &postgresStore{db: db, policies: []policy{l.auth, l.login, l.account, l.api}}
+		l.store = &postgresStore{db: db, policies: []*policy{l.auth, l.login, l.account, l.api}}
 	} else {
 		l.store = newMemoryStore(cfg.MaxKeys, l.auth, l.login, l.account, l.api)
 	}
@@ -154,7 +164,7 @@ const (
 
 // limit guards a route with p, keyed by client IP. When the store cannot
 // answer, the route fails as onFailure says; either way the error is logged.
-func (l *rateLimits) limit(p policy, onFailure onStoreFailure) func(http.Handler) http.Handler {
+func (l *rateLimits) limit(p *policy, onFailure onStoreFailure) func(http.Handler) http.Handler {
 	return func(next http.Handler) http.Handler {
 		if !l.enabled {
 			return next
@@ -171,7 +181,7 @@ func (l *rateLimits) limit(p policy, onFailure onStoreFailure) func(http.Handler
 
 // check judges one request under p, keyed by client IP, and counts it when
 // allowed. A store failure is logged and, failing open, lets it through.
-func (l *rateLimits) check(w http.ResponseWriter, r *http.Request, p policy, onFailure onStoreFailure) error {
+func (l *rateLimits) check(w http.ResponseWriter, r *http.Request, p *policy, onFailure onStoreFailure) error {
 	if !l.enabled {
 		return nil
 	}

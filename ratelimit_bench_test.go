@@ -9,7 +9,7 @@ import (
 )
 
 // The limit is high enough that every check is a full check-and-count.
-var benchPolicy = policy{name: "api", limit: 1 << 30, window: time.Minute}
+var benchPolicy = &policy{name: "api", limit: 1 << 30, window: time.Minute}
 
 func benchKeys(n int) []string {
 	keys := make([]string, n)
@@ -49,8 +49,10 @@ func BenchmarkAllowManyKeys(b *testing.B) {
 	b.ReportAllocs()
 	i := 0
 	for b.Loop() {
-		s.take(ctx, benchPolicy, keys[i%len(keys)], now, true)
-		i++
+		s.take(ctx, benchPolicy, keys[i], now, true)
+		if i++; i == len(keys) {
+			i = 0
+		}
 	}
 }
 
@@ -63,8 +65,10 @@ func BenchmarkAllowManyKeysParallel(b *testing.B) {
 	b.RunParallel(func(pb *testing.PB) {
 		i := 0
 		for pb.Next() {
-			s.take(ctx, benchPolicy, keys[i%len(keys)], now, true)
-			i += 7
+			s.take(ctx, benchPolicy, keys[i], now, true)
+			if i += 7; i >= len(keys) {
+				i -= len(keys)
+			}
 		}
 	})
 }
@@ -97,7 +101,7 @@ func BenchmarkBytesPerKey(b *testing.B) {
 // BenchmarkAllowPostgres is one check against the shared store, for scale.
 func BenchmarkAllowPostgres(b *testing.B) {
 	db, _ := migratedDB(b)
-	s := &postgresStore{db: db, policies: []policy{benchPolicy}}
+	s := &postgresStore{db: db, policies: []*policy{benchPolicy}}
 	keys := benchKeys(1000)
 	now := time.Now()
 	ctx := context.Background()

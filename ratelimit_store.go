@@ -16,14 +16,14 @@ import (
 // never counted. giveBack uncounts one request taken earlier (a login
 // failure reserved before hashing, for a password that proved right).
 type limitStore interface {
-	take(ctx context.Context, p policy, key string, now time.Time, consume bool) (limitDecision, error)
-	giveBack(ctx context.Context, p policy, key string, now time.Time) error
+	take(ctx context.Context, p *policy, key string, now time.Time, consume bool) (limitDecision, error)
+	giveBack(ctx context.Context, p *policy, key string, now time.Time) error
 	sweep(ctx context.Context, now time.Time) error
 }
 
 // memoryStore is the single-replica store: a table per policy.
 type memoryStore struct {
-	tables map[string]*memoryTable // fixed at construction; read without a lock
+	tables []*memoryTable // fixed at construction; read without a lock
 }
 
 // memoryTable caps its keys at maxKeys, so a flood of fresh addresses cannot
@@ -41,7 +41,7 @@ type memoryStore struct {
 // checks on different keys rarely wait for each other; size, shared by the
 // shards, keeps the cap exact.
 type memoryTable struct {
-	policy     policy
+	policy     *policy
 	maxKeys    int64
 	size       atomic.Int64
 	seed       maphash.Seed
@@ -61,53 +61,72 @@ const (
 )
 
 // A shard keys its counts by the key's 64-bit seeded hash, not the string:
-// no key is stored or compared, so a check is one lookup of an integer.
-// Two of 100,000 keys share a hash with a probability of about 3e-10, and
+// no key is stored or compared, so a check is one probe of an integer.
+// Two of 100,000 keys share a hash with a probability of about 5e-10, and
 // the seed is secret, so nobody can aim a collision.
 type memoryShard struct {
 	mu     sync.Mutex
-	counts map[uint64]windowCount
-	_      [40]byte // keeps neighbouring shards' mutexes off one cache line
+	counts countTable
+	_      [24]byte // keeps neighbouring shards' mutexes off one cache line
 }
 
-func newMemoryStore(maxKeys int, policies ...policy) *memoryStore {
-	s := &memoryStore{tables: make(map[string]*memoryTable, len(policies))}
+func newMemoryStore(maxKeys int, policies ...*policy) *memoryStore {
+	s := &memoryStore{tables: make([]*memoryTable, 0, len(policies))}
 	for _, p := range policies {
 		t := &memoryTable{policy: p, maxKeys: int64(maxKeys), seed: maphash.MakeSeed(), overflow: map[string]windowCount{}}
 		for i := range t.shards {
-			t.shards[i].counts = make(map[uint64]windowCount)
+			t.shards[i].counts = newCountTable(minCountSlots)
 		}
-		s.tables[p.name] = t
+		s.tables = append(s.tables, t)
 	}
 	return s
+}
+
+// table is p's table. A scan of a handful of pointers is cheaper than a
+// map lookup by name, and a policy is known by its address.
+func (s *memoryStore) table(p *policy) *memoryTable {
+	for _, t := range s.tables {
+		if t.policy == p {
+			return t
+		}
+	}
+	panic("rate limit: no table for policy " + p.name)
 }
 
 // slot is the shard and the in-shard key of key.
 func (t *memoryTable) slot(key string) (*memoryShard, uint64) {
 	h := maphash.String(t.seed, key)
-	return &t.shards[h>>59], h // the top 5 bits pick one of the 32 shards
+	return &t.shards[h>>59], hashKey(h) // the top 5 bits pick one of the 32 shards
 }
 
-func (s *memoryStore) take(_ context.Context, p policy, key string, now time.Time, consume bool) (limitDecision, error) {
-	t := s.tables[p.name]
+func (s *memoryStore) take(_ context.Context, p *policy, key string, now time.Time, consume bool) (limitDecision, error) {
+	t := s.table(p)
 	idx, elapsed := p.windowIndex(now)
+	weight := p.weight(elapsed)
 	sh, h := t.slot(key)
 	sh.mu.Lock()
-	c, tracked := sh.counts[h]
-	if !tracked && !t.reserve(consume) && !(consume && sh.evictLight(p, idx, elapsed)) {
+	slot, tracked := sh.counts.find(h)
+	if !tracked && !t.reserve(consume) && !(consume && sh.evictLight(p, h, idx, elapsed)) {
 		sh.mu.Unlock()
 		return t.takeOverflow(p, key, idx, elapsed, consume), nil
 	}
-	defer sh.mu.Unlock()
-	c = c.at(idx)
-	d := p.decide(c, elapsed)
-	if consume && d.allowed {
-		c.curr++
-		sh.counts[h] = c
-	} else if !tracked && consume {
+	var c windowCount
+	if tracked {
+		c = slot.c.at(idx)
+	} else {
+		c = windowCount{index: idx}
+	}
+	fits := p.fits(c, weight)
+	switch {
+	case consume && fits && tracked:
+		slot.c = windowCount{index: c.index, curr: c.curr + 1, prev: c.prev}
+	case consume && fits:
+		sh.counts.insert(h, windowCount{index: c.index, curr: 1})
+	case consume && !tracked:
 		t.size.Add(-1) // room was made, but the request was refused: nothing stored
 	}
-	return d, nil
+	sh.mu.Unlock()
+	return p.decide(c, elapsed), nil
 }
 
 // reserve claims room for a new key when the request may be stored (a peek
@@ -125,23 +144,15 @@ func (t *memoryTable) reserve(consume bool) bool {
 }
 
 // evictLight drops one key of the shard that has spent at most half its
-// limit, leaving its room (size unchanged) to the caller's new key.
-func (sh *memoryShard) evictLight(p policy, idx int64, elapsed time.Duration) bool {
-	probes := 0
-	for key, c := range sh.counts {
-		if 2*p.estimate(c.at(idx), elapsed) <= float64(p.limit) {
-			delete(sh.counts, key)
-			return true
-		}
-		if probes++; probes == evictionProbes {
-			break
-		}
-	}
-	return false
+// limit, leaving its room (size unchanged) to the caller's new key h.
+func (sh *memoryShard) evictLight(p *policy, h uint64, idx int64, elapsed time.Duration) bool {
+	return sh.counts.removeFirst(h, evictionProbes, func(c windowCount) bool {
+		return 2*p.estimate(c.at(idx), elapsed) <= float64(p.limit)
+	})
 }
 
 // takeOverflow judges a key the full table does not track.
-func (t *memoryTable) takeOverflow(p policy, key string, idx int64, elapsed time.Duration, consume bool) limitDecision {
+func (t *memoryTable) takeOverflow(p *policy, key string, idx int64, elapsed time.Duration, consume bool) limitDecision {
 	if p.overflowPasses {
 		return limitDecision{policy: p, allowed: true, remaining: p.limit - 1, reset: p.window - elapsed}
 	}
@@ -176,14 +187,14 @@ func overflowNetwork(key string) string {
 	return "*"
 }
 
-func (s *memoryStore) giveBack(_ context.Context, p policy, key string, now time.Time) error {
-	t := s.tables[p.name]
+func (s *memoryStore) giveBack(_ context.Context, p *policy, key string, now time.Time) error {
+	t := s.table(p)
 	idx, _ := p.windowIndex(now)
 	sh, h := t.slot(key)
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
-	if c, ok := sh.counts[h]; ok {
-		sh.counts[h] = c.giveBack(idx)
+	if slot, ok := sh.counts.find(h); ok {
+		slot.c = slot.c.giveBack(idx)
 	}
 	return nil
 }
@@ -207,13 +218,9 @@ func (s *memoryStore) sweep(_ context.Context, now time.Time) error {
 		for i := range t.shards {
 			sh := &t.shards[i]
 			sh.mu.Lock()
-			for key, c := range sh.counts {
-				if c.index < idx-1 {
-					delete(sh.counts, key)
-					t.size.Add(-1)
-				}
-			}
+			dropped := sh.counts.keep(func(c windowCount) bool { return c.index >= idx-1 })
 			sh.mu.Unlock()
+			t.size.Add(-int64(dropped))
 		}
 		t.overflowMu.Lock()
 		for network, c := range t.overflow {
@@ -226,8 +233,8 @@ func (s *memoryStore) sweep(_ context.Context, now time.Time) error {
 	return nil
 }
 
-func (s *memoryStore) len(name string) int {
-	return int(s.tables[name].size.Load())
+func (s *memoryStore) len(p *policy) int {
+	return int(s.table(p).size.Load())
 }
 
 // postgresStore shares the counts between replicas. One statement per
@@ -235,7 +242,7 @@ func (s *memoryStore) len(name string) int {
 // from any replica never let more than the limit through.
 type postgresStore struct {
 	db       *sql.DB
-	policies []policy
+	policies []*policy
 }
 
 // takeSQL moves the row to window $3, adds one when the request fits
@@ -255,7 +262,7 @@ ON CONFLICT (policy, key) DO UPDATE SET
 	                 + (CASE WHEN r.win = $3 THEN r.curr ELSE 0 END) + 1 <= $5
 RETURNING curr, prev, counted`
 
-func (s *postgresStore) take(ctx context.Context, p policy, key string, now time.Time, consume bool) (limitDecision, error) {
+func (s *postgresStore) take(ctx context.Context, p *policy, key string, now time.Time, consume bool) (limitDecision, error) {
 	idx, elapsed := p.windowIndex(now)
 	if !consume {
 		var c windowCount
@@ -282,7 +289,7 @@ func (s *postgresStore) take(ctx context.Context, p policy, key string, now time
 }
 
 // giveBack is windowCount.giveBack in one statement.
-func (s *postgresStore) giveBack(ctx context.Context, p policy, key string, now time.Time) error {
+func (s *postgresStore) giveBack(ctx context.Context, p *policy, key string, now time.Time) error {
 	idx, _ := p.windowIndex(now)
 	_, err := s.db.ExecContext(ctx, `
 		UPDATE rate_limits SET

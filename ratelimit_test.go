@@ -15,7 +15,7 @@ import (
 
 // storesUnderTest runs a test against the memory store and the postgres
 // store alike.
-func storesUnderTest(t *testing.T, policies ...policy) map[string]limitStore {
+func storesUnderTest(t *testing.T, policies ...*policy) map[string]limitStore {
 	db, _ := migratedDB(t)
 	return map[string]limitStore{
 		"memory":   newMemoryStore(1000, policies...),
@@ -24,13 +24,13 @@ func storesUnderTest(t *testing.T, policies ...policy) map[string]limitStore {
 }
 
 // windowStart is a time exactly at the start of p's fixed window.
-func windowStart(p policy) time.Time {
+func windowStart(p *policy) time.Time {
 	t := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
 	return t.Truncate(p.window)
 }
 
 func TestSlidingWindowBoundaries(t *testing.T) {
-	p := policy{name: "auth", limit: 3, window: time.Minute}
+	p := &policy{name: "auth", limit: 3, window: time.Minute}
 	for name, s := range storesUnderTest(t, p) {
 		t.Run(name, func(t *testing.T) {
 			ctx := context.Background()
@@ -87,7 +87,7 @@ func TestSlidingWindowBoundaries(t *testing.T) {
 func TestRetryAfterNeverExceedsTwoWindows(t *testing.T) {
 	rng := rand.New(rand.NewPCG(1, 2))
 	for range 10000 {
-		p := policy{name: "x", limit: 1 + rng.IntN(50), window: time.Duration(1+rng.IntN(3600)) * time.Second}
+		p := &policy{name: "x", limit: 1 + rng.IntN(50), window: time.Duration(1+rng.IntN(3600)) * time.Second}
 		c := windowCount{prev: int32(rng.IntN(2 * p.limit)), curr: int32(rng.IntN(p.limit + 1))}
 		elapsed := time.Duration(rng.Int64N(int64(p.window)))
 		d := p.decide(c, elapsed)
@@ -110,7 +110,7 @@ func TestRetryAfterNeverExceedsTwoWindows(t *testing.T) {
 }
 
 func TestLimiterConcurrency(t *testing.T) {
-	p := policy{name: "api", limit: 100, window: time.Minute}
+	p := &policy{name: "api", limit: 100, window: time.Minute}
 	for name, s := range storesUnderTest(t, p) {
 		t.Run(name, func(t *testing.T) {
 			now := windowStart(p)
@@ -161,7 +161,7 @@ func TestLimiterConcurrency(t *testing.T) {
 
 func TestMemoryCapUnderAFlood(t *testing.T) {
 	const maxKeys = 10_000
-	p := policy{name: "auth", limit: 5, window: time.Minute}
+	p := &policy{name: "auth", limit: 5, window: time.Minute}
 	s := newMemoryStore(maxKeys, p)
 	ctx := context.Background()
 	now := windowStart(p)
@@ -179,7 +179,7 @@ func TestMemoryCapUnderAFlood(t *testing.T) {
 			refused++
 		}
 	}
-	if n := s.len("auth"); n != maxKeys {
+	if n := s.len(p); n != maxKeys {
 		t.Fatalf("table holds %d keys, want the cap %d", n, maxKeys)
 	}
 	if refused != 0 {
@@ -220,7 +220,7 @@ func TestMemoryCapUnderAFlood(t *testing.T) {
 	}
 	// Once the windows pass, the janitor frees the room.
 	s.sweep(ctx, now.Add(2*p.window))
-	if n := s.len("auth"); n != 0 {
+	if n := s.len(p); n != 0 {
 		t.Fatalf("%d keys after the sweep", n)
 	}
 }
@@ -351,7 +351,7 @@ func TestPostgresStoreDownFailsClosedOnAuthOnly(t *testing.T) {
 	a := newTestApp(t, map[string]string{"RATE_LIMIT_STORE": "postgres"})
 	_, token := a.signup("u@example.com")
 	dead, _ := sqlOpenDead(t)
-	a.deps.limits.store = &postgresStore{db: dead, policies: []policy{a.deps.limits.auth, a.deps.limits.api}}
+	a.deps.limits.store = &postgresStore{db: dead, policies: []*policy{a.deps.limits.auth, a.deps.limits.api}}
 	r := a.do(req{method: "POST", path: "/api/v1/auth/login", body: map[string]any{"email": "u@example.com", "password": "password-123"}})
 	expectProblem(t, r, 503, "unavailable")
 	expectStatus(t, a.do(req{method: "GET", path: "/api/v1/items", token: token}), 200)
@@ -372,7 +372,7 @@ func TestRateLimitDisabled(t *testing.T) {
 
 // A full login table must not become a lockout for every other account.
 func TestLoginTableFullDoesNotLockOutAccounts(t *testing.T) {
-	login := policy{name: "login", limit: 3, window: time.Minute, overflowPasses: true}
+	login := &policy{name: "login", limit: 3, window: time.Minute, overflowPasses: true}
 	s := newMemoryStore(100, login)
 	ctx := context.Background()
 	now := windowStart(login)
@@ -388,7 +388,7 @@ func TestLoginTableFullDoesNotLockOutAccounts(t *testing.T) {
 	if d, _ := s.take(ctx, login, "victim@example.com", now, false); d.allowed {
 		t.Fatal("a tracked account's failures were forgotten")
 	}
-	if n := s.len("login"); n != 100 {
+	if n := s.len(login); n != 100 {
 		t.Fatalf("table grew to %d", n)
 	}
 }
