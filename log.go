@@ -139,7 +139,10 @@ func closeObject(buf []byte, open int) []byte {
 // an empty attribute, or a group with no attributes, writes nothing; a
 // group with an empty key is written inline.
 func appendAttr(buf []byte, a slog.Attr) ([]byte, bool) {
-	v := a.Value.Resolve()
+	v := a.Value
+	if v.Kind() == slog.KindLogValuer {
+		v = v.Resolve()
+	}
 	if v.Kind() == slog.KindGroup {
 		as := v.Group()
 		if len(as) == 0 {
@@ -243,15 +246,26 @@ func appendTimeUTC(buf []byte, t time.Time) []byte {
 	return append(buf, 'Z')
 }
 
-// appendDigits writes n zero-padded to width digits.
+// appendDigits writes n zero-padded to width digits, two at a time.
 func appendDigits(buf []byte, n, width int) []byte {
 	var d [10]byte
-	for i := width - 1; i >= 0; i-- {
-		d[i] = byte('0' + n%10)
-		n /= 10
+	i := width
+	for i >= 2 {
+		q := n / 100
+		r := (n - q*100) * 2
+		d[i-2], d[i-1] = digitPairs[r], digitPairs[r+1]
+		n, i = q, i-2
+	}
+	if i == 1 {
+		d[0] = byte('0' + n%10)
 	}
 	return append(buf, d[:width]...)
 }
+
+// digitPairs is "00" to "99" back to back.
+const digitPairs = "00010203040506070809" + "10111213141516171819" + "20212223242526272829" +
+	"30313233343536373839" + "40414243444546474849" + "50515253545556575859" +
+	"60616263646566676869" + "70717273747576777879" + "80818283848586878889" + "90919293949596979899"
 
 // jsonSafe marks the ASCII bytes a JSON string may hold as they are; every
 // byte of a multi-byte character is false, and takes the careful path.
@@ -268,10 +282,7 @@ var jsonSafe = func() (t [256]bool) {
 // ends; invalid UTF-8 as U+FFFD.
 func appendString(buf []byte, s string) []byte {
 	buf = append(buf, '"')
-	i := 0
-	for i < len(s) && jsonSafe[s[i]] { // the common case: nothing to escape
-		i++
-	}
+	i := safePrefix(s)
 	if i == len(s) {
 		buf = append(buf, s...)
 		return append(buf, '"')
@@ -324,6 +335,35 @@ func appendString(buf []byte, s string) []byte {
 	}
 	buf = append(buf, s[start:]...)
 	return append(buf, '"')
+}
+
+// safePrefix is how many leading bytes of s need no escaping. It looks at
+// eight bytes at a time (each test below is the classic "does any byte of
+// this word equal / fall below" trick), then byte by byte for the rest:
+// most strings in a log line are short ASCII with nothing to escape.
+func safePrefix(s string) int {
+	const ones, highs = 0x0101010101010101, 0x8080808080808080
+	i := 0
+	for ; i+8 <= len(s); i += 8 {
+		w := s[i : i+8]
+		x := uint64(w[0]) | uint64(w[1])<<8 | uint64(w[2])<<16 | uint64(w[3])<<24 |
+			uint64(w[4])<<32 | uint64(w[5])<<40 | uint64(w[6])<<48 | uint64(w[7])<<56
+		quoteAmp := x | 0x04*ones ^ 0x26*ones // '"' (0x22) or '&' (0x26) become 0
+		angle := x | 0x02*ones ^ 0x3e*ones    // '<' (0x3c) or '>' (0x3e) become 0
+		slash := x ^ 0x5c*ones                // '\\' becomes 0
+		bad := x & highs                      // a multi-byte character
+		bad |= (x - 0x20*ones) &^ x & highs   // a control character
+		bad |= (quoteAmp - ones) &^ quoteAmp & highs
+		bad |= (angle - ones) &^ angle & highs
+		bad |= (slash - ones) &^ slash & highs
+		if bad != 0 {
+			break
+		}
+	}
+	for i < len(s) && jsonSafe[s[i]] {
+		i++
+	}
+	return i
 }
 
 // lineWriter writes whole lines, one at a time, so lines from concurrent

@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"math"
+	"math/rand/v2"
 	"strings"
 	"testing"
 	"testing/slogtest"
@@ -65,6 +66,40 @@ func FuzzLogLineIsJSON(f *testing.F) {
 			t.Fatalf("appendString(%q) = %s, encoding/json %s", value, got, std)
 		}
 	})
+}
+
+// TestSafePrefixFindsEveryByteToEscape puts each of the 256 byte values at
+// each place of a 20-byte safe string (two words and a tail) and compares
+// the word-at-a-time scan with the byte table.
+func TestSafePrefixFindsEveryByteToEscape(t *testing.T) {
+	safe := []byte("abcdefghijklmnopqrst")
+	for at := range safe {
+		for c := range 256 {
+			s := append([]byte(nil), safe...)
+			s[at] = byte(c)
+			want := at
+			if jsonSafe[c] {
+				want = len(s)
+			}
+			if got := safePrefix(string(s)); got != want {
+				t.Fatalf("byte %#x at %d: safePrefix = %d, want %d", c, at, got, want)
+			}
+		}
+	}
+}
+
+// TestTimeFieldMatchesTimeFormat compares the hand-written time field with
+// time.Format for random instants, in zones other than UTC too.
+func TestTimeFieldMatchesTimeFormat(t *testing.T) {
+	rng := rand.New(rand.NewPCG(3, 4))
+	zone := time.FixedZone("east", 5*3600+1800)
+	for range 10_000 {
+		at := time.Unix(rng.Int64N(250_000_000_000)-60_000_000_000, rng.Int64N(1e9)).In(zone)
+		want := at.UTC().Format("2006-01-02T15:04:05.000000Z")
+		if got := string(appendTimeUTC(nil, at)); got != want {
+			t.Fatalf("%v: %s, want %s", at, got, want)
+		}
+	}
 }
 
 func TestLogValuesOfEveryKind(t *testing.T) {
