@@ -35,13 +35,21 @@ func clientIP(r *http.Request, trusted []netip.Prefix) string {
 	return addr.String()
 }
 
+// parseHop reads an address with or without a port. The likely form is
+// tried first: a failed parse builds an error, and the TCP peer, on every
+// request, is always addr:port.
 func parseHop(s string) (netip.Addr, bool) {
 	s = strings.TrimSpace(s)
-	if a, err := netip.ParseAddr(s); err == nil {
-		return a.Unmap().WithZone(""), true
-	}
-	if ap, err := netip.ParseAddrPort(s); err == nil {
-		return ap.Addr().Unmap().WithZone(""), true
+	withPort := strings.HasPrefix(s, "[") || strings.Count(s, ":") == 1
+	for range 2 {
+		if withPort {
+			if ap, err := netip.ParseAddrPort(s); err == nil {
+				return ap.Addr().Unmap().WithZone(""), true
+			}
+		} else if a, err := netip.ParseAddr(s); err == nil {
+			return a.Unmap().WithZone(""), true
+		}
+		withPort = !withPort
 	}
 	return netip.Addr{}, false
 }

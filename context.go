@@ -25,12 +25,32 @@ type requestState struct {
 	// The rate-limit headers describe the policy closest to running out.
 	limitShown     bool
 	limitRemaining int
+
+	// Allocated with the state, so a request's bookkeeping is one
+	// allocation: the context that carries it, and the access log's writer.
+	ctx    stateContext
+	writer statusWriter
 }
 
 type stateKey struct{}
 
 func withState(ctx context.Context, st *requestState) context.Context {
-	return context.WithValue(ctx, stateKey{}, st)
+	st.ctx = stateContext{Context: ctx, st: st}
+	return &st.ctx
+}
+
+// stateContext is context.WithValue for the one key, kept inside the state
+// it carries instead of allocated beside it.
+type stateContext struct {
+	context.Context
+	st *requestState
+}
+
+func (c *stateContext) Value(key any) any {
+	if key == (stateKey{}) {
+		return c.st
+	}
+	return c.Context.Value(key)
 }
 
 func stateFrom(ctx context.Context) *requestState {

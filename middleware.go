@@ -142,9 +142,10 @@ func accessLog(logger *slog.Logger, m *metrics, life *healthState) func(http.Han
 			start := time.Now()
 			m.inFlight.Add(1)
 			defer m.inFlight.Add(-1) // after the line: a drain waiting on it sees the line written
-			sw := &statusWriter{ResponseWriter: w}
-			next.ServeHTTP(sw, r)
 			st := stateFrom(r.Context())
+			sw := &st.writer
+			sw.ResponseWriter = w
+			next.ServeHTTP(sw, r)
 			cutOff := st.clientGone && life != nil && life.cutOff.Load()
 			switch {
 			case cutOff:
@@ -155,7 +156,8 @@ func accessLog(logger *slog.Logger, m *metrics, life *healthState) func(http.Han
 			case sw.status == 0:
 				sw.status = http.StatusOK
 			}
-			m.observe(st.route, r.Method, sw.status, time.Since(start))
+			end := time.Now()
+			m.observe(st.route, r.Method, sw.status, end.Sub(start))
 			// Levels are for alerting: a 5xx is ours to fix; 4xx answers,
 			// 429s and clients that left are the clients' business.
 			level := slog.LevelInfo
@@ -171,14 +173,14 @@ func accessLog(logger *slog.Logger, m *metrics, life *healthState) func(http.Han
 			// request_id and trace_id come from the context, as on every line.
 			// The record is built here, not by Logger.LogAttrs, which would
 			// walk the stack for a source location no line carries.
-			rec := slog.NewRecord(time.Now(), level, "request", 0)
+			rec := slog.NewRecord(end, level, "request", 0)
 			rec.AddAttrs(
 				slog.String("method", r.Method),
 				slog.String("route", st.route),
 				slog.String("path", r.URL.Path),
 				slog.Int("status", sw.status),
 				slog.Int64("bytes", sw.bytes),
-				slog.Float64("duration_ms", float64(time.Since(start).Microseconds())/1000),
+				slog.Float64("duration_ms", float64(end.Sub(start).Microseconds())/1000),
 				slog.String("client_ip", st.clientIP),
 				slog.String("user_agent", header(r.Header, "User-Agent")),
 			)
