@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"log/slog"
 	"mime"
 	"mime/multipart"
 	"mime/quotedprintable"
@@ -379,5 +380,48 @@ func TestOutboxPurge(t *testing.T) {
 	a.db.QueryRow(`SELECT count(*) FILTER (WHERE sent_at IS NOT NULL), count(*) FILTER (WHERE sent_at IS NULL) FROM outbox`).Scan(&sent, &waiting)
 	if sent != 0 || waiting != 1 {
 		t.Fatalf("after the purge: %d sent rows (want 0), %d waiting (want 1)", sent, waiting)
+	}
+}
+
+// At shutdown the worker stops claiming rows but finishes the send in hand:
+// with two mails waiting and the first send blocked, cancelling the
+// worker's context does not end run until that send returns; then the
+// first mail is recorded as sent and the second was never claimed.
+func TestOutboxWorkerFinishesTheSendInHandAtShutdown(t *testing.T) {
+	a := newTestApp(t, nil)
+	a.register("first@example.com", "password-123")
+	a.register("second@example.com", "password-123")
+	started := make(chan string, 2)
+	release := make(chan struct{})
+	w := &outboxWorker{store: a.deps.store, mailer: a.deps.mailer, logger: slog.New(slog.DiscardHandler), interval: 10 * time.Millisecond,
+		send: func(ctx context.Context, to string, _ []byte) error {
+			started <- to
+			<-release
+			return ctx.Err() // the send's context must outlive the worker's
+		}}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { w.run(ctx); close(done) }()
+	first := <-started
+	cancel()
+	select {
+	case <-done:
+		t.Fatal("run returned while a send was in hand")
+	default:
+	}
+	close(release)
+	select {
+	case <-done:
+	case <-time.After(30 * time.Second):
+		t.Fatal("run did not return after the send finished")
+	}
+	if len(started) != 0 {
+		t.Fatalf("a second mail was claimed after the shutdown: %s", <-started)
+	}
+	var sentTo string
+	var waiting int
+	a.db.QueryRow(`SELECT string_agg(recipient, ',') FILTER (WHERE sent_at IS NOT NULL), count(*) FILTER (WHERE sent_at IS NULL) FROM outbox`).Scan(&sentTo, &waiting)
+	if sentTo != first || waiting != 1 {
+		t.Fatalf("after the shutdown: sent to %q (want %q), %d waiting (want 1)", sentTo, first, waiting)
 	}
 }
