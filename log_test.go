@@ -69,20 +69,37 @@ func FuzzLogLineIsJSON(f *testing.F) {
 }
 
 // TestSafePrefixFindsEveryByteToEscape puts each of the 256 byte values at
-// each place of a 20-byte safe string (two words and a tail) and compares
-// the word-at-a-time scan with the byte table.
+// each place of safe strings of every length up to 20 (no word, a short
+// word, whole words, words and a tail) and compares the word-at-a-time
+// scan with the byte table, with a second unsafe byte after the first too.
 func TestSafePrefixFindsEveryByteToEscape(t *testing.T) {
-	safe := []byte("abcdefghijklmnopqrst")
-	for at := range safe {
-		for c := range 256 {
-			s := append([]byte(nil), safe...)
-			s[at] = byte(c)
-			want := at
-			if jsonSafe[c] {
-				want = len(s)
-			}
-			if got := safePrefix(string(s)); got != want {
-				t.Fatalf("byte %#x at %d: safePrefix = %d, want %d", c, at, got, want)
+	const safe = "abcdefghijklmnopqrst"
+	for n := range len(safe) + 1 {
+		if got := safePrefix(safe[:n]); got != n {
+			t.Fatalf("%q: safePrefix = %d, want %d", safe[:n], got, n)
+		}
+		for at := range n {
+			for c := range 256 {
+				s := []byte(safe[:n])
+				s[at] = byte(c)
+				want := at
+				if jsonSafe[c] {
+					want = n
+				}
+				if got := safePrefix(string(s)); got != want {
+					t.Fatalf("length %d, byte %#x at %d: safePrefix = %d, want %d", n, c, at, got, want)
+				}
+				if at+1 < n {
+					s[n-1] = '"'
+					if !jsonSafe[c] {
+						want = at
+					} else {
+						want = n - 1
+					}
+					if got := safePrefix(string(s)); got != want {
+						t.Fatalf("length %d, byte %#x at %d and a quote last: safePrefix = %d, want %d", n, c, at, got, want)
+					}
+				}
 			}
 		}
 	}
