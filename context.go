@@ -60,3 +60,28 @@ func stateFrom(ctx context.Context) *requestState {
 
 // currentUser is the user requireUser let in.
 func currentUser(r *http.Request) user { return *stateFrom(r.Context()).user }
+
+// statusWriter remembers what was sent, for the access log and for recover.
+type statusWriter struct {
+	http.ResponseWriter
+	status int
+	bytes  int64
+}
+
+func (w *statusWriter) WriteHeader(code int) {
+	if w.status == 0 {
+		w.status = code
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *statusWriter) Write(b []byte) (int, error) {
+	if w.status == 0 {
+		w.status = http.StatusOK
+	}
+	n, err := w.ResponseWriter.Write(b)
+	w.bytes += int64(n)
+	return n, err
+}
+
+func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }

@@ -109,31 +109,6 @@ func closeWhileDraining(life *healthState) func(http.Handler) http.Handler {
 	}
 }
 
-// statusWriter remembers what was sent, for the access log and for recover.
-type statusWriter struct {
-	http.ResponseWriter
-	status int
-	bytes  int64
-}
-
-func (w *statusWriter) WriteHeader(code int) {
-	if w.status == 0 {
-		w.status = code
-	}
-	w.ResponseWriter.WriteHeader(code)
-}
-
-func (w *statusWriter) Write(b []byte) (int, error) {
-	if w.status == 0 {
-		w.status = http.StatusOK
-	}
-	n, err := w.ResponseWriter.Write(b)
-	w.bytes += int64(n)
-	return n, err
-}
-
-func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
-
 // accessLog writes the one line per request that ops read and alert on,
 // and counts it in the metrics.
 func accessLog(logger *slog.Logger, m *metrics, life *healthState) func(http.Handler) http.Handler {
