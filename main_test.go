@@ -308,6 +308,10 @@ func slowRequest(t *testing.T, port int) (finish func() (int, error)) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// The cleanup also keeps conn reachable: a caller that drops finish
+	// would otherwise let the collector close the socket mid-test, and the
+	// server would see a client that left (499) instead of a stuck one.
+	t.Cleanup(func() { conn.Close() })
 	body := `{"email":"slow@example.com","password":"password-123"}`
 	fmt.Fprintf(conn, "POST /api/v1/auth/login HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s", len(body), body[:10])
 	return func() (int, error) {
