@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"net/http"
+	"sync/atomic"
 )
 
 // requestState is what the middleware learns about one request, shared by
@@ -61,23 +62,38 @@ func stateFrom(ctx context.Context) *requestState {
 // currentUser is the user requireUser let in.
 func currentUser(r *http.Request) user { return *stateFrom(r.Context()).user }
 
-// statusWriter remembers what was sent, for the access log and for recover.
+// statusWriter remembers what was sent, for the access log and for
+// recover. From SIGTERM on (draining), it adds "Connection: close" to every
+// answer as the answer starts, so a proxy's keep-alive connections end
+// after their next response, cleanly, while the replica still serves: by
+// the time it stops accepting, no proxy is about to send a request on a
+// connection it is closing. Deciding when the answer starts, not when the
+// request arrived, covers a request that was already running at SIGTERM.
 type statusWriter struct {
 	http.ResponseWriter
-	status int
-	bytes  int64
+	status   int
+	bytes    int64
+	draining *atomic.Bool // nil: never closes
+}
+
+// start is called once, before the first byte of the answer.
+func (w *statusWriter) start(code int) {
+	w.status = code
+	if w.draining != nil && w.draining.Load() {
+		w.Header().Set("Connection", "close")
+	}
 }
 
 func (w *statusWriter) WriteHeader(code int) {
 	if w.status == 0 {
-		w.status = code
+		w.start(code)
 	}
 	w.ResponseWriter.WriteHeader(code)
 }
 
 func (w *statusWriter) Write(b []byte) (int, error) {
 	if w.status == 0 {
-		w.status = http.StatusOK
+		w.start(http.StatusOK)
 	}
 	n, err := w.ResponseWriter.Write(b)
 	w.bytes += int64(n)

@@ -23,8 +23,7 @@ func newServer(logger *slog.Logger, cfg config, deps serverDeps) http.Handler {
 func withMiddleware(logger *slog.Logger, cfg config, m *metrics, life *healthState, h http.Handler) http.Handler {
 	chain := []func(http.Handler) http.Handler{
 		requestID(cfg.TrustedProxy), // the id and state exist before anything can log or fail
-		closeWhileDraining(life),    // keep-alive connections move to other replicas before this one stops
-		accessLog(logger, m, life),  // wraps recover, so it reports the 500 and the stack once
+		accessLog(logger, m, life),  // wraps recover, so it reports the 500 and the stack once; adds Connection: close while draining
 		recoverPanics,               // a panic becomes a 500 problem
 		securityHeaders,             // set before any handler (or panic) writes
 		cors(cfg.CORSOrigins),       // preflights answered before rate limits and routes see them

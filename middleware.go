@@ -91,24 +91,6 @@ func isLowerHex(s string) bool {
 	return true
 }
 
-// closeWhileDraining answers "Connection: close" from SIGTERM on, so a
-// proxy's keep-alive connections end after their next response, cleanly,
-// while the replica still serves: by the time it stops accepting, no proxy
-// is about to send a request on a connection it is closing.
-func closeWhileDraining(life *healthState) func(http.Handler) http.Handler {
-	return func(next http.Handler) http.Handler {
-		if life == nil {
-			return next
-		}
-		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			if life.draining.Load() {
-				w.Header().Set("Connection", "close")
-			}
-			next.ServeHTTP(w, r)
-		})
-	}
-}
-
 // accessLog writes the one line per request that ops read and alert on,
 // and counts it in the metrics.
 func accessLog(logger *slog.Logger, m *metrics, life *healthState) func(http.Handler) http.Handler {
@@ -120,6 +102,9 @@ func accessLog(logger *slog.Logger, m *metrics, life *healthState) func(http.Han
 			st := stateFrom(r.Context())
 			sw := &st.writer
 			sw.ResponseWriter = w
+			if life != nil {
+				sw.draining = &life.draining
+			}
 			next.ServeHTTP(sw, r)
 			cutOff := st.clientGone && life != nil && life.cutOff.Load()
 			switch {
