@@ -77,18 +77,6 @@ func (p *policy) decide(c windowCount, elapsed time.Duration) limitDecision {
 	return limitDecision{policy: p, reset: wait, retryAfter: wait}
 }
 
-// weight is the share of the previous window still inside the sliding
-// window, elapsed into the current one.
-func (p *policy) weight(elapsed time.Duration) float64 {
-	return float64(p.window-elapsed) / float64(p.window)
-}
-
-// fits says whether one more request fits c: decide's verdict alone, cheap
-// enough to take under a lock.
-func (p *policy) fits(c windowCount, weight float64) bool {
-	return float64(c.prev)*weight+float64(c.curr)+1 <= float64(p.limit)
-}
-
 // estimate is the sliding window's count: the previous window weighted by
 // the share of it still inside the window, plus the current one.
 func (p *policy) estimate(c windowCount, elapsed time.Duration) float64 {

@@ -102,7 +102,6 @@ func (t *memoryTable) slot(key string) (*memoryShard, uint64) {
 func (s *memoryStore) take(_ context.Context, p *policy, key string, now time.Time, consume bool) (limitDecision, error) {
 	t := s.table(p)
 	idx, elapsed := p.windowIndex(now)
-	weight := p.weight(elapsed)
 	sh, h := t.slot(key)
 	sh.mu.Lock()
 	slot, tracked := sh.counts.find(h)
@@ -116,17 +115,17 @@ func (s *memoryStore) take(_ context.Context, p *policy, key string, now time.Ti
 	} else {
 		c = windowCount{index: idx}
 	}
-	fits := p.fits(c, weight)
+	d := p.decide(c, elapsed)
 	switch {
-	case consume && fits && tracked:
+	case consume && d.allowed && tracked:
 		slot.c = windowCount{index: c.index, curr: c.curr + 1, prev: c.prev}
-	case consume && fits:
+	case consume && d.allowed:
 		sh.counts.insert(h, windowCount{index: c.index, curr: 1})
 	case consume && !tracked:
 		t.size.Add(-1) // room was made, but the request was refused: nothing stored
 	}
 	sh.mu.Unlock()
-	return p.decide(c, elapsed), nil
+	return d, nil
 }
 
 // reserve claims room for a new key when the request may be stored (a peek
