@@ -114,10 +114,11 @@ func accessLog(logger *slog.Logger, m *metrics, life *healthState) func(http.Han
 			case st.clientGone:
 				sw.status = statusClientGone
 			case sw.status == 0:
-				sw.status = http.StatusOK
+				sw.start(http.StatusOK) // nothing written: net/http sends a 200 after us, with these headers
 			}
 			end := time.Now()
-			m.observe(st.route, r.Method, sw.status, end.Sub(start))
+			took := end.Sub(start)
+			m.observe(st.route, r.Method, sw.status, took)
 			// Levels are for alerting: a 5xx is ours to fix; 4xx answers,
 			// 429s and clients that left are the clients' business.
 			level := slog.LevelInfo
@@ -140,7 +141,7 @@ func accessLog(logger *slog.Logger, m *metrics, life *healthState) func(http.Han
 				slog.String("path", r.URL.Path),
 				slog.Int("status", sw.status),
 				slog.Int64("bytes", sw.bytes),
-				slog.Float64("duration_ms", float64(end.Sub(start).Microseconds())/1000),
+				slog.Float64("duration_ms", float64(took.Microseconds())/1000),
 				slog.String("client_ip", st.clientIP),
 				slog.String("user_agent", header(r.Header, "User-Agent")),
 			)

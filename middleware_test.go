@@ -1,6 +1,7 @@
 package main
 
 import (
+	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -183,5 +184,47 @@ func TestDrainingAnswersConnectionClose(t *testing.T) {
 	a.deps.health.draining.Store(true)
 	if got := connection(); got != "close" {
 		t.Fatalf("Connection %q while draining, want close", got)
+	}
+}
+
+// The decision is taken when the answer starts, not when the request
+// arrived: a request already running at SIGTERM, and one whose handler
+// writes nothing (net/http sends the 200), close their connections too.
+func TestDrainingClosesRequestsRunningAtSIGTERM(t *testing.T) {
+	life := &healthState{}
+	running, release := make(chan struct{}), make(chan struct{})
+	h := withMiddleware(newLogger(io.Discard, slog.LevelInfo), devConfig(t, nil), newMetrics("test", "test"), life,
+		http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if r.URL.Path == "/slow" {
+				close(running)
+				<-release
+				w.Write([]byte("done"))
+			}
+		}))
+	srv := httptest.NewServer(h)
+	defer srv.Close()
+	answer := make(chan *http.Response, 1)
+	go func() {
+		resp, err := http.Get(srv.URL + "/slow")
+		if err != nil {
+			t.Error(err)
+		}
+		answer <- resp
+	}()
+	<-running
+	life.draining.Store(true)
+	close(release)
+	resp := <-answer
+	if resp == nil {
+		t.FailNow()
+	}
+	resp.Body.Close()
+	if !resp.Close {
+		t.Fatalf("a request running at SIGTERM kept its connection: Connection %q", resp.Header.Get("Connection"))
+	}
+	rec := newRecorder()
+	h.ServeHTTP(rec, mustRequest("GET", "/empty"))
+	if got := rec.Header().Get("Connection"); got != "close" {
+		t.Fatalf("an answer with nothing written while draining: Connection %q, want close", got)
 	}
 }
