@@ -205,7 +205,7 @@ func serve(ctx context.Context, logger *slog.Logger, cfg config, ver, rev string
 		})
 	}
 
-	ln, err := net.Listen("tcp", net.JoinHostPort(cfg.Host, strconv.Itoa(cfg.Port)))
+	ln, err := listenTCP(net.JoinHostPort(cfg.Host, strconv.Itoa(cfg.Port)))
 	if err != nil {
 		return err
 	}
@@ -231,18 +231,31 @@ func serve(ctx context.Context, logger *slog.Logger, cfg config, ver, rev string
 		return err
 	case <-ctx.Done():
 	}
-	return drain(logger, cfg, srv, health, &deps.metrics.inFlight)
+	return drain(logger, cfg, srv, ln, health, &deps.metrics.inFlight)
 }
+
+// acceptQueueGrace is how long the server keeps taking connections whose
+// handshake finished before new attempts were dropped: the accept loop
+// needs microseconds; this is room for a busy process.
+const acceptQueueGrace = 100 * time.Millisecond
 
 // drain is the shutdown sequence: fail readiness at once, keep serving for
 // SHUTDOWN_DELAY so load balancers notice, then stop accepting and give
-// in-flight requests SHUTDOWN_TIMEOUT to finish.
+// in-flight requests SHUTDOWN_TIMEOUT to finish. Stopping to accept is two
+// steps: new connection attempts are dropped and the accept queue is served
+// for acceptQueueGrace, then the listener closes, so its close resets no
+// connection a proxy has already written a request into.
 // Requests still running at the timeout are cut off: their access lines
 // say so (503, cut_off), and the error line counts them.
-func drain(logger *slog.Logger, cfg config, srv *http.Server, health *healthState, inFlight *atomic.Int64) error {
+func drain(logger *slog.Logger, cfg config, srv *http.Server, ln net.Listener, health *healthState, inFlight *atomic.Int64) error {
 	health.draining.Store(true)
 	logger.Info("shutting down: readiness now fails", "delay", cfg.ShutdownDelay.String(), "timeout", cfg.ShutdownTimeout.String())
 	time.Sleep(cfg.ShutdownDelay)
+	if err := refuseNewConnections(ln); err != nil {
+		logger.Warn("shutting down: could not hold off new connections before closing the listener", "error", err.Error())
+	} else {
+		time.Sleep(acceptQueueGrace)
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
 	defer cancel()
 	if err := srv.Shutdown(ctx); err != nil {
