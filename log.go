@@ -67,18 +67,48 @@ func (h *jsonHandler) WithGroup(name string) slog.Handler {
 var bufPool = sync.Pool{New: func() any { b := make([]byte, 0, 1024); return &b }}
 
 func (h *jsonHandler) Handle(ctx context.Context, r slog.Record) error {
+	l := h.begin(ctx, r.Time, r.Level, r.Message)
+	r.Attrs(func(a slog.Attr) bool {
+		l.buf, _ = appendAttr(l.buf, a)
+		return true
+	})
+	return h.finish(l)
+}
+
+// handleAttrs writes the same line as Handle would for a record of as. The
+// access log builds its line this way: a slog.Record holds five attributes
+// before it allocates, and the access line has more.
+func (h *jsonHandler) handleAttrs(ctx context.Context, t time.Time, level slog.Level, msg string, as []slog.Attr) error {
+	l := h.begin(ctx, t, level, msg)
+	for _, a := range as {
+		l.buf, _ = appendAttr(l.buf, a)
+	}
+	return h.finish(l)
+}
+
+// line is a log line being written into a pooled buffer.
+type line struct {
+	pooled *[]byte
+	buf    []byte
+	mark   int // where the groups named by WithGroup and not yet written start
+	opened int // where the record's own attributes start
+}
+
+// begin starts a line: time, level, message, the request's ids from the
+// context, the attributes from WithAttrs, and the pending groups.
+func (h *jsonHandler) begin(ctx context.Context, t time.Time, level slog.Level, msg string) line {
 	bp := bufPool.Get().(*[]byte)
 	buf := (*bp)[:0]
 	buf = append(buf, '{')
-	if !r.Time.IsZero() {
+	if !t.IsZero() {
 		buf = append(buf, `"time":"`...)
-		buf = appendTimeUTC(buf, r.Time)
+		buf = appendTimeUTC(buf, t)
 		buf = append(buf, `",`...)
 	}
 	buf = append(buf, `"level":"`...)
-	buf = append(buf, r.Level.String()...)
+	buf = append(buf, level.String()...)
 	buf = append(buf, `","msg":`...)
-	buf = appendString(buf, r.Message)
+	buf = appendString(buf, msg)
 	buf = append(buf, ',')
 	if st := stateFrom(ctx); st != nil {
 		buf = append(buf, `"request_id":`...)
@@ -91,24 +121,25 @@ func (h *jsonHandler) Handle(ctx context.Context, r slog.Record) error {
 		}
 	}
 	buf = append(buf, h.pre...)
-	open := h.open
 	mark := len(buf)
 	buf = openGroups(buf, h.pending)
-	opened := len(buf)
-	r.Attrs(func(a slog.Attr) bool {
-		buf, _ = appendAttr(buf, a)
-		return true
-	})
-	if len(buf) > opened {
+	return line{pooled: bp, buf: buf, mark: mark, opened: len(buf)}
+}
+
+// finish closes the line and writes it. The pending groups stay only if an
+// attribute was written after them.
+func (h *jsonHandler) finish(l line) error {
+	buf, open := l.buf, h.open
+	if len(buf) > l.opened {
 		open += len(h.pending)
 	} else {
-		buf = buf[:mark] // no attribute wrote anything: the pending groups are not written
+		buf = buf[:l.mark] // no attribute wrote anything: the pending groups are not written
 	}
 	buf = closeObject(buf, open)
 	buf = append(buf, '\n')
 	_, err := h.out.Write(buf)
-	*bp = buf
-	bufPool.Put(bp)
+	*l.pooled = buf
+	bufPool.Put(l.pooled)
 	return err
 }
 

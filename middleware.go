@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
@@ -132,10 +133,8 @@ func accessLog(logger *slog.Logger, m *metrics, life *healthState) func(http.Han
 				return
 			}
 			// request_id and trace_id come from the context, as on every line.
-			// The record is built here, not by Logger.LogAttrs, which would
-			// walk the stack for a source location no line carries.
-			rec := slog.NewRecord(end, level, "request", 0)
-			rec.AddAttrs(
+			var attrs [12]slog.Attr
+			as := append(attrs[:0],
 				slog.String("method", r.Method),
 				slog.String("route", st.route),
 				slog.String("path", r.URL.Path),
@@ -146,20 +145,34 @@ func accessLog(logger *slog.Logger, m *metrics, life *healthState) func(http.Han
 				slog.String("user_agent", header(r.Header, "User-Agent")),
 			)
 			if st.userID != "" {
-				rec.AddAttrs(slog.String("user_id", st.userID))
+				as = append(as, slog.String("user_id", st.userID))
 			}
 			if st.err != nil {
-				rec.AddAttrs(slog.String("error", st.err.Error()))
+				as = append(as, slog.String("error", st.err.Error()))
 			}
 			if cutOff {
-				rec.AddAttrs(slog.Bool("cut_off", true))
+				as = append(as, slog.Bool("cut_off", true))
 			}
 			if st.stack != nil {
-				rec.AddAttrs(slog.String("stack", string(st.stack)))
+				as = append(as, slog.String("stack", string(st.stack)))
 			}
-			logger.Handler().Handle(r.Context(), rec)
+			writeLine(r.Context(), logger, end, level, "request", as)
 		})
 	}
+}
+
+// writeLine logs one line of attributes: through our handler without a
+// slog.Record (which allocates past five attributes), else as a record. It
+// is not Logger.LogAttrs, which would walk the stack for a source location
+// no line carries.
+func writeLine(ctx context.Context, logger *slog.Logger, t time.Time, level slog.Level, msg string, as []slog.Attr) {
+	if h, ok := logger.Handler().(*jsonHandler); ok {
+		h.handleAttrs(ctx, t, level, msg, as)
+		return
+	}
+	rec := slog.NewRecord(t, level, msg, 0)
+	rec.AddAttrs(as...)
+	logger.Handler().Handle(ctx, rec)
 }
 
 // statusClientGone is nginx's word for a client that closed the request

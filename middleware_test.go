@@ -169,6 +169,48 @@ func TestPanicBecomesProblemAndOneLogLine(t *testing.T) {
 	}
 }
 
+// The access line is built without a slog.Record when the handler is ours;
+// through any other handler it is a record with the same fields.
+func TestAccessLineSameThroughAnyHandler(t *testing.T) {
+	cfg := devConfig(t, nil)
+	panics := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { panic("boom") })
+	var ours, theirs logBuffer
+	var lines []map[string]any
+	for _, logger := range []*slog.Logger{newLogger(&ours, slog.LevelDebug), slog.New(slog.NewJSONHandler(&theirs, nil))} {
+		srv := httptest.NewServer(withMiddleware(logger, cfg, newMetrics("test", "test"), nil, panics))
+		doRequest(t, srv.URL, req{method: "GET", path: "/x?q=1", header: map[string]string{"User-Agent": "probe/1"}})
+		srv.Close()
+	}
+	lines = append(ours.lines(t), theirs.lines(t)...)
+	if len(lines) != 2 {
+		t.Fatalf("want one line from each handler, got %v", lines)
+	}
+	for _, l := range lines {
+		for _, k := range []string{"duration_ms", "stack", "time"} {
+			if _, ok := l[k]; !ok {
+				t.Fatalf("no %s in %v", k, l)
+			}
+			delete(l, k)
+		}
+	}
+	if lines[0]["request_id"] == nil {
+		t.Fatalf("our line has no request_id: %v", lines[0])
+	}
+	delete(lines[0], "request_id") // the context's ids are our handler's, on every line
+	want := map[string]any{"level": "ERROR", "msg": "request", "method": "GET", "route": "", "path": "/x", "status": float64(500),
+		"client_ip": "127.0.0.1", "user_agent": "probe/1", "error": "panic: boom"}
+	for i, l := range lines {
+		for k, v := range want {
+			if l[k] != v {
+				t.Errorf("line %d: %s=%v, want %v", i, k, l[k], v)
+			}
+		}
+		if l["bytes"] != lines[0]["bytes"] || len(l) != len(want)+1 {
+			t.Errorf("line %d has other fields: %v", i, l)
+		}
+	}
+}
+
 // From SIGTERM on, every answer says Connection: close, so a proxy's
 // keep-alive connections end after their next response.
 func TestDrainingAnswersConnectionClose(t *testing.T) {
