@@ -68,10 +68,12 @@ var bufPool = sync.Pool{New: func() any { b := make([]byte, 0, 1024); return &b 
 
 func (h *jsonHandler) Handle(ctx context.Context, r slog.Record) error {
 	l := h.begin(ctx, r.Time, r.Level, r.Message)
+	buf := l.buf
 	r.Attrs(func(a slog.Attr) bool {
-		l.buf, _ = appendAttr(l.buf, a)
+		buf, _ = appendAttr(buf, a)
 		return true
 	})
+	l.buf = buf
 	return h.finish(l)
 }
 

@@ -9,7 +9,10 @@ trap 'rm -f "$out"' EXIT
 go test -run '^$' -bench "${BENCH:-.}" -benchmem -count 1 . | tee "$out"
 awk '
   /^Benchmark/ { name = $1; sub(/-[0-9]+$/, "", name); ns[name] = $3
-                 for (i = 4; i <= NF; i++) if ($(i) == "req/s") rps[name] = $(i-1) }
+                 for (i = 4; i <= NF; i++) {
+                   if ($(i) == "req/s") rps[name] = $(i-1)
+                   if ($(i) == "allocs/op") allocs[name] = $(i-1)
+                 } }
   function ratio(label, a, b) { if (a != "" && b != "" && b > 0) printf "%-58s %6.2fx\n", label, a / b }
   END {
     print ""
@@ -18,5 +21,6 @@ awk '
     ratio("our log handler time / slog.NewJSONHandler time", ns["BenchmarkLogAccessLine"], ns["BenchmarkLogAccessLineStdlib"])
     ratio("HTTP item list req/s / naive 3-statement SQL req/s", rps["BenchmarkItemListHTTP"], rps["BenchmarkItemListNaiveSQL"])
     ratio("HTTP item list req/s / store (2 statements) req/s", rps["BenchmarkItemListHTTP"], rps["BenchmarkItemListSQL"])
+    printf "%-58s %6s ns, %s allocs\n", "our log handler, access line of ten attributes", ns["BenchmarkLogAccessLine"], allocs["BenchmarkLogAccessLine"]
     printf "%-58s %6s ns\n", "limiter check, 100k keys (memory store)", ns["BenchmarkAllowManyKeys"]
   }' "$out"
