@@ -48,27 +48,47 @@ var errUnauthenticated = newError(codeUnauthorized, "Sign in: the bearer token i
 func requireUser(s *store, p sessionPolicy) func(http.Handler) http.Handler {
 	return func(next http.Handler) http.Handler {
 		return apiFunc(func(w http.ResponseWriter, r *http.Request) error {
-			token := bearerToken(r)
-			if token == "" {
-				return errUnauthenticated
-			}
-			hash := hashToken(token)
-			u, sessionID, err := s.userBySession(r.Context(), hash, p)
-			if errors.Is(err, errMissing) {
-				return errUnauthenticated
-			}
+			hash, err := presentedToken(r)
 			if err != nil {
 				return err
 			}
-			if !u.IsActive {
-				return errUnauthenticated
+			u, sessionID, err := s.userBySession(r.Context(), hash, p)
+			if err := admit(r, hash, u, sessionID, err); err != nil {
+				return err
 			}
-			st := stateFrom(r.Context())
-			st.user, st.userID, st.sessionHash, st.sessionID = &u, u.ID, hash, sessionID
 			next.ServeHTTP(w, r)
 			return nil
 		})
 	}
+}
+
+// presentedToken is the hash of the request's bearer token, or 401 when it
+// has none that could be one.
+func presentedToken(r *http.Request) ([]byte, error) {
+	token := bearerToken(r)
+	if token == "" {
+		return nil, errUnauthenticated
+	}
+	return hashToken(token), nil
+}
+
+// admit judges a session lookup for the token hash: a live session of an
+// active user is recorded in the request state; anything else is 401, or
+// the lookup's own error. requireUser and the handlers that find the
+// session in their own statement (handleItemList) share it.
+func admit(r *http.Request, hash []byte, u user, sessionID string, err error) error {
+	if errors.Is(err, errMissing) {
+		return errUnauthenticated
+	}
+	if err != nil {
+		return err
+	}
+	if !u.IsActive {
+		return errUnauthenticated
+	}
+	st := stateFrom(r.Context())
+	st.user, st.userID, st.sessionHash, st.sessionID = &u, u.ID, hash, sessionID
+	return nil
 }
 
 // requireSuperuser answers 403 to anyone else, before any lookup.

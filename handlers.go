@@ -110,7 +110,7 @@ func addRoutes(mux *http.ServeMux, logger *slog.Logger, cfg config, d serverDeps
 	handle("DELETE /api/v1/users/{id}", apiLimit(superuser(handleUserDelete(s, au))))
 	handle("DELETE /api/v1/users/{id}/sessions", apiLimit(superuser(handleUserSessionsDelete(s, au))))
 
-	handle("GET /api/v1/items", apiLimit(user(handleItemList(s))))
+	handle("GET /api/v1/items", apiLimit(handleItemList(s, sessions))) // authenticates as user does, in its own statement
 	handle("POST /api/v1/items", apiLimit(user(handleItemCreate(s))))
 	handle("GET /api/v1/items/{id}", apiLimit(user(handleItemGet(s))))
 	handle("PATCH /api/v1/items/{id}", apiLimit(user(handleItemPatch(s))))

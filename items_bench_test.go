@@ -66,17 +66,13 @@ func BenchmarkItemListHTTP(b *testing.B) {
 	})
 }
 
-// BenchmarkItemListSQL is the store's own plan without HTTP: the session
-// read, then the page and its total in one statement.
+// BenchmarkItemListSQL is the store's own plan without HTTP: the session,
+// the page and its total in one statement.
 func BenchmarkItemListSQL(b *testing.B) {
 	a, token := itemsFixture(b)
 	hash, ctx := hashToken(token), context.Background()
 	benchClients(b, func() error {
-		u, _, err := a.deps.store.userBySession(ctx, hash, a.cfg.sessions())
-		if err != nil {
-			return err
-		}
-		items, _, err := a.deps.store.listItems(ctx, viewerOf(u), 20, 0)
+		_, _, items, _, err := a.deps.store.sessionItemsPage(ctx, hash, a.cfg.sessions(), 20, 0)
 		if err == nil && len(items) != 20 {
 			err = fmt.Errorf("list: %d items", len(items))
 		}

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestItemValidation(t *testing.T) {
@@ -177,4 +178,57 @@ func TestItemPatchAndPages(t *testing.T) {
 	// The email change path conflicts like registration.
 	r = a.do(req{method: "PATCH", path: "/api/v1/users/me", token: token, body: map[string]any{"email": "PG2@example.com", "current_password": "password-123"}})
 	expectProblem(t, r, 409, "conflict")
+}
+
+// GET /items finds the session in the same statement as the page, and
+// answers as requireUser does everywhere else: 401 for a missing, unknown,
+// ended, idle or expired session and for a deactivated user, before a bad
+// page is judged; an empty list is a page, not a missing session.
+func TestItemListAuthenticatesItself(t *testing.T) {
+	a := newTestApp(t, map[string]string{"SESSION_IDLE_TIMEOUT": "30m", "SESSION_TTL": "2h"})
+	a.superuser("root@example.com")
+	id, token := a.signup("lister@example.com")
+	unknown := strings.Repeat("A", 43)
+	list := func(token, query string) response {
+		return a.do(req{method: "GET", path: "/api/v1/items" + query, token: token})
+	}
+
+	empty := list(token, "")
+	if empty.status != 200 || empty.json["count"] != float64(0) || len(empty.json["data"].([]any)) != 0 {
+		t.Fatalf("a user with no items: %d %s", empty.status, empty.body)
+	}
+	if got := a.logs.linesWith(t, "path", "/api/v1/items"); len(got) == 0 || got[len(got)-1]["user_id"] != id {
+		t.Fatalf("the access line does not name the user: %v", got)
+	}
+	for _, c := range []struct {
+		token, query string
+		want         int
+	}{
+		{"", "", 401}, {"", "?limit=0", 401}, {unknown, "", 401}, {unknown, "?limit=0", 401}, {token, "?limit=0", 422},
+	} {
+		if r := list(c.token, c.query); r.status != c.want {
+			t.Fatalf("token %q%s: %d, want %d", c.token, c.query, r.status, c.want)
+		}
+	}
+
+	// Idle past the timeout, then expired past the TTL, each on its own login.
+	a.clock.Advance(31 * time.Minute)
+	expectProblem(t, list(token, ""), 401, "unauthorized")
+	fresh := a.login("lister@example.com", "password-123")
+	for range 5 { // used every 25 minutes: never idle, expired after 2h
+		a.clock.Advance(25 * time.Minute)
+		list(fresh, "")
+	}
+	expectProblem(t, list(fresh, ""), 401, "unauthorized")
+
+	// Ended: the next request is refused, not served from anything kept.
+	ended := a.login("lister@example.com", "password-123")
+	expectStatus(t, list(ended, ""), 200)
+	expectStatus(t, a.do(req{method: "POST", path: "/api/v1/auth/logout", token: ended}), 204)
+	expectProblem(t, list(ended, ""), 401, "unauthorized")
+
+	// Deactivated: the session still exists, the user may not use it.
+	live, su := a.login("lister@example.com", "password-123"), a.login("root@example.com", "password-123")
+	expectStatus(t, a.do(req{method: "PATCH", path: "/api/v1/users/" + id, token: su, body: map[string]any{"is_active": false}}), 200)
+	expectProblem(t, list(live, ""), 401, "unauthorized")
 }

@@ -17,8 +17,9 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
-	_ "github.com/jackc/pgx/v5/stdlib" // registers the "pgx" database/sql driver
+	"github.com/jackc/pgx/v5/stdlib" // registers the "pgx" database/sql driver
 )
 
 //go:embed migrations/*.sql
@@ -157,6 +158,19 @@ func (s *store) timestamp() time.Time {
 }
 
 type rowScanner interface{ Scan(...any) error }
+
+// withPgx runs fn on one pooled connection through pgx's own API
+// (database/sql's Conn.Raw), for a hot read whose rows database/sql would
+// convert value by value through driver.Value. The connection goes back to
+// the pool when fn returns, so fn must not use s.db itself.
+func (s *store) withPgx(ctx context.Context, fn func(*pgx.Conn) error) error {
+	conn, err := s.db.Conn(ctx)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	return conn.Raw(func(dc any) error { return fn(dc.(*stdlib.Conn).Conn()) })
+}
 
 // inTx runs fn in a transaction, committed when fn returns nil.
 func (s *store) inTx(ctx context.Context, fn func(tx *sql.Tx) error) error {

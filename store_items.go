@@ -4,6 +4,8 @@ import (
 	"context"
 	"database/sql"
 	"time"
+
+	"github.com/jackc/pgx/v5"
 )
 
 // item is a thing a user owns.
@@ -42,33 +44,30 @@ func (s *store) createItem(ctx context.Context, ownerID, title string, descripti
 	return it, classify(err, "Item")
 }
 
-// The page and the total in one statement, one round trip: the window
-// count sees every row the WHERE keeps, before LIMIT. Both use the
-// (owner_id, created_at) or (created_at) index, in order, with no sort.
-const (
-	ownItemsPageSQL = `SELECT count(*) OVER (), ` + itemColumns + ` FROM items WHERE owner_id = $1
-		ORDER BY created_at DESC, id DESC LIMIT $2 OFFSET $3`
-	allItemsPageSQL = `SELECT count(*) OVER (), ` + itemColumns + ` FROM items
-		ORDER BY created_at DESC, id DESC LIMIT $1 OFFSET $2`
-)
-
-// listItems pages through what v may see, newest first, with the total.
-func (s *store) listItems(ctx context.Context, v viewer, limit, offset int) ([]item, int, error) {
-	var rows *sql.Rows
-	var err error
-	if v.superuser {
-		rows, err = s.db.QueryContext(ctx, allItemsPageSQL, limit, offset)
-	} else {
-		rows, err = s.db.QueryContext(ctx, ownItemsPageSQL, v.id, limit, offset)
-	}
-	count := 0
-	items, err := collect(rows, err, func(row rowScanner) (item, error) { return scanItem(row, &count) })
-	if err == nil && len(items) == 0 && offset > 0 {
-		// Past the last page no row carries the total: ask for it.
-		err = s.db.QueryRowContext(ctx, `SELECT count(*) FROM items WHERE $1 OR owner_id = $2`, v.superuser, v.id).Scan(&count)
-	}
-	return items, count, classify(err, "Items")
+// countItems is the total alone, for a page past the last one, where no
+// row carries it.
+func (s *store) countItems(ctx context.Context, v viewer) (int, error) {
+	var count int
+	err := s.db.QueryRowContext(ctx, `SELECT count(*) FROM items WHERE $1 OR owner_id = $2`, v.superuser, v.id).Scan(&count)
+	return count, err
 }
+
+// sessionItemsPageSQL is the live session of a token hash, its user, and
+// the page of items that user may see, in one statement: one round trip
+// and one snapshot, so a session ended a moment ago shows nothing. No row
+// means no live session; otherwise every row carries the session and user,
+// and one row with NULL item columns stands for an empty page. The window
+// count sees every row the WHERE keeps, before LIMIT. Only the branch that
+// applies to the user runs (the other's one-time filter fails), each on its
+// index, (owner_id, created_at) or (created_at), in order, with no sort.
+const sessionItemsPageSQL = `WITH viewer AS (` + liveSessionSQL + `)
+	SELECT viewer.*, page.* FROM viewer LEFT JOIN LATERAL (
+		(SELECT count(*) OVER () AS total, ` + itemColumns + ` FROM items WHERE NOT viewer.is_superuser AND owner_id = viewer.id
+		 ORDER BY created_at DESC, id DESC LIMIT $4 OFFSET $5)
+		UNION ALL
+		(SELECT count(*) OVER () AS total, ` + itemColumns + ` FROM items WHERE viewer.is_superuser
+		 ORDER BY created_at DESC, id DESC LIMIT $4 OFFSET $5)
+	) page ON true`
 
 // itemFor returns the item when v may see it; someone else's item is
 // not_found, so existence does not leak.
@@ -109,4 +108,63 @@ func (s *store) deleteItem(ctx context.Context, v viewer, id string) error {
 		return classify(sql.ErrNoRows, "Item")
 	}
 	return nil
+}
+
+// sessionItemsPage is userBySession and the user's page of items in one
+// round trip: the user and session id (errMissing when the session is not
+// live), then the page and the total. Its rows are read through pgx itself:
+// the session and user columns once, from the first row (pgx skips a nil
+// destination without decoding it), the item columns from every row that
+// has an item.
+func (s *store) sessionItemsPage(ctx context.Context, tokenHash []byte, p sessionPolicy, limit, offset int) (u user, sessionID string, items []item, count int, err error) {
+	now := s.timestamp()
+	var lastUsed time.Time
+	found := false
+	items = make([]item, 0, limit)
+	err = s.withPgx(ctx, func(c *pgx.Conn) error {
+		rows, err := c.Query(ctx, sessionItemsPageSQL, append(liveSessionArgs(tokenHash, p, now), limit, offset)...)
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		var it item
+		var total int64
+		head := append([]any{&sessionID, &lastUsed}, userFields(&u)...)
+		tail := []any{&total, &it.ID, &it.Title, &it.Description, &it.OwnerID, &it.CreatedAt, &it.UpdatedAt}
+		dest := make([]any, len(head)+len(tail))
+		for rows.Next() {
+			clear(dest)
+			if !found {
+				copy(dest, head)
+			}
+			hasItem := rows.RawValues()[len(head)] != nil // an empty page's one row has a NULL total
+			if hasItem {
+				copy(dest[len(head):], tail)
+			}
+			if err := rows.Scan(dest...); err != nil {
+				return err
+			}
+			found = true
+			if hasItem {
+				count = int(total)
+				it.CreatedAt, it.UpdatedAt = it.CreatedAt.UTC(), it.UpdatedAt.UTC()
+				items = append(items, it)
+				it.Description = nil // the next row's NULL must not keep this one's
+			}
+		}
+		return rows.Err()
+	})
+	switch {
+	case err != nil:
+		return user{}, "", nil, 0, classify(err, "Items")
+	case !found:
+		return user{}, "", nil, 0, errMissing
+	}
+	u.CreatedAt = u.CreatedAt.UTC()
+	if len(items) == 0 && offset > 0 {
+		if count, err = s.countItems(ctx, viewerOf(u)); err != nil {
+			return user{}, "", nil, 0, classify(err, "Items")
+		}
+	}
+	return u, sessionID, items, count, s.touchSession(ctx, tokenHash, lastUsed, now)
 }

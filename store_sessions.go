@@ -32,6 +32,19 @@ func (s *store) createSession(ctx context.Context, tokenHash []byte, userID stri
 	return expires, classify(err, "Session")
 }
 
+// liveSessionSQL finds the session of a token hash ($1) that is neither
+// expired at $2 nor idle since $3, with its user: the session's id and
+// last use, then the user's columns. userBySession runs it alone; a page
+// that needs the user runs it as the first part of its own statement.
+const liveSessionSQL = `SELECT s.id AS session_id, s.last_used_at, u.id, u.email, u.full_name, u.is_active, u.is_superuser, u.email_verified, u.created_at, u.password_hash
+	FROM sessions s JOIN users u ON u.id = s.user_id
+	WHERE s.token_hash = $1 AND s.expires_at > $2 AND s.last_used_at > $3`
+
+// liveSessionArgs are liveSessionSQL's three arguments, at now.
+func liveSessionArgs(tokenHash []byte, p sessionPolicy, now time.Time) []any {
+	return []any{tokenHash, now, now.Add(-p.idle)}
+}
+
 // userBySession is the user behind a live session and the session's id, or
 // errMissing. It is one read; once a minute at most, a second statement
 // moves last_used_at.
@@ -39,18 +52,21 @@ func (s *store) userBySession(ctx context.Context, tokenHash []byte, p sessionPo
 	now := s.timestamp()
 	var id string
 	var lastUsed time.Time
-	row := s.db.QueryRowContext(ctx, `
-		SELECT s.id, s.last_used_at, u.id, u.email, u.full_name, u.is_active, u.is_superuser, u.email_verified, u.created_at, u.password_hash
-		FROM sessions s JOIN users u ON u.id = s.user_id
-		WHERE s.token_hash = $1 AND s.expires_at > $2 AND s.last_used_at > $3`, tokenHash, now, now.Add(-p.idle))
-	u, err := scanUser(row, &id, &lastUsed)
+	u, err := scanUser(s.db.QueryRowContext(ctx, liveSessionSQL, liveSessionArgs(tokenHash, p, now)...), &id, &lastUsed)
 	if err != nil {
 		return u, "", classify(err, "Session")
 	}
-	if now.Sub(lastUsed) >= lastUsedGranularity {
-		_, err = s.db.ExecContext(ctx, `UPDATE sessions SET last_used_at = $2 WHERE token_hash = $1 AND last_used_at < $2`, tokenHash, now)
+	return u, id, s.touchSession(ctx, tokenHash, lastUsed, now)
+}
+
+// touchSession moves a session's last_used_at to now when it is at least
+// lastUsedGranularity old: most requests write nothing.
+func (s *store) touchSession(ctx context.Context, tokenHash []byte, lastUsed, now time.Time) error {
+	if now.Sub(lastUsed) < lastUsedGranularity {
+		return nil
 	}
-	return u, id, classify(err, "Session")
+	_, err := s.db.ExecContext(ctx, `UPDATE sessions SET last_used_at = $2 WHERE token_hash = $1 AND last_used_at < $2`, tokenHash, now)
+	return classify(err, "Session")
 }
 
 func (s *store) deleteSession(ctx context.Context, tokenHash []byte) error {

@@ -24,9 +24,14 @@ const userColumns = `id, email, full_name, is_active, is_superuser, email_verifi
 // scanUser reads a user's columns, after any leading ones into lead.
 func scanUser(row rowScanner, lead ...any) (user, error) {
 	var u user
-	err := row.Scan(append(lead, &u.ID, &u.Email, &u.FullName, &u.IsActive, &u.IsSuperuser, &u.EmailVerified, &u.CreatedAt, &u.passwordHash)...)
+	err := row.Scan(append(lead, userFields(&u)...)...)
 	u.CreatedAt = u.CreatedAt.UTC()
 	return u, err
+}
+
+// userFields are the scan destinations of userColumns, in order.
+func userFields(u *user) []any {
+	return []any{&u.ID, &u.Email, &u.FullName, &u.IsActive, &u.IsSuperuser, &u.EmailVerified, &u.CreatedAt, &u.passwordHash}
 }
 
 // txStep is more work done in the transaction of a change, with the row
