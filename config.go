@@ -121,8 +121,17 @@ func (e *configError) Error() string {
 // at the first one. Any variable NAME may instead be given as NAME_FILE, the
 // path of a file holding the value (Docker and Kubernetes secrets).
 type envReader struct {
-	environ  func(string) string
+	lookup   lookupEnv
 	problems []string
+}
+
+// lookupEnv is os.LookupEnv, or a test's map: a variable's value and
+// whether it is set at all (METRICS_ADDR tells set-but-empty from unset).
+type lookupEnv func(string) (string, bool)
+
+func (e *envReader) environ(name string) string {
+	v, _ := e.lookup(name)
+	return v
 }
 
 // getenv is NAME's value, or the content of the file NAME_FILE names (its
@@ -213,8 +222,8 @@ func (e *envReader) list(name string) []string {
 
 // loadConfig reads the environment. Development runs with nothing set;
 // production has no defaults for anything secret.
-func loadConfig(getenv func(string) string) (config, error) {
-	e := &envReader{environ: getenv}
+func loadConfig(lookup lookupEnv) (config, error) {
+	e := &envReader{lookup: lookup}
 	var c config
 
 	c.Env = e.str("APP_ENV", envDevelopment)
@@ -297,11 +306,13 @@ func loadConfig(getenv func(string) string) (config, error) {
 		c.FirstSuperuserEmail, c.FirstSuperuserPassword = devSuperuserEmail, devSuperuserPassword
 	}
 
+	// Set and empty turns the listener off, as does "off" (for tools that
+	// drop empty variables); unset is the default.
 	c.MetricsAddr = e.str("METRICS_ADDR", byEnv(prod, ":9090", "127.0.0.1:9090"))
-	if c.MetricsAddr == "off" {
+	if _, set := e.lookup("METRICS_ADDR"); (set && !e.set("METRICS_ADDR")) || c.MetricsAddr == "off" {
 		c.MetricsAddr = ""
 	} else if _, _, err := net.SplitHostPort(c.MetricsAddr); err != nil {
-		e.fail("METRICS_ADDR", "%q is not host:port (such as :9090), or off", c.MetricsAddr)
+		e.fail("METRICS_ADDR", "%q is not host:port (such as :9090), empty or off", c.MetricsAddr)
 	}
 	c.PprofEnabled = e.boolean("PPROF_ENABLED", false)
 

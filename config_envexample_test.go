@@ -64,7 +64,7 @@ func TestEnvExampleListsEveryVariable(t *testing.T) {
 // The example, copied unchanged, must not start: it names each placeholder.
 func TestEnvExampleRefusesToStart(t *testing.T) {
 	env := readEnvFile(t, ".env.production.example")
-	err := run(context.Background(), []string{"server"}, func(k string) string { return env[k] }, strings.NewReader(""), io.Discard, io.Discard)
+	err := run(context.Background(), []string{"server"}, envMap(env), strings.NewReader(""), io.Discard, io.Discard)
 	var ee exitError
 	if !errors.As(err, &ee) || ee.code != 2 {
 		t.Fatalf("the example started (or failed otherwise): %v", err)
@@ -77,7 +77,7 @@ func TestEnvExampleRefusesToStart(t *testing.T) {
 	// With the placeholders replaced it is a valid production config.
 	env["DATABASE_URL"] = "postgres://app:Real-Db-Secret-42@db:5432/app?sslmode=disable"
 	env["FIRST_SUPERUSER_PASSWORD"] = "a-real-long-passphrase"
-	if _, err := loadConfig(func(k string) string { return env[k] }); err != nil {
+	if _, err := loadConfig(envMap(env)); err != nil {
 		t.Fatalf("the filled-in example is refused: %v", err)
 	}
 }

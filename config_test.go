@@ -10,12 +10,12 @@ import (
 	"time"
 )
 
-func envOf(kv ...string) func(string) string {
+func envOf(kv ...string) lookupEnv {
 	m := map[string]string{}
 	for i := 0; i < len(kv); i += 2 {
 		m[kv[i]] = kv[i+1]
 	}
-	return func(k string) string { return m[k] }
+	return envMap(m)
 }
 
 func TestConfigDevelopmentNeedsNoVariables(t *testing.T) {
@@ -53,7 +53,7 @@ func TestConfigDevelopmentNeedsNoVariables(t *testing.T) {
 func TestConfigBadValuesNameTheVariable(t *testing.T) {
 	tests := []struct {
 		name string
-		env  func(string) string
+		env  lookupEnv
 		want string
 	}{
 		{"port not a number", envOf("PORT", "abc"), "PORT"},
@@ -106,10 +106,10 @@ func TestConfigProductionListsEveryProblemAtOnce(t *testing.T) {
 func TestConfigProductionRules(t *testing.T) {
 	good := []string{"APP_ENV", "production", "DATABASE_URL", "postgres://app:Xk29-longer-secret@db:5432/app",
 		"SMTP_HOST", "smtp.example.com", "MAIL_FROM", "App <noreply@example.com>", "FRONTEND_URL", "https://app.example.com"}
-	with := func(kv ...string) func(string) string { return envOf(append(append([]string{}, good...), kv...)...) }
+	with := func(kv ...string) lookupEnv { return envOf(append(append([]string{}, good...), kv...)...) }
 	tests := []struct {
 		name string
-		env  func(string) string
+		env  lookupEnv
 		want string // "" means it must start
 	}{
 		{"minimal good", with(), ""},
@@ -150,6 +150,32 @@ func TestConfigProductionRules(t *testing.T) {
 	if cfg.Host != "" || cfg.ShutdownDelay != 2*time.Second || cfg.RateLimit.AuthRequests != 10 || len(cfg.CORSOrigins) != 0 {
 		t.Fatalf("production defaults: host %q (want every interface), delay %v (want 2s), auth %d (want 10), CORS %v (want none)",
 			cfg.Host, cfg.ShutdownDelay, cfg.RateLimit.AuthRequests, cfg.CORSOrigins)
+	}
+}
+
+// METRICS_ADDR: unset is the default for the environment; set and empty,
+// or "off", turns the listener off, as the contract says; anything else
+// must be host:port.
+func TestConfigMetricsAddr(t *testing.T) {
+	for _, c := range []struct {
+		env  lookupEnv
+		want string
+	}{
+		{envOf(), "127.0.0.1:9090"},
+		{envOf("METRICS_ADDR", ""), ""},
+		{envOf("METRICS_ADDR", "  "), ""},
+		{envOf("METRICS_ADDR", "off"), ""},
+		{envOf("METRICS_ADDR", ":9191"), ":9191"},
+		{envOf("APP_ENV", "production", "DATABASE_URL", "postgres://app:Xk29-longer-secret@db:5432/app", "SMTP_HOST", "smtp.example.com",
+			"MAIL_FROM", "App <noreply@example.com>", "FRONTEND_URL", "https://app.example.com"), ":9090"},
+	} {
+		cfg, err := loadConfig(c.env)
+		if err != nil || cfg.MetricsAddr != c.want {
+			t.Fatalf("metrics address %q (%v), want %q", cfg.MetricsAddr, err, c.want)
+		}
+	}
+	if _, err := loadConfig(envOf("METRICS_ADDR", "9090")); err == nil || !strings.Contains(err.Error(), "METRICS_ADDR:") {
+		t.Fatalf("a port without a colon was taken: %v", err)
 	}
 }
 

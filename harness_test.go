@@ -162,9 +162,18 @@ type testApp struct {
 // real cost.
 const testIterations = 1000
 
+// envMap is a test's environment: the variables in m are set, even when
+// empty; the rest are unset.
+func envMap(m map[string]string) lookupEnv {
+	return func(k string) (string, bool) {
+		v, ok := m[k]
+		return v, ok
+	}
+}
+
 func devConfig(t testing.TB, env map[string]string) config {
 	t.Helper()
-	cfg, err := loadConfig(func(k string) string { return env[k] })
+	cfg, err := loadConfig(envMap(env))
 	if err != nil {
 		t.Fatalf("config: %v", err)
 	}

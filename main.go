@@ -30,7 +30,7 @@ var (
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := run(ctx, os.Args, os.Getenv, os.Stdin, os.Stdout, os.Stderr); err != nil {
+	if err := run(ctx, os.Args, os.LookupEnv, os.Stdin, os.Stdout, os.Stderr); err != nil {
 		code := 1
 		var ee exitError
 		if errors.As(err, &ee) {
@@ -71,7 +71,7 @@ func buildInfo() (ver, rev string) {
 // run is the whole program; tests call it in-process with their own
 // environment and a context they cancel instead of sending SIGTERM. Every
 // line it writes to stdout is JSON, its last one included.
-func run(ctx context.Context, args []string, getenv func(string) string, stdin io.Reader, stdout, stderr io.Writer) error {
+func run(ctx context.Context, args []string, lookup lookupEnv, stdin io.Reader, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet(args[0], flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	checkHealth := fs.Bool("healthcheck", false, "ask the local /api/v1/health and exit 0 when it answers 200, else 1")
@@ -87,11 +87,12 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 		fmt.Fprintf(stdout, "%s (commit %s)\n", ver, rev)
 		return nil
 	}
-	cfg, err := loadConfig(getenv)
+	cfg, err := loadConfig(lookup)
 	if *checkHealth {
 		// Only PORT matters here; a config problem elsewhere is the server's to report.
 		port := 8080
-		if p, perr := strconv.Atoi(getenv("PORT")); perr == nil {
+		v, _ := lookup("PORT")
+		if p, perr := strconv.Atoi(v); perr == nil {
 			port = p
 		}
 		err := healthcheck(ctx, port)

@@ -39,7 +39,7 @@ func startRun(t *testing.T, env map[string]string) *running {
 	ctx, cancel := context.WithCancel(context.Background())
 	rn := &running{logs: &logBuffer{}, cancel: cancel, done: make(chan error, 1)}
 	go func() {
-		rn.done <- run(ctx, []string{"server"}, func(k string) string { return env[k] }, strings.NewReader(""), rn.logs, io.Discard)
+		rn.done <- run(ctx, []string{"server"}, envMap(env), strings.NewReader(""), rn.logs, io.Discard)
 	}()
 	deadline := time.Now().Add(20 * time.Second)
 	for rn.addr == "" {
@@ -97,12 +97,7 @@ func TestRunServesMigratesAndStops(t *testing.T) {
 	}
 
 	// -healthcheck against the live server exits 0.
-	env := func(k string) string {
-		if k == "PORT" {
-			return strconv.Itoa(rn.port)
-		}
-		return ""
-	}
+	env := envMap(map[string]string{"PORT": strconv.Itoa(rn.port)})
 	if err := run(context.Background(), []string{"server", "-healthcheck"}, env, strings.NewReader(""), io.Discard, io.Discard); err != nil {
 		t.Fatalf("healthcheck against a live server: %v", err)
 	}
