@@ -286,8 +286,9 @@ func appendTimeUTC(buf []byte, t time.Time) []byte {
 		lastSecond.Store(p)
 	}
 	buf = append(buf, p.text[:]...)
-	buf = appendDigits(buf, t.Nanosecond()/1000, 6)
-	return append(buf, 'Z')
+	us := uint(t.Nanosecond()) / 1000
+	a, b, c := us/10000*2, us/100%100*2, us%100*2
+	return append(buf, digitPairs[a], digitPairs[a+1], digitPairs[b], digitPairs[b+1], digitPairs[c], digitPairs[c+1], 'Z')
 }
 
 // secondPrefix is one second's "2026-11-27T06:01:02.".
@@ -346,12 +347,14 @@ func appendFloat(buf []byte, f float64) []byte {
 	if frac == 0 {
 		return buf
 	}
-	buf = append(buf, '.')
-	width := 3
-	for frac%10 == 0 {
-		frac, width = frac/10, width-1
+	r := frac % 100 * 2 // frac is 1 to 999: three digits, trailing zeros dropped
+	switch {
+	case frac%100 == 0:
+		return append(buf, '.', byte('0'+frac/100))
+	case frac%10 == 0:
+		return append(buf, '.', byte('0'+frac/100), digitPairs[r])
 	}
-	return appendDigits(buf, frac, width)
+	return append(buf, '.', byte('0'+frac/100), digitPairs[r], digitPairs[r+1])
 }
 
 // appendDigits writes n zero-padded to width digits, two at a time.
@@ -381,6 +384,18 @@ func appendInt(buf []byte, n int64) []byte {
 }
 
 func appendUint(buf []byte, n uint64) []byte {
+	switch { // a log line's numbers are mostly small: statuses, sizes, milliseconds
+	case n < 10:
+		return append(buf, byte('0'+n))
+	case n < 100:
+		return append(buf, digitPairs[n*2], digitPairs[n*2+1])
+	case n < 1000:
+		r := n % 100 * 2
+		return append(buf, byte('0'+n/100), digitPairs[r], digitPairs[r+1])
+	case n < 10000:
+		q, r := n/100*2, n%100*2
+		return append(buf, digitPairs[q], digitPairs[q+1], digitPairs[r], digitPairs[r+1])
+	}
 	var d [20]byte
 	i := len(d)
 	for n >= 100 {
