@@ -75,7 +75,7 @@ func presentedToken(r *http.Request) ([]byte, error) {
 // admit judges a session lookup for the token hash: a live session of an
 // active user is recorded in the request state; anything else is 401, or
 // the lookup's own error. requireUser and the handlers that find the
-// session in their own statement (handleItemList) share it.
+// session in their own statement (handleItemList, handleItemGet) share it.
 func admit(r *http.Request, hash []byte, u user, sessionID string, err error) error {
 	if errors.Is(err, errMissing) {
 		return errUnauthenticated
@@ -89,6 +89,17 @@ func admit(r *http.Request, hash []byte, u user, sessionID string, err error) er
 	st := stateFrom(r.Context())
 	st.user, st.userID, st.sessionHash, st.sessionID = &u, u.ID, hash, sessionID
 	return nil
+}
+
+// refuseAfterAuth answers a request whose input is bad in a handler that
+// authenticates itself, as it would be answered behind requireUser: 401
+// without a live session, else the input's own error.
+func refuseAfterAuth(r *http.Request, s *store, hash []byte, p sessionPolicy, bad error) error {
+	u, sessionID, err := s.userBySession(r.Context(), hash, p)
+	if err := admit(r, hash, u, sessionID, err); err != nil {
+		return err
+	}
+	return bad
 }
 
 // requireSuperuser answers 403 to anyone else, before any lookup.

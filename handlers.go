@@ -112,7 +112,7 @@ func addRoutes(mux *http.ServeMux, logger *slog.Logger, cfg config, d serverDeps
 
 	handle("GET /api/v1/items", apiLimit(handleItemList(s, sessions))) // authenticates as user does, in its own statement
 	handle("POST /api/v1/items", apiLimit(user(handleItemCreate(s))))
-	handle("GET /api/v1/items/{id}", apiLimit(user(handleItemGet(s))))
+	handle("GET /api/v1/items/{id}", apiLimit(handleItemGet(s, sessions))) // likewise
 	handle("PATCH /api/v1/items/{id}", apiLimit(user(handleItemPatch(s))))
 	handle("DELETE /api/v1/items/{id}", apiLimit(user(handleItemDelete(s))))
 

@@ -40,23 +40,19 @@ func descriptionProblem(o opt[*string]) string {
 	return ""
 }
 
-// handleItemList is GET /items. It is the API's busiest read, so it checks
-// the session itself, in the same statement as the page (one round trip,
-// not two), and answers exactly as requireUser would: 401 before anything
-// else, then a bad page.
+// handleItemList is GET /items. Like handleItemGet, it is a hot read that
+// checks the session itself, in the same statement as its own query (one
+// round trip, not two), and answers exactly as requireUser would: 401
+// before anything else, then bad input.
 func handleItemList(s *store, sessions sessionPolicy) http.Handler {
 	return apiFunc(func(w http.ResponseWriter, r *http.Request) error {
 		hash, err := presentedToken(r)
 		if err != nil {
 			return err
 		}
-		p, badPage := pageFrom(r)
-		if badPage != nil {
-			u, sessionID, err := s.userBySession(r.Context(), hash, sessions)
-			if err := admit(r, hash, u, sessionID, err); err != nil {
-				return err
-			}
-			return badPage
+		p, err := pageFrom(r)
+		if err != nil {
+			return refuseAfterAuth(r, s, hash, sessions, err)
 		}
 		u, sessionID, items, count, err := s.sessionItemsPage(r.Context(), hash, sessions, p.limit, p.offset)
 		if err := admit(r, hash, u, sessionID, err); err != nil {
@@ -85,15 +81,24 @@ func handleItemCreate(s *store) http.Handler {
 	})
 }
 
-func handleItemGet(s *store) http.Handler {
+// handleItemGet is GET /items/{id}, authenticating itself as handleItemList
+// does. Someone else's item is not_found, so existence does not leak.
+func handleItemGet(s *store, sessions sessionPolicy) http.Handler {
 	return apiFunc(func(w http.ResponseWriter, r *http.Request) error {
-		id, err := pathID(r, "Item")
+		hash, err := presentedToken(r)
 		if err != nil {
 			return err
 		}
-		it, err := s.itemFor(r.Context(), viewerOf(currentUser(r)), id)
+		id, err := pathID(r, "Item")
 		if err != nil {
+			return refuseAfterAuth(r, s, hash, sessions, err)
+		}
+		u, sessionID, it, found, err := s.sessionItem(r.Context(), hash, sessions, id)
+		if err := admit(r, hash, u, sessionID, err); err != nil {
 			return err
+		}
+		if !found {
+			return errNotFound("Item")
 		}
 		writeJSON(w, http.StatusOK, contentJSON, it)
 		return nil

@@ -180,55 +180,76 @@ func TestItemPatchAndPages(t *testing.T) {
 	expectProblem(t, r, 409, "conflict")
 }
 
-// GET /items finds the session in the same statement as the page, and
-// answers as requireUser does everywhere else: 401 for a missing, unknown,
-// ended, idle or expired session and for a deactivated user, before a bad
-// page is judged; an empty list is a page, not a missing session.
-func TestItemListAuthenticatesItself(t *testing.T) {
+// GET /items and GET /items/{id} find the session in the same statement as
+// their own query, and answer as requireUser does everywhere else: 401 for a
+// missing, unknown, idle, expired or ended session and for a deactivated
+// user, before bad input is judged; an empty list is a page, someone else's
+// item a 404.
+func TestItemReadsAuthenticateThemselves(t *testing.T) {
 	a := newTestApp(t, map[string]string{"SESSION_IDLE_TIMEOUT": "30m", "SESSION_TTL": "2h"})
 	a.superuser("root@example.com")
 	id, token := a.signup("lister@example.com")
+	_, other := a.signup("other@example.com")
 	unknown := strings.Repeat("A", 43)
-	list := func(token, query string) response {
-		return a.do(req{method: "GET", path: "/api/v1/items" + query, token: token})
+	get := func(token, path string) response {
+		return a.do(req{method: "GET", path: "/api/v1/items" + path, token: token})
 	}
 
-	empty := list(token, "")
+	empty := get(token, "")
 	if empty.status != 200 || empty.json["count"] != float64(0) || len(empty.json["data"].([]any)) != 0 {
 		t.Fatalf("a user with no items: %d %s", empty.status, empty.body)
 	}
 	if got := a.logs.linesWith(t, "path", "/api/v1/items"); len(got) == 0 || got[len(got)-1]["user_id"] != id {
 		t.Fatalf("the access line does not name the user: %v", got)
 	}
+	mine := a.do(req{method: "POST", path: "/api/v1/items", token: token, body: map[string]any{"title": "mine", "description": nil}}).str("id")
+	theirs := a.do(req{method: "POST", path: "/api/v1/items", token: other, body: map[string]any{"title": "theirs", "description": "d"}}).str("id")
+	if r := get(token, "/"+mine); r.status != 200 || r.str("id") != mine || r.json["description"] != nil || r.str("owner_id") != id {
+		t.Fatalf("own item: %d %s", r.status, r.body)
+	}
+	if r := get(token, "/"+strings.ToUpper(mine)); r.status != 200 || r.str("id") != mine {
+		t.Fatalf("own item, id in capitals: %d %s", r.status, r.body)
+	}
+	if got := a.logs.linesWith(t, "path", "/api/v1/items/"+mine); len(got) == 0 || got[0]["user_id"] != id {
+		t.Fatalf("the item's access line does not name the user: %v", got)
+	}
 	for _, c := range []struct {
-		token, query string
-		want         int
+		token, path string
+		want        int
 	}{
 		{"", "", 401}, {"", "?limit=0", 401}, {unknown, "", 401}, {unknown, "?limit=0", 401}, {token, "?limit=0", 422},
+		{"", "/" + mine, 401}, {unknown, "/" + mine, 401}, {"", "/not-a-uuid", 401}, {unknown, "/not-a-uuid", 401},
+		{token, "/not-a-uuid", 404}, {token, "/" + theirs, 404}, {token, "/00000000-0000-0000-0000-000000000000", 404},
 	} {
-		if r := list(c.token, c.query); r.status != c.want {
-			t.Fatalf("token %q%s: %d, want %d", c.token, c.query, r.status, c.want)
+		if r := get(c.token, c.path); r.status != c.want {
+			t.Fatalf("token %q, %s: %d, want %d", c.token, c.path, r.status, c.want)
 		}
 	}
 
+	refused := func(token string) {
+		t.Helper()
+		expectProblem(t, get(token, ""), 401, "unauthorized")
+		expectProblem(t, get(token, "/"+mine), 401, "unauthorized")
+	}
 	// Idle past the timeout, then expired past the TTL, each on its own login.
 	a.clock.Advance(31 * time.Minute)
-	expectProblem(t, list(token, ""), 401, "unauthorized")
+	refused(token)
 	fresh := a.login("lister@example.com", "password-123")
 	for range 5 { // used every 25 minutes: never idle, expired after 2h
 		a.clock.Advance(25 * time.Minute)
-		list(fresh, "")
+		get(fresh, "")
 	}
-	expectProblem(t, list(fresh, ""), 401, "unauthorized")
+	refused(fresh)
 
 	// Ended: the next request is refused, not served from anything kept.
 	ended := a.login("lister@example.com", "password-123")
-	expectStatus(t, list(ended, ""), 200)
+	expectStatus(t, get(ended, "/"+mine), 200)
 	expectStatus(t, a.do(req{method: "POST", path: "/api/v1/auth/logout", token: ended}), 204)
-	expectProblem(t, list(ended, ""), 401, "unauthorized")
+	refused(ended)
 
 	// Deactivated: the session still exists, the user may not use it.
 	live, su := a.login("lister@example.com", "password-123"), a.login("root@example.com", "password-123")
+	expectStatus(t, get(su, "/"+mine), 200) // a superuser sees anyone's item
 	expectStatus(t, a.do(req{method: "PATCH", path: "/api/v1/users/" + id, token: su, body: map[string]any{"is_active": false}}), 200)
-	expectProblem(t, list(live, ""), 401, "unauthorized")
+	refused(live)
 }

@@ -4,8 +4,6 @@ import (
 	"context"
 	"database/sql"
 	"time"
-
-	"github.com/jackc/pgx/v5"
 )
 
 // item is a thing a user owns.
@@ -23,9 +21,19 @@ const itemColumns = `id, title, description, owner_id, created_at, updated_at`
 // scanItem reads an item's columns, after any leading ones into lead.
 func scanItem(row rowScanner, lead ...any) (item, error) {
 	var it item
-	err := row.Scan(append(lead, &it.ID, &it.Title, &it.Description, &it.OwnerID, &it.CreatedAt, &it.UpdatedAt)...)
+	err := row.Scan(append(lead, itemFields(&it)...)...)
+	return it.utc(), err
+}
+
+// itemFields are the scan destinations of itemColumns, in order.
+func itemFields(it *item) []any {
+	return []any{&it.ID, &it.Title, &it.Description, &it.OwnerID, &it.CreatedAt, &it.UpdatedAt}
+}
+
+// utc is it with its times in UTC, as the API writes them.
+func (it item) utc() item {
 	it.CreatedAt, it.UpdatedAt = it.CreatedAt.UTC(), it.UpdatedAt.UTC()
-	return it, err
+	return it
 }
 
 // viewer is who asks: a superuser sees every item, anyone else their own.
@@ -52,29 +60,22 @@ func (s *store) countItems(ctx context.Context, v viewer) (int, error) {
 	return count, err
 }
 
-// sessionItemsPageSQL is the live session of a token hash, its user, and
-// the page of items that user may see, in one statement: one round trip
-// and one snapshot, so a session ended a moment ago shows nothing. No row
-// means no live session; otherwise every row carries the session and user,
-// and one row with NULL item columns stands for an empty page. The window
-// count sees every row the WHERE keeps, before LIMIT. Only the branch that
-// applies to the user runs (the other's one-time filter fails), each on its
-// index, (owner_id, created_at) or (created_at), in order, with no sort.
-const sessionItemsPageSQL = `WITH viewer AS (` + liveSessionSQL + `)
-	SELECT viewer.*, page.* FROM viewer LEFT JOIN LATERAL (
-		(SELECT count(*) OVER () AS total, ` + itemColumns + ` FROM items WHERE NOT viewer.is_superuser AND owner_id = viewer.id
-		 ORDER BY created_at DESC, id DESC LIMIT $4 OFFSET $5)
-		UNION ALL
-		(SELECT count(*) OVER () AS total, ` + itemColumns + ` FROM items WHERE viewer.is_superuser
-		 ORDER BY created_at DESC, id DESC LIMIT $4 OFFSET $5)
-	) page ON true`
+// sessionItemsPageSQL is the page of items the session's user may see,
+// with the total, in the session's own statement (withLiveSession). The
+// window count sees every row the WHERE keeps, before LIMIT. Only the
+// branch that applies to the user runs (the other's one-time filter
+// fails), each on its index, (owner_id, created_at) or (created_at), in
+// order, with no sort.
+const sessionItemsPageSQL = withLiveSession + `
+	(SELECT count(*) OVER () AS total, ` + itemColumns + ` FROM items WHERE NOT viewer.is_superuser AND owner_id = viewer.id
+	 ORDER BY created_at DESC, id DESC LIMIT $4 OFFSET $5)
+	UNION ALL
+	(SELECT count(*) OVER () AS total, ` + itemColumns + ` FROM items WHERE viewer.is_superuser
+	 ORDER BY created_at DESC, id DESC LIMIT $4 OFFSET $5)` + endLiveSession
 
-// itemFor returns the item when v may see it; someone else's item is
-// not_found, so existence does not leak.
-func (s *store) itemFor(ctx context.Context, v viewer, id string) (item, error) {
-	it, err := scanItem(s.db.QueryRowContext(ctx, `SELECT `+itemColumns+` FROM items WHERE id = $1 AND ($2 OR owner_id = $3)`, id, v.superuser, v.id))
-	return it, classify(err, "Item")
-}
+// sessionItemSQL is one item ($4), when the session's user may see it.
+const sessionItemSQL = withLiveSession + `SELECT ` + itemColumns + ` FROM items
+	WHERE id = $4 AND (viewer.is_superuser OR owner_id = viewer.id)` + endLiveSession
 
 // itemChanges are the columns an update sets; description can be cleared,
 // so it says apart whether it is set.
@@ -110,61 +111,32 @@ func (s *store) deleteItem(ctx context.Context, v viewer, id string) error {
 	return nil
 }
 
-// sessionItemsPage is userBySession and the user's page of items in one
-// round trip: the user and session id (errMissing when the session is not
-// live), then the page and the total. Its rows are read through pgx itself:
-// the session and user columns once, from the first row (pgx skips a nil
-// destination without decoding it), the item columns from every row that
-// has an item.
-func (s *store) sessionItemsPage(ctx context.Context, tokenHash []byte, p sessionPolicy, limit, offset int) (u user, sessionID string, items []item, count int, err error) {
-	now := s.timestamp()
-	var lastUsed time.Time
-	found := false
-	items = make([]item, 0, limit)
-	err = s.withPgx(ctx, func(c *pgx.Conn) error {
-		rows, err := c.Query(ctx, sessionItemsPageSQL, append(liveSessionArgs(tokenHash, p, now), limit, offset)...)
-		if err != nil {
-			return err
-		}
-		defer rows.Close()
-		var it item
-		var total int64
-		head := append([]any{&sessionID, &lastUsed}, userFields(&u)...)
-		tail := []any{&total, &it.ID, &it.Title, &it.Description, &it.OwnerID, &it.CreatedAt, &it.UpdatedAt}
-		dest := make([]any, len(head)+len(tail))
-		for rows.Next() {
-			clear(dest)
-			if !found {
-				copy(dest, head)
-			}
-			hasItem := rows.RawValues()[len(head)] != nil // an empty page's one row has a NULL total
-			if hasItem {
-				copy(dest[len(head):], tail)
-			}
-			if err := rows.Scan(dest...); err != nil {
-				return err
-			}
-			found = true
-			if hasItem {
-				count = int(total)
-				it.CreatedAt, it.UpdatedAt = it.CreatedAt.UTC(), it.UpdatedAt.UTC()
-				items = append(items, it)
-				it.Description = nil // the next row's NULL must not keep this one's
-			}
-		}
-		return rows.Err()
-	})
-	switch {
-	case err != nil:
-		return user{}, "", nil, 0, classify(err, "Items")
-	case !found:
-		return user{}, "", nil, 0, errMissing
+// sessionItemsPage is userBySession and the user's page of items, with the
+// total, in one round trip.
+func (s *store) sessionItemsPage(ctx context.Context, tokenHash []byte, p sessionPolicy, limit, offset int) (user, string, []item, int, error) {
+	items := make([]item, 0, limit)
+	var it item
+	var total int64
+	u, sessionID, err := s.userBySessionAnd(ctx, sessionItemsPageSQL, tokenHash, p, []any{limit, offset},
+		append([]any{&total}, itemFields(&it)...), func() {
+			items = append(items, it.utc())
+			it.Description = nil // the next row's NULL must not keep this one's
+		})
+	if err != nil {
+		return user{}, "", nil, 0, err
 	}
-	u.CreatedAt = u.CreatedAt.UTC()
+	count := int(total)
 	if len(items) == 0 && offset > 0 {
 		if count, err = s.countItems(ctx, viewerOf(u)); err != nil {
 			return user{}, "", nil, 0, classify(err, "Items")
 		}
 	}
-	return u, sessionID, items, count, s.touchSession(ctx, tokenHash, lastUsed, now)
+	return u, sessionID, items, count, nil
+}
+
+// sessionItem is userBySession and one item in one round trip; found is
+// false when the item does not exist or is someone else's.
+func (s *store) sessionItem(ctx context.Context, tokenHash []byte, p sessionPolicy, id string) (u user, sessionID string, it item, found bool, err error) {
+	u, sessionID, err = s.userBySessionAnd(ctx, sessionItemSQL, tokenHash, p, []any{id}, itemFields(&it), func() { found = true })
+	return u, sessionID, it.utc(), found, err
 }

@@ -6,6 +6,8 @@ import (
 	"log/slog"
 	"strings"
 	"time"
+
+	"github.com/jackc/pgx/v5"
 )
 
 // session is one sign-in as its owner sees it. The id is public: neither
@@ -40,6 +42,18 @@ const liveSessionSQL = `SELECT s.id AS session_id, s.last_used_at, u.id, u.email
 	FROM sessions s JOIN users u ON u.id = s.user_id
 	WHERE s.token_hash = $1 AND s.expires_at > $2 AND s.last_used_at > $3`
 
+// A hot read can find the session in its own statement: the statement
+// starts with withLiveSession, then a query that may use the viewer's
+// columns (viewer.id, viewer.is_superuser) and parameters from $4 on, then
+// endLiveSession. No row means no live session; otherwise every row carries
+// the session and user, then the query's columns, all NULL on the one row
+// of a query that found nothing. One round trip and one snapshot, so a
+// session ended a moment ago sees nothing.
+const (
+	withLiveSession = `WITH viewer AS (` + liveSessionSQL + `) SELECT viewer.*, found.* FROM viewer LEFT JOIN LATERAL (`
+	endLiveSession  = `) found ON true`
+)
+
 // liveSessionArgs are liveSessionSQL's three arguments, at now.
 func liveSessionArgs(tokenHash []byte, p sessionPolicy, now time.Time) []any {
 	return []any{tokenHash, now, now.Add(-p.idle)}
@@ -57,6 +71,53 @@ func (s *store) userBySession(ctx context.Context, tokenHash []byte, p sessionPo
 		return u, "", classify(err, "Session")
 	}
 	return u, id, s.touchSession(ctx, tokenHash, lastUsed, now)
+}
+
+// userBySessionAnd runs a withLiveSession statement with args from $4 on.
+// It returns what userBySession returns, and scans each row's own columns
+// into dest (the first of them must not be NULL on a found row), calling
+// each after every row. The rows are read through pgx itself: the session
+// and user columns are decoded once, from the first row (pgx skips a nil
+// destination without decoding it).
+func (s *store) userBySessionAnd(ctx context.Context, query string, tokenHash []byte, p sessionPolicy, args []any, dest []any, each func()) (u user, sessionID string, err error) {
+	now := s.timestamp()
+	var lastUsed time.Time
+	found := false
+	err = s.withPgx(ctx, func(c *pgx.Conn) error {
+		rows, err := c.Query(ctx, query, append(liveSessionArgs(tokenHash, p, now), args...)...)
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		head := append([]any{&sessionID, &lastUsed}, userFields(&u)...)
+		all := make([]any, len(head)+len(dest))
+		for rows.Next() {
+			clear(all)
+			if !found {
+				copy(all, head)
+			}
+			has := rows.RawValues()[len(head)] != nil
+			if has {
+				copy(all[len(head):], dest)
+			}
+			if err := rows.Scan(all...); err != nil {
+				return err
+			}
+			found = true
+			if has {
+				each()
+			}
+		}
+		return rows.Err()
+	})
+	switch {
+	case err != nil:
+		return user{}, "", classify(err, "Session")
+	case !found:
+		return user{}, "", errMissing
+	}
+	u.CreatedAt = u.CreatedAt.UTC()
+	return u, sessionID, s.touchSession(ctx, tokenHash, lastUsed, now)
 }
 
 // touchSession moves a session's last_used_at to now when it is at least

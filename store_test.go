@@ -66,7 +66,8 @@ func TestEnsureDatabaseCreatesIt(t *testing.T) {
 
 // The item list's one statement runs one branch on its index, in order,
 // and never the other: the owner's page on (owner_id, created_at), a
-// superuser's on (created_at); no table scan, no sort.
+// superuser's on (created_at); no table scan, no sort. One item is one
+// primary-key lookup.
 func TestItemListUsesIndex(t *testing.T) {
 	db, _ := migratedDB(t)
 	ctx := context.Background()
@@ -89,10 +90,10 @@ func TestItemListUsesIndex(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	explain := func(email string) string {
+	explain := func(email, query string, args ...any) string {
 		var plan strings.Builder
-		args := append(liveSessionArgs([]byte(email), sessionPolicy{idle: time.Hour}, time.Now()), 20, 0)
-		rows, err := conn.QueryContext(ctx, `EXPLAIN (ANALYZE, COSTS OFF, TIMING OFF) `+sessionItemsPageSQL, args...)
+		args = append(liveSessionArgs([]byte(email), sessionPolicy{idle: time.Hour}, time.Now()), args...)
+		rows, err := conn.QueryContext(ctx, `EXPLAIN (ANALYZE, COSTS OFF, TIMING OFF) `+query, args...)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -108,11 +109,19 @@ func TestItemListUsesIndex(t *testing.T) {
 		{"u2@example.com", "items_owner_created_idx", "items_created_idx"},
 		{"u1@example.com", "items_created_idx", "items_owner_created_idx"},
 	} {
-		plan := explain(c.email)
+		plan := explain(c.email, sessionItemsPageSQL, 20, 0)
 		ran := regexp.MustCompile(`Index Scan using ` + c.runs + ` on items.*\(actual rows=\d+`)
 		skipped := regexp.MustCompile(`Index Scan using ` + c.skips + ` on items.*\(never executed\)`)
 		if !ran.MatchString(plan) || !skipped.MatchString(plan) || strings.Contains(plan, "Sort") || strings.Contains(plan, "Seq Scan on items") {
 			t.Fatalf("%s: want %s run and %s never executed, no sort or table scan:\n%s", c.email, c.runs, c.skips, plan)
+		}
+	}
+	// One item by id: the primary key, for owner and superuser alike.
+	var itemID string
+	conn.QueryRowContext(ctx, `SELECT i.id FROM items i JOIN users u ON u.id = i.owner_id WHERE u.email = 'u2@example.com' LIMIT 1`).Scan(&itemID)
+	for _, email := range []string{"u2@example.com", "u1@example.com"} {
+		if plan := explain(email, sessionItemSQL, itemID); !regexp.MustCompile(`Index Scan using items_pkey on items.*\(actual rows=1`).MatchString(plan) {
+			t.Fatalf("%s: one item is not one primary-key lookup:\n%s", email, plan)
 		}
 	}
 }
