@@ -274,7 +274,7 @@ func appendValue(buf []byte, k slog.Kind, v slog.Value) []byte {
 const hexDigits = "0123456789abcdef"
 
 // appendTimeUTC writes t as RFC 3339 in UTC with microseconds
-// (2026-11-27T06:01:02.345678Z), digit by digit: time.Format's layout
+// (2026-11-27T06:01:02.345678Z), by hand: time.Format's layout
 // parsing would be a quarter of a log line's cost. The part up to the
 // second is kept from the last line, which was almost always in the same
 // second.
