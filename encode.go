@@ -65,26 +65,28 @@ func (u user) appendJSON(b []byte) []byte {
 // appendJSON writes a page of items or users (appends says which pages
 // may call it).
 func (p listPage[T]) appendJSON(b []byte) []byte {
-	b = append(b, `{"data":[`...)
+	b = append(b, `{"data":`...)
 	switch data := any(p.Data).(type) {
 	case []item:
-		for i, v := range data {
-			if i > 0 {
-				b = append(b, ',')
-			}
-			b = v.appendJSON(b)
-		}
+		b = appendJSONArray(b, data)
 	case []user:
-		for i, v := range data {
-			if i > 0 {
-				b = append(b, ',')
-			}
-			b = v.appendJSON(b)
-		}
+		b = appendJSONArray(b, data)
 	}
-	b = append(b, `],"count":`...)
+	b = append(b, `,"count":`...)
 	b = strconv.AppendInt(b, int64(p.Count), 10)
 	return append(b, '}')
+}
+
+// appendJSONArray writes data as a JSON array of its elements' own JSON.
+func appendJSONArray[T jsonAppender](b []byte, data []T) []byte {
+	b = append(b, '[')
+	for i, v := range data {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = v.appendJSON(b)
+	}
+	return append(b, ']')
 }
 
 // appends reports whether v can write its own JSON: a page only when its
