@@ -16,7 +16,7 @@ func clientIP(r *http.Request, trusted []netip.Prefix) string {
 		return r.RemoteAddr
 	}
 	if !isTrusted(addr, trusted) {
-		return addr.String()
+		return peerText(r.RemoteAddr, addr)
 	}
 	hops := r.Header.Values("X-Forwarded-For")
 	for i := len(hops) - 1; i >= 0; i-- {
@@ -33,6 +33,22 @@ func clientIP(r *http.Request, trusted []netip.Prefix) string {
 		}
 	}
 	return addr.String()
+}
+
+// peerText is addr as text. The peer's own text is returned when it is
+// already that canonical form (an IPv4 peer always is), so the usual case
+// costs no allocation.
+func peerText(remoteAddr string, addr netip.Addr) string {
+	var buf [64]byte
+	text := addr.AppendTo(buf[:0])
+	host := remoteAddr
+	if i := strings.LastIndexByte(remoteAddr, ':'); i >= 0 {
+		host = strings.TrimSuffix(strings.TrimPrefix(remoteAddr[:i], "["), "]")
+	}
+	if host == string(text) {
+		return host
+	}
+	return string(text)
 }
 
 // parseHop reads an address with or without a port. The likely form is

@@ -250,6 +250,8 @@ func TestClientIPSpoofing(t *testing.T) {
 		{"ipv4-mapped peer", "[::ffff:203.0.113.9]:4000", nil, "203.0.113.9"},
 		{"ipv6 through trusted v6 proxy", "[fd00::1]:4000", map[string][]string{"X-Forwarded-For": {"2001:db8:1:2::99"}}, "2001:db8:1:2::99"},
 		{"zone stripped", "[fe80::1%eth0]:4000", nil, "fe80::1"},
+		{"ipv6 peer in capitals", "[2001:DB8::1]:4000", nil, "2001:db8::1"},
+		{"ipv6 peer spelt long", "[2001:db8:0:0:0:0:0:1]:4000", nil, "2001:db8::1"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -262,6 +264,12 @@ func TestClientIPSpoofing(t *testing.T) {
 				t.Fatalf("clientIP=%q, want %q", got, tt.want)
 			}
 		})
+	}
+	// The usual peer, IPv4 and untrusted, is its own text: no allocation.
+	r := httptest.NewRequest("GET", "/", nil)
+	r.RemoteAddr = "203.0.113.9:4000"
+	if n := testing.AllocsPerRun(100, func() { clientIP(r, trusted) }); n != 0 {
+		t.Fatalf("clientIP allocates %v times for an IPv4 peer", n)
 	}
 	if a, b := limitKey("2001:db8:1:2::1"), limitKey("2001:db8:1:2:ffff::9"); a != b || a != "2001:db8:1:2::/64" {
 		t.Fatalf("IPv6 keys: %q %q, want one /64", a, b)
