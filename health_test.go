@@ -3,6 +3,7 @@ package main
 import (
 	"database/sql"
 	"net/http"
+	"strconv"
 	"testing"
 )
 
@@ -27,6 +28,13 @@ func TestHealth(t *testing.T) {
 	live := a.do(req{method: "GET", path: "/api/v1/health/live"})
 	if live.status != 200 || live.str("status") != "pass" || live.header.Get("Content-Type") != "application/health+json" {
 		t.Fatalf("live: %d %s", live.status, live.body)
+	}
+	// A probe (or a proxy keeping the connection) reads a sized answer, never chunks.
+	if live.header.Get("Content-Length") != strconv.Itoa(len(live.body)) {
+		t.Fatalf("live: Content-Length %q for %d bytes", live.header.Get("Content-Length"), len(live.body))
+	}
+	if head := a.do(req{method: "HEAD", path: "/api/v1/health/live"}); head.status != 200 || head.header.Get("Content-Length") != strconv.Itoa(len(live.body)) || len(head.body) != 0 {
+		t.Fatalf("HEAD live: %d, Content-Length %q, %d bytes of body", head.status, head.header.Get("Content-Length"), len(head.body))
 	}
 
 	// Probe lines stay at debug, hidden at the default level.

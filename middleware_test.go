@@ -43,6 +43,14 @@ func TestRequestIDAcceptReplaceGenerate(t *testing.T) {
 			}
 		})
 	}
+	seen := map[string]bool{}
+	for range 10000 {
+		id := newRequestID()
+		if seen[id] {
+			t.Fatalf("request id %s generated twice", id)
+		}
+		seen[id] = true
+	}
 	// The id ends up in the access line.
 	r := a.do(req{method: "GET", path: "/api/v1/items", header: map[string]string{"X-Request-ID": "trace-me-42"}})
 	expectProblem(t, r, 401, "unauthorized")
