@@ -58,27 +58,44 @@ done
 
 rps() { awk '/Requests\/sec/ {print $2}'; }
 run() { wrk -t2 -c"$CONNECTIONS" -d"${DURATION}s" "$@"; }
+# cpu PID: the process's user+system CPU so far, in clock ticks.
+cpu() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+ticks=$(getconf CLK_TCK)
+# measure PID URL: one wrk run; prints requests/s and the server's CPU
+# microseconds per request (steadier than requests/s here: wrk and the
+# server share the cores, and the machine's speed swings).
+measure() {
+  local before after out
+  before=$(cpu "$1")
+  out=$(run "$2")
+  after=$(cpu "$1")
+  awk -v rps="$(echo "$out" | rps)" -v n="$(echo "$out" | awk '/requests in/ {print $1}')" -v t="$ticks" -v c=$((after - before)) \
+    'BEGIN { printf "%s %.2f\n", rps, c / t * 1e6 / n }'
+}
 echo "wrk: ${DURATION}s a run, ${CONNECTIONS} connections, 2 threads, ${ROUNDS} rounds"
-bare=0 contract=0 live=0 items=0
+bare=0 contract=0 live=0 items=0 bare_us=0 contract_us=0 live_us=0
 for round in $(seq 1 "$ROUNDS"); do
-  b=$(run "http://127.0.0.1:$((PORT + 1))/api/v1/health/live" | rps)
-  c=$(run "http://127.0.0.1:$((PORT + 2))/api/v1/health/live" | rps)
-  l=$(run "$base/api/v1/health/live" | rps)
+  read -r b bu < <(measure "$bare_pid" "http://127.0.0.1:$((PORT + 1))/api/v1/health/live")
+  read -r c cu < <(measure "$contract_pid" "http://127.0.0.1:$((PORT + 2))/api/v1/health/live")
+  read -r l lu < <(measure "$pid" "$base/api/v1/health/live")
   run -H "Authorization: Bearer $token" "$base/api/v1/items" >"$work/items.txt"
   grep -q 'Non-2xx' "$work/items.txt" && { echo "non-2xx answers during the items run:" >&2; cat "$work/items.txt" >&2; exit 1; }
   i=$(rps <"$work/items.txt")
-  echo "round $round: bare $b, bare with the contract's headers $c, live logged $l, items $i req/s"
-  read -r bare contract live items < <(awk -v a="$bare" -v b="$b" -v c="$contract" -v d="$c" -v e="$live" -v f="$l" -v g="$items" -v h="$i" \
-    'BEGIN { print a + b, c + d, e + f, g + h }')
+  echo "round $round: bare $b ($bu us CPU/req), bare with the contract's headers $c ($cu), live logged $l ($lu), items $i req/s"
+  read -r bare contract live items bare_us contract_us live_us < <(awk -v a="$bare" -v b="$b" -v c="$contract" -v d="$c" -v e="$live" -v f="$l" -v g="$items" -v h="$i" \
+    -v p="$bare_us" -v q="$bu" -v r="$contract_us" -v s="$cu" -v t="$live_us" -v u="$lu" \
+    'BEGIN { print a + b, c + d, e + f, g + h, p + q, r + s, t + u }')
 done
-awk -v n="$ROUNDS" -v bare="$bare" -v contract="$contract" -v live="$live" -v items="$items" 'BEGIN {
-  bare /= n; contract /= n; live /= n; items /= n
-  printf "bare net/http GET /api/v1/health/live (baseline): %.0f req/s\n", bare
-  printf "the same with the contract'"'"'s headers and timeouts: %.0f req/s\n", contract
-  printf "GET /api/v1/health/live, every request logged at debug: %.0f req/s\n", live
+awk -v n="$ROUNDS" -v bare="$bare" -v contract="$contract" -v live="$live" -v items="$items" \
+  -v bu="$bare_us" -v cu="$contract_us" -v lu="$live_us" 'BEGIN {
+  bare /= n; contract /= n; live /= n; items /= n; bu /= n; cu /= n; lu /= n
+  printf "bare net/http GET /api/v1/health/live (baseline): %.0f req/s, server CPU %.1f us/req\n", bare, bu
+  printf "the same with the contract'"'"'s headers and timeouts: %.0f req/s, server CPU %.1f us/req\n", contract, cu
+  printf "GET /api/v1/health/live, every request logged at debug: %.0f req/s, server CPU %.1f us/req\n", live, lu
   printf "GET /api/v1/items (auth, page of 20): %.0f req/s\n", items
   printf "ratio live/bare: %.2f\n", live / bare
   printf "ratio contract-bare/bare (what the contract costs): %.2f\n", contract / bare
   printf "ratio live/contract-bare (what our code costs): %.2f\n", live / contract
+  printf "server CPU per request, live - contract-bare (our code), us: %.1f\n", lu - cu
   printf "ratio items/live: %.2f\n", items / live
 }'
