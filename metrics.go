@@ -34,67 +34,96 @@ func labelsOf(values []string) (k labelValues) {
 	return k
 }
 
+// seriesMap finds a vector's series by their label values. Every answered
+// request looks one up, on whatever core it runs, so reading takes no lock:
+// the map is replaced, never changed, and a reader loads it atomically.
+// Adding a series copies the map under mu; that is rare, since label
+// values come from bounded sets.
+type seriesMap[T any] struct {
+	mu  sync.Mutex
+	all atomic.Pointer[map[labelValues]*T]
+}
+
+// get returns the series for key, made by fresh the first time.
+func (s *seriesMap[T]) get(key labelValues, fresh func() *T) *T {
+	if all := s.all.Load(); all != nil {
+		if v, ok := (*all)[key]; ok {
+			return v
+		}
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	old := s.snapshot()
+	if v, ok := old[key]; ok {
+		return v // another request added it first
+	}
+	next := make(map[labelValues]*T, len(old)+1)
+	for k, v := range old {
+		next[k] = v
+	}
+	v := fresh()
+	next[key] = v
+	s.all.Store(&next)
+	return v
+}
+
+// snapshot is every series so far; the caller must not change the map.
+func (s *seriesMap[T]) snapshot() map[labelValues]*T {
+	if all := s.all.Load(); all != nil {
+		return *all
+	}
+	return nil
+}
+
 // counterVec is a counter per combination of label values.
 type counterVec struct {
 	name, help string
 	labels     []string
-	mu         sync.RWMutex
-	values     map[labelValues]*atomic.Uint64
+	series     seriesMap[atomic.Uint64]
 }
 
 func newCounterVec(name, help string, labels ...string) *counterVec {
-	return &counterVec{name: name, help: help, labels: labels, values: map[labelValues]*atomic.Uint64{}}
+	return &counterVec{name: name, help: help, labels: labels}
 }
 
 func (c *counterVec) add(n uint64, values ...string) {
-	key := labelsOf(values)
-	c.mu.RLock()
-	v, ok := c.values[key]
-	c.mu.RUnlock()
-	if !ok {
-		c.mu.Lock()
-		if v, ok = c.values[key]; !ok {
-			v = &atomic.Uint64{}
-			c.values[key] = v
-		}
-		c.mu.Unlock()
-	}
-	v.Add(n)
+	c.series.get(labelsOf(values), func() *atomic.Uint64 { return new(atomic.Uint64) }).Add(n)
 }
 
-// histogramVec is a histogram with fixed buckets per combination of label
-// values.
+// histogramVec is a histogram of durations with fixed buckets per
+// combination of label values.
 type histogramVec struct {
 	name, help string
 	labels     []string
-	buckets    []float64
-	mu         sync.Mutex
-	values     map[labelValues]*histogram
+	buckets    []float64       // upper bounds in seconds, as exported
+	bounds     []time.Duration // the same bounds, compared with each observation
+	series     seriesMap[histogram]
 }
 
+// histogram counts with atomic additions only, so observations on several
+// cores never wait for each other. Its count is the sum of its buckets, so
+// a scrape always sees the two agree; the sum may miss an observation that
+// is counted, for the instant between the two additions.
 type histogram struct {
-	counts []uint64 // per bucket, not cumulative; the last is +Inf
-	sum    float64
-	count  uint64
+	counts []atomic.Uint64 // per bucket, not cumulative; the last is +Inf
+	sumNs  atomic.Int64    // exact, where adding float seconds would round
 }
 
 func newHistogramVec(name, help string, buckets []float64, labels ...string) *histogramVec {
-	return &histogramVec{name: name, help: help, labels: labels, buckets: buckets, values: map[labelValues]*histogram{}}
+	bounds := make([]time.Duration, len(buckets))
+	for i, b := range buckets {
+		bounds[i] = time.Duration(math.Round(b * float64(time.Second)))
+	}
+	return &histogramVec{name: name, help: help, labels: labels, buckets: buckets, bounds: bounds}
 }
 
-func (h *histogramVec) observe(v float64, values ...string) {
-	key := labelsOf(values)
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	hist, ok := h.values[key]
-	if !ok {
-		hist = &histogram{counts: make([]uint64, len(h.buckets)+1)}
-		h.values[key] = hist
-	}
-	i, _ := slices.BinarySearch(h.buckets, v)
-	hist.counts[i]++
-	hist.sum += v
-	hist.count++
+func (h *histogramVec) observe(d time.Duration, values ...string) {
+	hist := h.series.get(labelsOf(values), func() *histogram {
+		return &histogram{counts: make([]atomic.Uint64, len(h.bounds)+1)}
+	})
+	i, _ := slices.BinarySearch(h.bounds, d) // le: a value on a bound counts in it
+	hist.counts[i].Add(1)
+	hist.sumNs.Add(int64(d))
 }
 
 // gauge is read when scraped.
@@ -202,7 +231,7 @@ func (m *metrics) addOutbox(s *store) {
 
 // addHasher exports the password hasher's concurrency.
 func (m *metrics) addHasher(pw *passwordHasher) {
-	pw.observe = func(d time.Duration) { m.hashDuration.observe(d.Seconds()) }
+	pw.observe = func(d time.Duration) { m.hashDuration.observe(d) }
 	m.gauges = append(m.gauges,
 		gauge{name: "password_hashes_running", help: "Password hashes being computed.", kind: "gauge", read: func() []gaugeValue { return one(float64(len(pw.slots))) }},
 		gauge{name: "password_hashes_waiting", help: "Password hashes waiting for a slot.", kind: "gauge", read: func() []gaugeValue { return one(float64(pw.waiting.Load())) }},
@@ -239,7 +268,7 @@ func (m *metrics) observe(route, method string, status int, d time.Duration) {
 		method = "other"
 	}
 	m.requests.add(1, route, method, statusText(status))
-	m.duration.observe(d.Seconds(), route)
+	m.duration.observe(d, route)
 }
 
 // statusTexts spares an allocation per request for the status label.
@@ -289,32 +318,26 @@ func writeHeader(b *bufio.Writer, name, help, kind string) {
 
 func writeCounters(b *bufio.Writer, c *counterVec) {
 	writeHeader(b, c.name, c.help, "counter")
-	c.mu.RLock()
-	keys := sortedKeys(c.values)
-	vals := make([]uint64, len(keys))
-	for i, k := range keys {
-		vals[i] = c.values[k].Load()
-	}
-	c.mu.RUnlock()
-	for i, k := range keys {
-		sample(b, c.name, c.labels, k[:len(c.labels)], "", "", float64(vals[i]))
+	all := c.series.snapshot()
+	for _, k := range sortedKeys(all) {
+		sample(b, c.name, c.labels, k[:len(c.labels)], "", "", float64(all[k].Load()))
 	}
 }
 
 func writeHistograms(b *bufio.Writer, h *histogramVec) {
 	writeHeader(b, h.name, h.help, "histogram")
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	for _, k := range sortedKeys(h.values) {
-		hist, values := h.values[k], k[:len(h.labels)]
+	all := h.series.snapshot()
+	for _, k := range sortedKeys(all) {
+		hist, values := all[k], k[:len(h.labels)]
 		var cum uint64
 		for i, upper := range h.buckets {
-			cum += hist.counts[i]
+			cum += hist.counts[i].Load()
 			sample(b, h.name+"_bucket", h.labels, values, "le", formatFloat(upper), float64(cum))
 		}
-		sample(b, h.name+"_bucket", h.labels, values, "le", "+Inf", float64(hist.count))
-		sample(b, h.name+"_sum", h.labels, values, "", "", hist.sum)
-		sample(b, h.name+"_count", h.labels, values, "", "", float64(hist.count))
+		cum += hist.counts[len(h.buckets)].Load()
+		sample(b, h.name+"_bucket", h.labels, values, "le", "+Inf", float64(cum))
+		sample(b, h.name+"_sum", h.labels, values, "", "", time.Duration(hist.sumNs.Load()).Seconds())
+		sample(b, h.name+"_count", h.labels, values, "", "", float64(cum))
 	}
 }
 

@@ -4,12 +4,15 @@ import (
 	"bufio"
 	"fmt"
 	"io"
+	"math"
 	"math/rand/v2"
 	"net/http"
 	"os/exec"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 )
 
 // scrape reads /metrics and returns the text and its samples by series.
@@ -128,5 +131,82 @@ func TestMetricLabelsAreEscaped(t *testing.T) {
 	cmd.Stdin = strings.NewReader(b.String())
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("promtool: %v\n%s", err, out)
+	}
+}
+
+// Counters and histograms are updated without a lock from many goroutines
+// at once, new series included: nothing is lost, a histogram's count is the
+// sum of its buckets, its sum is exact, and a value on a bound counts in
+// that bound's bucket (le).
+func TestMetricVectorsConcurrent(t *testing.T) {
+	m := newMetrics("v", "c")
+	routes := []string{"GET /a", "GET /b", "POST /c", "DELETE /d"}
+	const workers, each = 8, 2000
+	var wg sync.WaitGroup
+	for w := range workers {
+		wg.Go(func() {
+			for i := range each {
+				route := routes[(w+i)%len(routes)]
+				m.observe(route, "GET", 200+(i%3), time.Duration(i%7)*time.Millisecond)
+			}
+		})
+	}
+	wg.Wait()
+	var b strings.Builder
+	m.write(&b)
+	cmd := exec.Command(needTool(t, "promtool"), "check", "metrics")
+	cmd.Stdin = strings.NewReader(b.String())
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("promtool: %v\n%s", err, out)
+	}
+	samples := map[string]float64{}
+	for _, line := range strings.Split(b.String(), "\n") {
+		if i := strings.LastIndexByte(line, ' '); i > 0 && !strings.HasPrefix(line, "#") {
+			samples[line[:i]], _ = strconv.ParseFloat(line[i+1:], 64)
+		}
+	}
+	var requests, count, sum float64
+	for series, v := range samples {
+		switch {
+		case strings.HasPrefix(series, "http_requests_total{"):
+			requests += v
+		case strings.HasPrefix(series, "http_request_duration_seconds_count{"):
+			count += v
+			route := series[len("http_request_duration_seconds_count"):]
+			inf := samples["http_request_duration_seconds_bucket"+strings.TrimSuffix(route, "}")+`,le="+Inf"}`]
+			if inf != v {
+				t.Errorf("%s: count %v, +Inf bucket %v", route, v, inf)
+			}
+		case strings.HasPrefix(series, "http_request_duration_seconds_sum{"):
+			sum += v
+		}
+	}
+	// Each worker's i runs over 0..each-1: per worker, the i%7 milliseconds sum to this.
+	var perWorkerMs int
+	for i := range each {
+		perWorkerMs += i % 7
+	}
+	if requests != workers*each || count != workers*each {
+		t.Fatalf("%v requests and %v observations counted, want %d", requests, count, workers*each)
+	}
+	if want := float64(workers*perWorkerMs) / 1000; math.Abs(sum-want) > 1e-9 {
+		t.Fatalf("duration sum %v, want %v", sum, want)
+	}
+	// 5 ms is the 0.005 bound itself: it counts there, not in the next bucket.
+	h := newHistogramVec("x_seconds", "x", []float64{0.001, 0.005, 0.01}, "k")
+	h.observe(5*time.Millisecond, "a")
+	h.observe(5*time.Millisecond+time.Nanosecond, "a")
+	b.Reset()
+	bw := bufio.NewWriter(&b)
+	writeHistograms(bw, h)
+	bw.Flush()
+	got := map[string]float64{}
+	for _, line := range strings.Split(b.String(), "\n") {
+		if i := strings.LastIndexByte(line, ' '); i > 0 && !strings.HasPrefix(line, "#") {
+			got[line[:i]], _ = strconv.ParseFloat(line[i+1:], 64)
+		}
+	}
+	if got[`x_seconds_bucket{k="a",le="0.005"}`] != 1 || got[`x_seconds_bucket{k="a",le="0.01"}`] != 2 {
+		t.Fatalf("bounds: %v", got)
 	}
 }

@@ -18,6 +18,7 @@ awk '
     print ""
     print "ratios (same run):"
     ratio("middleware chain time / bare handler time", ns["BenchmarkMiddlewareChain"], ns["BenchmarkBareHandler"])
+    ratio("middleware chain per request, all cores / one core", ns["BenchmarkMiddlewareChainParallel"], ns["BenchmarkMiddlewareChain"])
     ratio("our log handler time / slog.NewJSONHandler time", ns["BenchmarkLogAccessLine"], ns["BenchmarkLogAccessLineStdlib"])
     ratio("HTTP item list req/s / naive 3-statement SQL req/s", rps["BenchmarkItemListHTTP"], rps["BenchmarkItemListNaiveSQL"])
     ratio("HTTP item list req/s / store (1 statement) req/s", rps["BenchmarkItemListHTTP"], rps["BenchmarkItemListSQL"])
