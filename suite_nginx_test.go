@@ -480,3 +480,69 @@ func waitForLog(t *testing.T, logs *logBuffer, s string) {
 	}
 	t.Fatalf("%q never logged:\n%s", s, logs)
 }
+
+// nginx keeps upstream connections alive between requests, and drops one
+// that has been idle for a second: a replica that starts draining (it
+// waits SHUTDOWN_DELAY before closing idle connections) is never sent a
+// request on a connection it is about to close.
+func TestNginxUpstreamKeepalive(t *testing.T) {
+	var mu sync.Mutex
+	opened := 0
+	var closedAt []time.Time
+	api := &http.Server{
+		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Content-Type", "application/health+json")
+			io.WriteString(w, `{"status":"pass"}`)
+		}),
+		ConnState: func(c net.Conn, s http.ConnState) {
+			mu.Lock()
+			defer mu.Unlock()
+			switch s {
+			case http.StateNew:
+				opened++
+			case http.StateClosed:
+				closedAt = append(closedAt, time.Now())
+			}
+		},
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go api.Serve(ln)
+	t.Cleanup(func() { api.Close() })
+	n := startNginx(t, ln.Addr().(*net.TCPAddr).Port)
+	client := n.client("")
+
+	// Back to back, one at a time: one upstream connection serves them all.
+	for range 5 {
+		if resp, body := get(t, client, n.httpsURL()+"/api/v1/health/live", nil); resp.StatusCode != 200 {
+			t.Fatalf("through nginx: %d %s", resp.StatusCode, body)
+		}
+	}
+	idleSince := time.Now()
+	mu.Lock()
+	if opened != 1 || len(closedAt) != 0 {
+		t.Fatalf("5 requests in a row opened %d upstream connections and closed %d, want 1 kept open", opened, len(closedAt))
+	}
+	mu.Unlock()
+
+	// Idle, it is closed by nginx (this server never closes one) after
+	// about a second; nginx's own default would keep it a minute.
+	deadline := time.Now().Add(5 * time.Second)
+	for time.Now().Before(deadline) {
+		mu.Lock()
+		closed := len(closedAt)
+		mu.Unlock()
+		if closed > 0 {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(closedAt) != 1 {
+		t.Fatalf("the idle upstream connection was not closed within 5 s")
+	}
+	t.Logf("closed by nginx after %v idle", closedAt[0].Sub(idleSince).Round(time.Millisecond))
+}
