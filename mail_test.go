@@ -149,6 +149,18 @@ func tokenFrom(t *testing.T, m *mail.Message, path string) string {
 	return match[2]
 }
 
+// recoverLink checks that a notice ("if this was not you, reset your
+// password") links, in both parts, to the frontend's page for asking a
+// reset link.
+func recoverLink(t *testing.T, m *mail.Message) {
+	t.Helper()
+	const want = "https://app.example.com/recover-password"
+	text, html := parts(t, m)
+	if !strings.Contains(text, want) || !strings.Contains(html, `href="`+want+`"`) {
+		t.Fatalf("the notice does not link to %s:\n%s\n%s", want, text, html)
+	}
+}
+
 func mailEnv(dsn string, smtpPort int) map[string]string {
 	return map[string]string{"DATABASE_URL": dsn, "SMTP_HOST": "127.0.0.1", "SMTP_PORT": fmt.Sprint(smtpPort), "SMTP_TLS": "none",
 		"MAIL_FROM": "App <noreply@example.com>", "FRONTEND_URL": "https://app.example.com", "SHUTDOWN_DELAY": "0s",
@@ -202,17 +214,22 @@ func TestMailFlowsEndToEnd(t *testing.T) {
 	expectProblem(t, login("password-123"), 401, "unauthorized")
 	expectStatus(t, login("brand-new-password"), 200)
 	expectProblem(t, doRequest(t, base, req{method: "POST", path: "/api/v1/auth/password-reset", body: map[string]any{"token": reset, "new_password": "another-password"}}), 400, "invalid_token")
-	smtp.waitMail(t, "alice@example.com", "was reset", 0)
+	recoverLink(t, smtp.waitMail(t, "alice@example.com", "was reset", 0))
 
 	// An email change: a link to the new address, a notice to the old one.
 	tok := login("brand-new-password").str("access_token")
 	expectStatus(t, doRequest(t, base, req{method: "PATCH", path: "/api/v1/users/me", token: tok, body: map[string]any{"email": "alice2@example.com", "current_password": "brand-new-password"}}), 200)
-	smtp.waitMail(t, "alice@example.com", "email address was changed", 0)
+	recoverLink(t, smtp.waitMail(t, "alice@example.com", "email address was changed", 0))
 	verify2 := tokenFrom(t, smtp.waitMail(t, "alice2@example.com", "Confirm", 0), "/verify-email")
 	if me := doRequest(t, base, req{method: "GET", path: "/api/v1/users/me", token: tok}); me.json["email_verified"] != false {
 		t.Fatalf("a new email starts unverified: %s", me.body)
 	}
 	expectStatus(t, doRequest(t, base, req{method: "POST", path: "/api/v1/auth/verify-email", body: map[string]any{"token": verify2}}), 204)
+
+	// A password change: a notice to the account's address.
+	expectStatus(t, doRequest(t, base, req{method: "POST", path: "/api/v1/users/me/password", token: tok,
+		body: map[string]any{"current_password": "brand-new-password", "new_password": "third-password-1"}}), 204)
+	recoverLink(t, smtp.waitMail(t, "alice2@example.com", "password was changed", 0))
 
 	// Nothing went to the unknown address; no secret reached the log.
 	for _, m := range smtp.received(t) {

@@ -29,10 +29,12 @@ func (m *mailer) verificationMail(s *store) txStep {
 }
 
 // notice is the step that tells to (the account's address before the
-// change) what just happened to the account.
+// change) what just happened to the account. Its link is the frontend's
+// page for asking a reset link: a notice says "if this was not you, reset
+// your password at once".
 func (m *mailer) notice(s *store, kind, to string, d mailData) txStep {
 	return func(ctx context.Context, tx *sql.Tx, u user) error {
-		d.Name, d.Email, d.Link = deref(u.FullName), to, m.link("", "")
+		d.Name, d.Email, d.Link = deref(u.FullName), to, m.link("/recover-password", "")
 		msg, err := m.compose(kind, to, d)
 		if err != nil {
 			return err
