@@ -12,8 +12,18 @@ import (
 	"strings"
 )
 
-// The plumbing every handler uses: the handler type that returns its error,
-// strict decoding, optional fields, paging, path ids and the one JSON writer.
+// The plumbing every handler uses: request headers by canonical key, the
+// handler type that returns its error, strict decoding, optional fields,
+// paging, path ids and the one JSON writer.
+
+// header is Header.Get for a key already in canonical form: the middleware
+// runs it on every request, and Get re-canonicalises the key each time.
+func header(h http.Header, canonicalKey string) string {
+	if v := h[canonicalKey]; len(v) > 0 {
+		return v[0]
+	}
+	return ""
+}
 
 // apiFunc is a handler that returns its error; the error becomes a problem
 // document in one place.

@@ -36,15 +36,6 @@ func requestID(trusted []netip.Prefix) func(http.Handler) http.Handler {
 	}
 }
 
-// header is Header.Get for a key already in canonical form: these run on
-// every request, and Get re-canonicalises the key each time.
-func header(h http.Header, canonicalKey string) string {
-	if v := h[canonicalKey]; len(v) > 0 {
-		return v[0]
-	}
-	return ""
-}
-
 func validRequestID(id string) bool {
 	if len(id) < 1 || len(id) > 128 {
 		return false
