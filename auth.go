@@ -75,7 +75,8 @@ func presentedToken(r *http.Request) ([]byte, error) {
 // admit judges a session lookup for the token hash: a live session of an
 // active user is recorded in the request state; anything else is 401, or
 // the lookup's own error. requireUser and the handlers that find the
-// session in their own statement (handleItemList, handleItemGet) share it.
+// session in their own statement (handleItemList, handleItemGet,
+// handleSessionList) share it.
 func admit(r *http.Request, hash []byte, u user, sessionID string, err error) error {
 	if errors.Is(err, errMissing) {
 		return errUnauthenticated

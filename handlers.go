@@ -99,7 +99,7 @@ func addRoutes(mux *http.ServeMux, logger *slog.Logger, cfg config, d serverDeps
 	handle("POST /api/v1/users/me/password", authLimit(user(handlePasswordChange(s, pw, rl, au, ml))))
 	handle("DELETE /api/v1/users/me", apiLimit(user(handleMeDelete(s, au))))
 	handle("POST /api/v1/users/me/verify-email", authLimit(user(handleResendVerification(s, ml))))
-	handle("GET /api/v1/users/me/sessions", apiLimit(user(handleSessionList(s, sessions))))
+	handle("GET /api/v1/users/me/sessions", apiLimit(handleSessionList(s, sessions))) // authenticates as user does, in its own statement
 	handle("DELETE /api/v1/users/me/sessions/{id}", apiLimit(user(handleSessionDelete(s, au))))
 	handle("DELETE /api/v1/users/me/sessions", apiLimit(user(handleSessionDeleteOthers(s, au))))
 

@@ -180,12 +180,12 @@ func TestItemPatchAndPages(t *testing.T) {
 	expectProblem(t, r, 409, "conflict")
 }
 
-// GET /items and GET /items/{id} find the session in the same statement as
-// their own query, and answer as requireUser does everywhere else: 401 for a
-// missing, unknown, idle, expired or ended session and for a deactivated
-// user, before bad input is judged; an empty list is a page, someone else's
-// item a 404.
-func TestItemReadsAuthenticateThemselves(t *testing.T) {
+// GET /items, GET /items/{id} and GET /users/me/sessions find the session
+// in the same statement as their own query, and answer as requireUser does
+// everywhere else: 401 for a missing, unknown, idle, expired or ended
+// session and for a deactivated user, before bad input is judged; an empty
+// list is a page, someone else's item a 404.
+func TestHotReadsAuthenticateThemselves(t *testing.T) {
 	a := newTestApp(t, map[string]string{"SESSION_IDLE_TIMEOUT": "30m", "SESSION_TTL": "2h"})
 	a.superuser("root@example.com")
 	id, token := a.signup("lister@example.com")
@@ -193,6 +193,9 @@ func TestItemReadsAuthenticateThemselves(t *testing.T) {
 	unknown := strings.Repeat("A", 43)
 	get := func(token, path string) response {
 		return a.do(req{method: "GET", path: "/api/v1/items" + path, token: token})
+	}
+	sessions := func(token, query string) response {
+		return a.do(req{method: "GET", path: "/api/v1/users/me/sessions" + query, token: token})
 	}
 
 	empty := get(token, "")
@@ -225,11 +228,43 @@ func TestItemReadsAuthenticateThemselves(t *testing.T) {
 			t.Fatalf("token %q, %s: %d, want %d", c.token, c.path, r.status, c.want)
 		}
 	}
+	for _, c := range []struct {
+		token, query string
+		want         int
+	}{
+		{"", "", 401}, {unknown, "", 401}, {"", "?limit=0", 401}, {unknown, "?offset=-1", 401}, {token, "?limit=0", 422}, {token, "?offset=x", 422},
+	} {
+		if r := sessions(c.token, c.query); r.status != c.want {
+			t.Fatalf("sessions, token %q, %s: %d, want %d", c.token, c.query, r.status, c.want)
+		}
+	}
+
+	// The sessions page: the caller's own, newest first, the current one
+	// marked, the total right on a page past the last.
+	a.clock.Advance(time.Minute)
+	second := a.login("lister@example.com", "password-123")
+	page := sessions(second, "?limit=1")
+	list, _ := page.json["data"].([]any)
+	if page.status != 200 || page.json["count"] != float64(2) || len(list) != 1 || list[0].(map[string]any)["current"] != true {
+		t.Fatalf("sessions page: %d %s", page.status, page.body)
+	}
+	older := sessions(second, "?limit=1&offset=1")
+	if list, _ := older.json["data"].([]any); older.status != 200 || len(list) != 1 || list[0].(map[string]any)["current"] != false {
+		t.Fatalf("the older session: %d %s", older.status, older.body)
+	}
+	if past := sessions(second, "?offset=5"); past.status != 200 || past.json["count"] != float64(2) || len(past.json["data"].([]any)) != 0 {
+		t.Fatalf("past the last page: %d %s", past.status, past.body)
+	}
+	if got := a.logs.linesWith(t, "path", "/api/v1/users/me/sessions"); len(got) == 0 || got[len(got)-1]["user_id"] != id {
+		t.Fatalf("the sessions access line does not name the user: %v", got)
+	}
+	expectStatus(t, a.do(req{method: "POST", path: "/api/v1/auth/logout", token: second}), 204)
 
 	refused := func(token string) {
 		t.Helper()
 		expectProblem(t, get(token, ""), 401, "unauthorized")
 		expectProblem(t, get(token, "/"+mine), 401, "unauthorized")
+		expectProblem(t, sessions(token, ""), 401, "unauthorized")
 	}
 	// Idle past the timeout, then expired past the TTL, each on its own login.
 	a.clock.Advance(31 * time.Minute)

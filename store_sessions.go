@@ -135,26 +135,40 @@ func (s *store) deleteSession(ctx context.Context, tokenHash []byte) error {
 	return classify(err, "Session")
 }
 
-// listSessions pages through userID's live sessions, newest first, with
-// the total.
-func (s *store) listSessions(ctx context.Context, userID string, p sessionPolicy, limit, offset int) ([]session, int, error) {
-	now := s.timestamp()
-	rows, err := s.db.QueryContext(ctx, `
-		SELECT count(*) OVER (), id, created_at, last_used_at, expires_at, user_agent, client_ip FROM sessions
-		WHERE user_id = $1 AND expires_at > $2 AND last_used_at > $3
-		ORDER BY created_at DESC, id DESC LIMIT $4 OFFSET $5`, userID, now, now.Add(-p.idle), limit, offset)
-	count := 0
-	list, err := collect(rows, err, func(r rowScanner) (session, error) {
-		var x session
-		err := r.Scan(&count, &x.ID, &x.CreatedAt, &x.LastUsedAt, &x.ExpiresAt, &x.UserAgent, &x.ClientIP)
-		x.CreatedAt, x.LastUsedAt, x.ExpiresAt = x.CreatedAt.UTC(), x.LastUsedAt.UTC(), x.ExpiresAt.UTC()
-		return x, err
-	})
-	if err == nil && len(list) == 0 && offset > 0 {
-		err = s.db.QueryRowContext(ctx, `SELECT count(*) FROM sessions WHERE user_id = $1 AND expires_at > $2 AND last_used_at > $3`,
-			userID, now, now.Add(-p.idle)).Scan(&count)
+// sessionSessionsPageSQL is the page of the session's user's live
+// sessions, newest first, with the total, in the session's own statement
+// (withLiveSession): $2 and $3 are the same expiry and idle limits the
+// session itself is held to.
+const sessionSessionsPageSQL = withLiveSession + `SELECT count(*) OVER () AS total,
+		x.id, x.created_at, x.last_used_at, x.expires_at, x.user_agent, x.client_ip FROM sessions x
+	WHERE x.user_id = viewer.id AND x.expires_at > $2 AND x.last_used_at > $3
+	ORDER BY x.created_at DESC, x.id DESC LIMIT $4 OFFSET $5` + endLiveSession
+
+// sessionSessionsPage is userBySession and a page of the user's live
+// sessions, with the total, in one round trip (a second one only for the
+// total of a page past the last).
+func (s *store) sessionSessionsPage(ctx context.Context, tokenHash []byte, p sessionPolicy, limit, offset int) (user, string, []session, int, error) {
+	list := []session{}
+	var x session
+	var total int64
+	u, sessionID, err := s.userBySessionAnd(ctx, sessionSessionsPageSQL, tokenHash, p, []any{limit, offset},
+		[]any{&total, &x.ID, &x.CreatedAt, &x.LastUsedAt, &x.ExpiresAt, &x.UserAgent, &x.ClientIP}, func() {
+			x.CreatedAt, x.LastUsedAt, x.ExpiresAt = x.CreatedAt.UTC(), x.LastUsedAt.UTC(), x.ExpiresAt.UTC()
+			list = append(list, x)
+		})
+	if err != nil {
+		return user{}, "", nil, 0, err
 	}
-	return list, count, classify(err, "Sessions")
+	count := int(total)
+	if len(list) == 0 && offset > 0 {
+		now := s.timestamp()
+		err = s.db.QueryRowContext(ctx, `SELECT count(*) FROM sessions WHERE user_id = $1 AND expires_at > $2 AND last_used_at > $3`,
+			u.ID, now, now.Add(-p.idle)).Scan(&count)
+		if err != nil {
+			return user{}, "", nil, 0, classify(err, "Sessions")
+		}
+	}
+	return u, sessionID, list, count, nil
 }
 
 // deleteSessionByID ends one of userID's sessions; someone else's id is

@@ -77,13 +77,16 @@ func TestItemListUsesIndex(t *testing.T) {
 	}
 	defer conn.Close()
 	// 100 owners with 200 items each, one of them a superuser, each with a
-	// session; statistics up to date.
+	// session and 50 older ones; statistics up to date.
 	for _, q := range []string{
 		`INSERT INTO users (email, password_hash, is_superuser) SELECT 'u' || g || '@example.com', 'x', g = 1 FROM generate_series(1, 100) g`,
 		`INSERT INTO items (owner_id, title, created_at, updated_at)
 		 SELECT u.id, 'item', now() - g * interval '1 minute', now() FROM users u, generate_series(1, 200) g`,
 		`INSERT INTO sessions (token_hash, user_id, created_at, last_used_at, expires_at)
 		 SELECT convert_to(u.email, 'UTF8'), u.id, now(), now(), now() + interval '1 hour' FROM users u`,
+		`INSERT INTO sessions (token_hash, user_id, created_at, last_used_at, expires_at)
+		 SELECT convert_to(u.email || '/' || g, 'UTF8'), u.id, now() - g * interval '1 second', now(), now() + interval '1 hour'
+		 FROM users u, generate_series(1, 50) g`,
 		`ANALYZE`,
 	} {
 		if _, err := conn.ExecContext(ctx, q); err != nil {
@@ -123,5 +126,10 @@ func TestItemListUsesIndex(t *testing.T) {
 		if plan := explain(email, sessionItemSQL, itemID); !regexp.MustCompile(`Index Scan using items_pkey on items.*\(actual rows=1`).MatchString(plan) {
 			t.Fatalf("%s: one item is not one primary-key lookup:\n%s", email, plan)
 		}
+	}
+	// The sessions page: the user's own sessions on their index, in order.
+	if plan := explain("u2@example.com", sessionSessionsPageSQL, 20, 0); !regexp.MustCompile(`Index Scan using sessions_user_created_idx on sessions x.*\(actual rows=\d+`).MatchString(plan) ||
+		strings.Contains(plan, "Sort") || strings.Contains(plan, "Seq Scan on sessions") {
+		t.Fatalf("the sessions page is not one ordered index scan:\n%s", plan)
 	}
 }
