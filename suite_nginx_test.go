@@ -514,35 +514,38 @@ func TestNginxUpstreamKeepalive(t *testing.T) {
 	n := startNginx(t, ln.Addr().(*net.TCPAddr).Port)
 	client := n.client("")
 
-	// Back to back, one at a time: one upstream connection serves them all.
-	for range 5 {
+	// Back to back, one at a time: the upstream connection is reused (one,
+	// unless a stall of over a second let nginx close it in between).
+	const requests = 5
+	for range requests {
 		if resp, body := get(t, client, n.httpsURL()+"/api/v1/health/live", nil); resp.StatusCode != 200 {
 			t.Fatalf("through nginx: %d %s", resp.StatusCode, body)
 		}
 	}
 	idleSince := time.Now()
 	mu.Lock()
-	if opened != 1 || len(closedAt) != 0 {
-		t.Fatalf("5 requests in a row opened %d upstream connections and closed %d, want 1 kept open", opened, len(closedAt))
+	open := opened
+	if open >= requests {
+		t.Fatalf("%d requests in a row opened %d upstream connections: none was kept alive", requests, open)
 	}
 	mu.Unlock()
 
-	// Idle, it is closed by nginx (this server never closes one) after
+	// Idle, each is closed by nginx (this server never closes one) after
 	// about a second; nginx's own default would keep it a minute.
 	deadline := time.Now().Add(5 * time.Second)
 	for time.Now().Before(deadline) {
 		mu.Lock()
 		closed := len(closedAt)
 		mu.Unlock()
-		if closed > 0 {
+		if closed == open {
 			break
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
 	mu.Lock()
 	defer mu.Unlock()
-	if len(closedAt) != 1 {
-		t.Fatalf("the idle upstream connection was not closed within 5 s")
+	if len(closedAt) != open {
+		t.Fatalf("%d of %d idle upstream connections closed within 5 s", len(closedAt), open)
 	}
-	t.Logf("closed by nginx after %v idle", closedAt[0].Sub(idleSince).Round(time.Millisecond))
+	t.Logf("%d upstream connection(s) for %d requests, the last closed by nginx after %v idle", open, requests, closedAt[open-1].Sub(idleSince).Round(time.Millisecond))
 }
