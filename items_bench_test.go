@@ -10,6 +10,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 )
 
 // itemsFixture is one user with 50 items, and their token. BENCH_ENV_*
@@ -106,7 +107,9 @@ func BenchmarkItemListNaiveSQL(b *testing.B) {
 	a, token := itemsFixture(b)
 	hash, ctx := hashToken(token), context.Background()
 	benchClients(b, func() error {
-		u, _, err := a.deps.store.userBySession(ctx, hash, a.cfg.sessions())
+		var sessionID string
+		var lastUsed time.Time
+		u, err := scanUser(a.db.QueryRowContext(ctx, liveSessionSQL, liveSessionArgs(hash, a.cfg.sessions(), a.deps.store.timestamp())...), &sessionID, &lastUsed)
 		if err != nil {
 			return err
 		}

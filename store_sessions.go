@@ -60,25 +60,19 @@ func liveSessionArgs(tokenHash []byte, p sessionPolicy, now time.Time) []any {
 }
 
 // userBySession is the user behind a live session and the session's id, or
-// errMissing. It is one read; once a minute at most, a second statement
-// moves last_used_at.
+// errMissing. It is one read (userBySessionAnd with liveSessionSQL alone);
+// once a minute at most, a second statement moves last_used_at.
 func (s *store) userBySession(ctx context.Context, tokenHash []byte, p sessionPolicy) (user, string, error) {
-	now := s.timestamp()
-	var id string
-	var lastUsed time.Time
-	u, err := scanUser(s.db.QueryRowContext(ctx, liveSessionSQL, liveSessionArgs(tokenHash, p, now)...), &id, &lastUsed)
-	if err != nil {
-		return u, "", classify(err, "Session")
-	}
-	return u, id, s.touchSession(ctx, tokenHash, lastUsed, now)
+	return s.userBySessionAnd(ctx, liveSessionSQL, tokenHash, p, nil, nil, nil)
 }
 
-// userBySessionAnd runs a withLiveSession statement with args from $4 on.
-// It returns what userBySession returns, and scans each row's own columns
-// into dest (the first of them must not be NULL on a found row), calling
-// each after every row. The rows are read through pgx itself: the session
-// and user columns are decoded once, from the first row (pgx skips a nil
-// destination without decoding it).
+// userBySessionAnd runs a withLiveSession statement with args from $4 on
+// (or liveSessionSQL alone, with no dest). It returns what userBySession
+// returns, and scans each row's own columns into dest (the first of them
+// must not be NULL on a found row), calling each after every row. The rows
+// are read through pgx itself: the session and user columns are decoded
+// once, from the first row (pgx skips a nil destination without decoding
+// it).
 func (s *store) userBySessionAnd(ctx context.Context, query string, tokenHash []byte, p sessionPolicy, args []any, dest []any, each func()) (u user, sessionID string, err error) {
 	now := s.timestamp()
 	var lastUsed time.Time
@@ -96,7 +90,7 @@ func (s *store) userBySessionAnd(ctx context.Context, query string, tokenHash []
 			if !found {
 				copy(all, head)
 			}
-			has := rows.RawValues()[len(head)] != nil
+			has := len(dest) > 0 && rows.RawValues()[len(head)] != nil
 			if has {
 				copy(all[len(head):], dest)
 			}
