@@ -435,6 +435,35 @@ func TestCreateSuperuserAndFileSecrets(t *testing.T) {
 	}
 }
 
+// panicReader stands in for any bug that panics in run's own goroutine.
+type panicReader struct{}
+
+func (panicReader) Read([]byte) (int, error) { panic("a panic that reaches run") }
+
+// Lines still in the log's buffer when a panic unwinds run are written
+// before the process dies. Writing to a file, run buffers its log (flushed
+// every 100 ms); the panic comes microseconds after the line that says
+// what the command waits for.
+func TestRunFlushesTheLogWhenItPanics(t *testing.T) {
+	f, err := os.Create(filepath.Join(t.TempDir(), "log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	func() {
+		defer func() {
+			if v := recover(); v != "a panic that reaches run" {
+				t.Fatalf("run ended with %v, not the panic", v)
+			}
+		}()
+		run(context.Background(), []string{"server", "-create-superuser", "root@example.com"}, envOf(), panicReader{}, f, io.Discard)
+	}()
+	logged, _ := os.ReadFile(f.Name())
+	if !strings.Contains(string(logged), `"msg":"reading the superuser's password from standard input (one line)"`) {
+		t.Fatalf("the line before the panic was lost: %q", logged)
+	}
+}
+
 // -help is a question, not a failure; -version without a stamped version
 // says dev, and the commit it knows.
 func TestHelpAndUnstampedVersion(t *testing.T) {

@@ -21,6 +21,8 @@ func createSuperuser(ctx context.Context, logger *slog.Logger, cfg config, rawEm
 	if p := emailProblem(email); p != "" {
 		return exitError{code: 2, err: fmt.Errorf("-create-superuser: the email %s", p)}
 	}
+	// Run without a pipe, the command waits at a terminal: say for what.
+	logger.Info("reading the superuser's password from standard input (one line)", "email", email)
 	line, err := bufio.NewReader(io.LimitReader(stdin, 4096)).ReadString('\n')
 	if err != nil && !errors.Is(err, io.EOF) {
 		return fmt.Errorf("-create-superuser: reading the password from standard input: %w", err)
