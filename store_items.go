@@ -114,24 +114,12 @@ func (s *store) deleteItem(ctx context.Context, v viewer, id string) error {
 // sessionItemsPage is userBySession and the user's page of items, with the
 // total, in one round trip.
 func (s *store) sessionItemsPage(ctx context.Context, tokenHash []byte, p sessionPolicy, limit, offset int) (user, string, []item, int, error) {
-	items := make([]item, 0, limit)
 	var it item
-	var total int64
-	u, sessionID, err := s.userBySessionAnd(ctx, sessionItemsPageSQL, tokenHash, p, []any{limit, offset},
-		append([]any{&total}, itemFields(&it)...), func() {
-			items = append(items, it.utc())
-			it.Description = nil // the next row's NULL must not keep this one's
-		})
-	if err != nil {
-		return user{}, "", nil, 0, err
-	}
-	count := int(total)
-	if len(items) == 0 && offset > 0 {
-		if count, err = s.countItems(ctx, viewerOf(u)); err != nil {
-			return user{}, "", nil, 0, classify(err, "Items")
-		}
-	}
-	return u, sessionID, items, count, nil
+	return sessionPage(ctx, s, sessionItemsPageSQL, tokenHash, p, limit, offset, itemFields(&it), func() item {
+		row := it.utc()
+		it.Description = nil // the next row's NULL must not keep this one's
+		return row
+	}, func(u user) (int, error) { return s.countItems(ctx, viewerOf(u)) }, "Items")
 }
 
 // sessionItem is userBySession and one item in one round trip; found is

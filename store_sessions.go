@@ -139,27 +139,45 @@ const sessionSessionsPageSQL = withLiveSession + `SELECT count(*) OVER () AS tot
 	ORDER BY x.created_at DESC, x.id DESC LIMIT $4 OFFSET $5` + endLiveSession
 
 // sessionSessionsPage is userBySession and a page of the user's live
-// sessions, with the total, in one round trip (a second one only for the
-// total of a page past the last).
+// sessions, with the total, in one round trip.
 func (s *store) sessionSessionsPage(ctx context.Context, tokenHash []byte, p sessionPolicy, limit, offset int) (user, string, []session, int, error) {
-	list := []session{}
 	var x session
-	var total int64
-	u, sessionID, err := s.userBySessionAnd(ctx, sessionSessionsPageSQL, tokenHash, p, []any{limit, offset},
-		[]any{&total, &x.ID, &x.CreatedAt, &x.LastUsedAt, &x.ExpiresAt, &x.UserAgent, &x.ClientIP}, func() {
+	return sessionPage(ctx, s, sessionSessionsPageSQL, tokenHash, p, limit, offset,
+		[]any{&x.ID, &x.CreatedAt, &x.LastUsedAt, &x.ExpiresAt, &x.UserAgent, &x.ClientIP}, func() session {
 			x.CreatedAt, x.LastUsedAt, x.ExpiresAt = x.CreatedAt.UTC(), x.LastUsedAt.UTC(), x.ExpiresAt.UTC()
-			list = append(list, x)
-		})
+			return x
+		}, func(u user) (int, error) { return s.countSessions(ctx, u.ID, p) }, "Sessions")
+}
+
+// countSessions is the number of userID's live sessions alone, for a page
+// past the last one, where no row carries it.
+func (s *store) countSessions(ctx context.Context, userID string, p sessionPolicy) (int, error) {
+	now := s.timestamp()
+	var count int
+	err := s.db.QueryRowContext(ctx, `SELECT count(*) FROM sessions WHERE user_id = $1 AND expires_at > $2 AND last_used_at > $3`,
+		userID, now, now.Add(-p.idle)).Scan(&count)
+	return count, err
+}
+
+// sessionPage is userBySessionAnd for a page, the one way the item and
+// session lists are read: the page query's columns are its total (count(*)
+// OVER ()) and then fields', its limit and offset are $4 and $5, and row
+// makes each list entry from fields once they are scanned. Past the last
+// page no row carries the total, so countAll asks for it: a second round
+// trip there only.
+func sessionPage[T any](ctx context.Context, s *store, query string, tokenHash []byte, p sessionPolicy, limit, offset int,
+	fields []any, row func() T, countAll func(user) (int, error), what string) (user, string, []T, int, error) {
+	list := make([]T, 0, limit)
+	var total int64
+	u, sessionID, err := s.userBySessionAnd(ctx, query, tokenHash, p, []any{limit, offset},
+		append([]any{&total}, fields...), func() { list = append(list, row()) })
 	if err != nil {
 		return user{}, "", nil, 0, err
 	}
 	count := int(total)
 	if len(list) == 0 && offset > 0 {
-		now := s.timestamp()
-		err = s.db.QueryRowContext(ctx, `SELECT count(*) FROM sessions WHERE user_id = $1 AND expires_at > $2 AND last_used_at > $3`,
-			u.ID, now, now.Add(-p.idle)).Scan(&count)
-		if err != nil {
-			return user{}, "", nil, 0, classify(err, "Sessions")
+		if count, err = countAll(u); err != nil {
+			return user{}, "", nil, 0, classify(err, what)
 		}
 	}
 	return u, sessionID, list, count, nil
