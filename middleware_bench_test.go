@@ -23,11 +23,17 @@ func (w *discardWriter) Header() http.Header         { return w.h }
 func (w *discardWriter) Write(b []byte) (int, error) { return len(b), nil }
 func (w *discardWriter) WriteHeader(int)             {}
 
-func benchHandler(b *testing.B, h http.Handler) {
+// benchRequest is the request every chain benchmark sends.
+func benchRequest() *http.Request {
 	r := httptest.NewRequest("GET", "/api/v1/items?limit=20", nil)
 	r.RemoteAddr = "203.0.113.7:51234"
 	r.Header.Set("User-Agent", "bench/1.0")
 	r.Header.Set("X-Request-ID", "bench-request-id")
+	return r
+}
+
+func benchHandler(b *testing.B, h http.Handler) {
+	r := benchRequest()
 	w := &discardWriter{h: http.Header{}}
 	b.ReportAllocs()
 	b.ResetTimer()
@@ -78,11 +84,7 @@ func BenchmarkMiddlewareChainParallel(b *testing.B) {
 	h := withMiddleware(newLogger(io.Discard, slog.LevelInfo), cfg, newMetrics("test", "test"), nil, trivial)
 	b.ReportAllocs()
 	b.RunParallel(func(pb *testing.PB) {
-		r := httptest.NewRequest("GET", "/api/v1/items?limit=20", nil)
-		r.RemoteAddr = "203.0.113.7:51234"
-		r.Header.Set("User-Agent", "bench/1.0")
-		r.Header.Set("X-Request-ID", "bench-request-id")
-		w := &discardWriter{h: http.Header{}}
+		r, w := benchRequest(), &discardWriter{h: http.Header{}}
 		for pb.Next() {
 			clear(w.h)
 			h.ServeHTTP(w, r)
