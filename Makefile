@@ -24,7 +24,7 @@ test:
 ## check: formatting and vet, as CI runs them
 check:
 	@test -z "$$(gofmt -l .)" || { echo "gofmt would change:"; gofmt -l .; exit 1; }
-	$(GO) vet ./...
+	$(GO) vet ./... ./testdata/barelive
 	cd deploy/k8s/check && $(GO) vet ./...
 	@! git ls-files --eol | grep 'i/-text' || { echo "binary files are tracked (see above); build outputs belong in .gitignore"; exit 1; }
 

@@ -5,11 +5,14 @@
 # file) against a bare net/http handler on the same route, and against that
 # bare handler sending the contract's response headers with the service's
 # server timeouts (testdata/barelive CONTRACT=1: the cheapest server the
-# contract allows); an authenticated GET /api/v1/items (a page of 20)
-# against /health/live. This machine's speed swings by a fifth from one
-# second to the next, so the runs alternate, ROUNDS times, and each figure
-# is the mean of its rounds. Bounded: DURATION seconds per run, loopback
-# only. Needs wrk and psql.
+# contract allows), and against that server also giving every request a
+# fresh id and one JSON access line, buffered, to a file (LOG=1: the
+# cheapest server that does what ours does on this route); an
+# authenticated GET /api/v1/items (a page of 20) against /health/live.
+# This machine's speed swings by a fifth from one second to the next, so
+# the runs alternate, ROUNDS times; each figure is the mean of its rounds,
+# and each ratio also the median of the rounds' own ratios. Bounded:
+# DURATION seconds per run, loopback only. Needs wrk and psql.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DURATION=${DURATION:-5}
@@ -26,6 +29,7 @@ work=$(mktemp -d)
 cleanup() {
   [ -n "${bare_pid:-}" ] && kill "$bare_pid" 2>/dev/null || true
   [ -n "${contract_pid:-}" ] && kill "$contract_pid" 2>/dev/null || true
+  [ -n "${floor_pid:-}" ] && kill "$floor_pid" 2>/dev/null || true
   [ -n "${pid:-}" ] && kill "$pid" 2>/dev/null && wait "$pid" 2>/dev/null || true
   psql -q "$ADMIN_URL" -c "DROP DATABASE IF EXISTS $DB WITH (FORCE)" || true
   rm -rf "$work"
@@ -38,6 +42,8 @@ PORT=$((PORT + 1)) "$work/barelive" &
 bare_pid=$!
 CONTRACT=1 PORT=$((PORT + 2)) "$work/barelive" &
 contract_pid=$!
+CONTRACT=1 LOG=1 PORT=$((PORT + 3)) "$work/barelive" >"$work/floor.log" &
+floor_pid=$!
 DATABASE_URL="${ADMIN_URL%/*}/$DB?sslmode=disable" PORT=$PORT RATE_LIMIT_ENABLED=false LOG_LEVEL=debug METRICS_ADDR=off \
   "$work/server" >"$work/server.log" 2>&1 &
 pid=$!
@@ -73,29 +79,40 @@ measure() {
     'BEGIN { printf "%s %.2f\n", rps, c / t * 1e6 / n }'
 }
 echo "wrk: ${DURATION}s a run, ${CONNECTIONS} connections, 2 threads, ${ROUNDS} rounds"
-bare=0 contract=0 live=0 items=0 bare_us=0 contract_us=0 live_us=0
 for round in $(seq 1 "$ROUNDS"); do
   read -r b bu < <(measure "$bare_pid" "http://127.0.0.1:$((PORT + 1))/api/v1/health/live")
   read -r c cu < <(measure "$contract_pid" "http://127.0.0.1:$((PORT + 2))/api/v1/health/live")
+  read -r f fu < <(measure "$floor_pid" "http://127.0.0.1:$((PORT + 3))/api/v1/health/live")
   read -r l lu < <(measure "$pid" "$base/api/v1/health/live")
   run -H "Authorization: Bearer $token" "$base/api/v1/items" >"$work/items.txt"
   grep -q 'Non-2xx' "$work/items.txt" && { echo "non-2xx answers during the items run:" >&2; cat "$work/items.txt" >&2; exit 1; }
   i=$(rps <"$work/items.txt")
-  echo "round $round: bare $b ($bu us CPU/req), bare with the contract's headers $c ($cu), live logged $l ($lu), items $i req/s"
-  read -r bare contract live items bare_us contract_us live_us < <(awk -v a="$bare" -v b="$b" -v c="$contract" -v d="$c" -v e="$live" -v f="$l" -v g="$items" -v h="$i" \
-    -v p="$bare_us" -v q="$bu" -v r="$contract_us" -v s="$cu" -v t="$live_us" -v u="$lu" \
-    'BEGIN { print a + b, c + d, e + f, g + h, p + q, r + s, t + u }')
+  echo "round $round: bare $b ($bu us CPU/req), bare with the contract's headers $c ($cu), and logged $f ($fu), live logged $l ($lu), items $i req/s"
+  echo "$b $bu $c $cu $f $fu $l $lu $i" >>"$work/rounds"
 done
-awk -v n="$ROUNDS" -v bare="$bare" -v contract="$contract" -v live="$live" -v items="$items" \
-  -v bu="$bare_us" -v cu="$contract_us" -v lu="$live_us" 'BEGIN {
-  bare /= n; contract /= n; live /= n; items /= n; bu /= n; cu /= n; lu /= n
+# The logged baseline must have done its work, or its figure means nothing.
+sleep 0.2 # its last flush
+[ "$(wc -l <"$work/floor.log")" -gt 0 ] || { echo "the logged baseline wrote no access line" >&2; exit 1; }
+# Means over the rounds, and for the ratios also the median of each
+# round's own ratio: runs next to each other share the machine's phase.
+awk '
+function median(a, n,    i, j, t) {
+  for (i = 2; i <= n; i++) for (j = i; j > 1 && a[j-1] > a[j]; j--) { t = a[j]; a[j] = a[j-1]; a[j-1] = t }
+  return n % 2 ? a[(n+1)/2] : (a[n/2] + a[n/2+1]) / 2
+}
+{ n++; bare += $1; bu += $2; contract += $3; cu += $4; floor += $5; fu += $6; live += $7; lu += $8; items += $9
+  rl[n] = $7 / $1; rc[n] = $3 / $1; rf[n] = $5 / $1; ro[n] = $7 / $5; rd[n] = $8 - $6 }
+END {
+  bare /= n; contract /= n; floor /= n; live /= n; items /= n; bu /= n; cu /= n; fu /= n; lu /= n
   printf "bare net/http GET /api/v1/health/live (baseline): %.0f req/s, server CPU %.1f us/req\n", bare, bu
   printf "the same with the contract'"'"'s headers and timeouts: %.0f req/s, server CPU %.1f us/req\n", contract, cu
+  printf "the same, with a fresh request id and an access line per request: %.0f req/s, server CPU %.1f us/req\n", floor, fu
   printf "GET /api/v1/health/live, every request logged at debug: %.0f req/s, server CPU %.1f us/req\n", live, lu
   printf "GET /api/v1/items (auth, page of 20): %.0f req/s\n", items
-  printf "ratio live/bare: %.2f\n", live / bare
-  printf "ratio contract-bare/bare (what the contract costs): %.2f\n", contract / bare
-  printf "ratio live/contract-bare (what our code costs): %.2f\n", live / contract
-  printf "server CPU per request, live - contract-bare (our code), us: %.1f\n", lu - cu
+  printf "ratio live/bare: %.2f (median of rounds %.2f)\n", live / bare, median(rl, n)
+  printf "ratio contract-bare/bare (what the contract costs): %.2f (median %.2f)\n", contract / bare, median(rc, n)
+  printf "ratio logged-bare/bare (what the contract and a log line cost): %.2f (median %.2f)\n", floor / bare, median(rf, n)
+  printf "ratio live/logged-bare (what our code costs): %.2f (median %.2f)\n", live / floor, median(ro, n)
+  printf "server CPU per request, live - logged-bare (our code), us: %.1f (median %.1f)\n", lu - fu, median(rd, n)
   printf "ratio items/live: %.2f\n", items / live
-}'
+}' "$work/rounds"
