@@ -46,10 +46,8 @@ type seriesMap[T any] struct {
 
 // get returns the series for key, made by fresh the first time.
 func (s *seriesMap[T]) get(key labelValues, fresh func() *T) *T {
-	if all := s.all.Load(); all != nil {
-		if v, ok := (*all)[key]; ok {
-			return v
-		}
+	if v, ok := s.snapshot()[key]; ok {
+		return v
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
