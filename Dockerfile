@@ -15,8 +15,8 @@ RUN CGO_ENABLED=0 go build -trimpath -ldflags "-s -w -X main.version=${VERSION} 
 FROM gcr.io/distroless/static-debian12:nonroot
 COPY --from=build /out/server /server
 USER 65532:65532
-# 8080 the API; 9090 the metrics listener (never published through nginx).
-EXPOSE 8080 9090
+# 8080 the API; 9464 the metrics listener (never published through nginx).
+EXPOSE 8080 9464
 ENV APP_ENV=production PORT=8080
 # Exec form: the image has no shell. Docker's own timeout (4 s) is above the
 # client's 3 s, so a slow answer is reported as such, not killed.

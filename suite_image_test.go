@@ -114,8 +114,15 @@ func TestDockerfile(t *testing.T) {
 	}
 }
 
-// composeConfig is what docker-compose makes of the files, as JSON.
+// composeConfig is what docker-compose makes of the files, as JSON, in a
+// fresh clone with no variables set.
 func composeConfig(t *testing.T, files ...string) map[string]any {
+	t.Helper()
+	return composeConfigWith(t, nil, files...)
+}
+
+// composeConfigWith is composeConfig with the variables env set.
+func composeConfigWith(t *testing.T, env []string, files ...string) map[string]any {
 	t.Helper()
 	bin := needTool(t, "docker-compose")
 	args := []string{}
@@ -133,7 +140,7 @@ func composeConfig(t *testing.T, files ...string) map[string]any {
 	}
 	cmd := exec.Command(bin, append(args, "config")...)
 	cmd.Dir = dir
-	cmd.Env = []string{"PATH=" + os.Getenv("PATH")}
+	cmd.Env = append([]string{"PATH=" + os.Getenv("PATH")}, env...)
 	out, err := cmd.Output()
 	if err != nil {
 		t.Fatalf("docker-compose config %v: %v", files, err)
@@ -187,8 +194,30 @@ func TestComposeFiles(t *testing.T) {
 		t.Fatalf("nginx depends_on: %v", dep)
 	}
 	ngx := services["nginx"].(map[string]any)
-	if ports := fmt.Sprint(ngx["ports"]); !strings.Contains(ports, "80") || !strings.Contains(ports, "443") || !strings.Contains(fmt.Sprint(ngx["volumes"]), "nginx/certs") {
-		t.Fatalf("nginx must publish 80 and 443 and mount the certificates: %v", ngx)
+	if ports := fmt.Sprint(ngx["ports"]); !strings.Contains(ports, "127.0.0.1:80:8080") || !strings.Contains(ports, "127.0.0.1:443:8443") || !strings.Contains(fmt.Sprint(ngx["volumes"]), "nginx/certs") {
+		t.Fatalf("with no .env, nginx must publish 80 and 443 on this machine only, and mount the certificates: %v", ngx)
+	}
+	published := composeConfigWith(t, []string{"PUBLISH_ADDR=0.0.0.0"}, "docker-compose.yml")
+	if ports := fmt.Sprint(published["services"].(map[string]any)["nginx"].(map[string]any)["ports"]); !strings.Contains(ports, "0.0.0.0:80:8080") || !strings.Contains(ports, "0.0.0.0:443:8443") {
+		t.Fatalf("production's PUBLISH_ADDR does not publish nginx: %s", ports)
+	}
+
+	// Secrets reach the api and the database as files, never as values.
+	penv := api["environment"].(map[string]any)
+	for _, name := range []string{"DATABASE_URL", "SECRET_KEY", "SMTP_PASSWORD", "FIRST_SUPERUSER_PASSWORD"} {
+		file := "/run/secrets/" + strings.ToLower(name)
+		if _, plain := penv[name]; plain || penv[name+"_FILE"] != file || !strings.Contains(fmt.Sprint(api["secrets"]), strings.ToLower(name)) {
+			t.Errorf("%s: plain value %v, %s_FILE %v, mounted %v", name, plain, name, penv[name+"_FILE"], api["secrets"])
+		}
+	}
+	denv := services["db"].(map[string]any)["environment"].(map[string]any)
+	if _, plain := denv["POSTGRES_PASSWORD"]; plain || denv["POSTGRES_PASSWORD_FILE"] != "/run/secrets/postgres_password" {
+		t.Errorf("the database's password: %v", denv)
+	}
+	for name, sec := range prod["secrets"].(map[string]any) {
+		if file, _ := sec.(map[string]any)["file"].(string); !strings.HasSuffix(file, "/secrets/"+name) {
+			t.Errorf("secret %s comes from %q, want ./secrets/%s", name, file, name)
+		}
 	}
 	if !strings.Contains(fmt.Sprint(ngx["ulimits"]), "65536") {
 		t.Fatalf("nginx's open-file limit: %v", ngx["ulimits"])
@@ -207,7 +236,30 @@ func TestComposeFiles(t *testing.T) {
 	if env["CORS_ALLOWED_ORIGINS"] != "http://localhost:5173,http://localhost:3000" || env["FIRST_SUPERUSER_EMAIL"] != "" {
 		t.Fatalf("dev override inherits production settings: %v", env)
 	}
-	if penv := api["environment"].(map[string]any); penv["APP_ENV"] != "production" || penv["TRUSTED_PROXIES"] != "172.28.0.10/32" || penv["RATE_LIMIT_STORE"] != "postgres" {
+	// It needs no secret file, and reads none.
+	for _, name := range []string{"DATABASE_URL_FILE", "SECRET_KEY_FILE", "SMTP_PASSWORD_FILE", "FIRST_SUPERUSER_PASSWORD_FILE"} {
+		if env[name] != "" {
+			t.Errorf("the dev stack reads %s=%v", name, env[name])
+		}
+	}
+	for name, sec := range dev["secrets"].(map[string]any) {
+		if file := sec.(map[string]any)["file"]; file != "/dev/null" {
+			t.Errorf("the dev stack's secret %s comes from %v", name, file)
+		}
+	}
+	// Everything the dev stack publishes (the development superuser is
+	// behind it) is on this machine only, and one api holds 8080.
+	for name, s := range dev["services"].(map[string]any) {
+		for _, p := range asSlice(s.(map[string]any)["ports"]) {
+			if !strings.HasPrefix(fmt.Sprint(p), "127.0.0.1:") {
+				t.Errorf("the dev stack's %s publishes %v beyond this machine", name, p)
+			}
+		}
+	}
+	if deploy, _ := dapi["deploy"].(map[string]any); deploy == nil || deploy["replicas"] != float64(1) {
+		t.Errorf("the dev stack runs %v api replicas behind one published port", dapi["deploy"])
+	}
+	if penv["APP_ENV"] != "production" || penv["TRUSTED_PROXIES"] != "172.28.0.10/32" || penv["RATE_LIMIT_STORE"] != "postgres" {
 		t.Fatalf("production api environment: %v", penv)
 	}
 	if deploy, _ := api["deploy"].(map[string]any); deploy == nil || deploy["replicas"] == nil || deploy["replicas"].(float64) < 2 {
@@ -233,13 +285,13 @@ func TestComposeVariablesAreDocumented(t *testing.T) {
 // Build outputs stay out of the repository and the image's build context;
 // the development certificate names its host where browsers look for it.
 func TestRepositoryHygiene(t *testing.T) {
-	for _, out := range []string{"backend", "bin/server", "server", "backend.test", ".env", ".env.production"} {
+	for _, out := range []string{"backend", "bin/server", "server", "backend.test", ".env", ".env.production", "secrets/database_url"} {
 		if err := exec.Command("git", "check-ignore", "-q", out).Run(); err != nil {
 			t.Errorf("git does not ignore %s", out)
 		}
 	}
 	ignore, _ := os.ReadFile(".dockerignore")
-	for _, out := range []string{"bin", "backend", "server", "*_test.go", ".env*"} {
+	for _, out := range []string{"bin", "backend", "server", "*_test.go", ".env*", "secrets"} {
 		if !slices.Contains(strings.Split(string(ignore), "\n"), out) {
 			t.Errorf(".dockerignore lacks %s", out)
 		}

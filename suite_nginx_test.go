@@ -239,11 +239,23 @@ func TestNginxInFrontOfTheService(t *testing.T) {
 	// Port 80 answers only redirects: 301 for pages, 308 (method and body
 	// kept) for the API; nothing of the app or the API in clear.
 	plain := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	// The redirect names the configured server name, whatever Host says.
 	for path, status := range map[string]int{"/": 301, "/items/42": 301, "/api/v1/health": 308, "/api/v1/auth/login": 308} {
-		resp, body := get(t, plain, n.httpURL()+path, nil)
-		if resp.StatusCode != status || !strings.HasPrefix(resp.Header.Get("Location"), "https://") || !strings.HasSuffix(resp.Header.Get("Location"), path) ||
-			strings.Contains(body, "<html lang") || strings.Contains(body, `"status"`) {
-			t.Fatalf("http %s: %d Location %q %s", path, resp.StatusCode, resp.Header.Get("Location"), body)
+		for _, host := range []string{"", "evil.example"} {
+			r, _ := http.NewRequest("GET", n.httpURL()+path, nil)
+			if host != "" {
+				r.Host = host
+			}
+			resp, err := plain.Do(r)
+			if err != nil {
+				t.Fatal(err)
+			}
+			body, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != status || resp.Header.Get("Location") != "https://localhost"+path ||
+				strings.Contains(string(body), "<html lang") || strings.Contains(string(body), `"status"`) {
+				t.Fatalf("http %s (Host %q): %d Location %q %s", path, host, resp.StatusCode, resp.Header.Get("Location"), body)
+			}
 		}
 	}
 	post, _ := http.NewRequest("POST", n.httpURL()+"/api/v1/auth/login", strings.NewReader(`{}`))

@@ -10,6 +10,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -191,20 +192,50 @@ func TestManifests(t *testing.T) {
 	if len(c.EnvFrom) != 1 || c.EnvFrom[0].ConfigMapRef == nil || c.EnvFrom[0].ConfigMapRef.Name != m.configMap.Name {
 		t.Errorf("envFrom %+v, want the ConfigMap", c.EnvFrom)
 	}
-	for _, e := range c.Env {
-		name := strings.TrimSuffix(e.Name, "_FILE")
-		if _, ok := env[name]; !ok || !strings.HasSuffix(e.Name, "_FILE") || !strings.HasPrefix(e.Value, "/run/secrets/") {
-			t.Errorf("env %s=%s: secrets come as NAME_FILE from the mounted Secret", e.Name, e.Value)
+	var mount string
+	for _, vm := range c.VolumeMounts {
+		for _, v := range pod.Volumes {
+			if v.Name == vm.Name && v.Secret != nil {
+				mount = vm.MountPath
+			}
 		}
 	}
-	if _, inConfig := m.configMap.Data["DATABASE_URL"]; inConfig {
-		t.Error("DATABASE_URL, a secret, is in the ConfigMap")
+	files := map[string]bool{}
+	for _, e := range c.Env {
+		name := strings.TrimSuffix(e.Name, "_FILE")
+		if _, ok := env[name]; !ok || !strings.HasSuffix(e.Name, "_FILE") || mount == "" || e.Value != mount+"/"+strings.ToLower(name) {
+			t.Errorf("env %s=%s: secrets come as NAME_FILE, the key named for the variable in the mounted Secret (%s)", e.Name, e.Value, mount)
+		}
+		files[name] = true
+	}
+	kust, _ := os.ReadFile("../kustomization.yaml")
+	for _, secret := range []string{"DATABASE_URL", "SECRET_KEY", "SMTP_PASSWORD", "FIRST_SUPERUSER_PASSWORD"} {
+		if _, inConfig := m.configMap.Data[secret]; inConfig || !files[secret] {
+			t.Errorf("%s, a secret: in the ConfigMap %v, read from the Secret %v", secret, inConfig, files[secret])
+		}
+		if !strings.Contains(string(kust), strings.ToLower(secret)) {
+			t.Errorf("kustomization.yaml does not list the Secret's key %s", strings.ToLower(secret))
+		}
+	}
+	// TRUSTED_PROXIES names the ingress, never a whole private range.
+	for _, p := range strings.Split(m.configMap.Data["TRUSTED_PROXIES"], ",") {
+		prefix, err := netip.ParsePrefix(strings.TrimSpace(p))
+		if err != nil {
+			if a, aerr := netip.ParseAddr(strings.TrimSpace(p)); aerr == nil {
+				prefix = netip.PrefixFrom(a, a.BitLen())
+			} else {
+				t.Fatalf("TRUSTED_PROXIES entry %q: %v", p, err)
+			}
+		}
+		if prefix.Bits() < prefix.Addr().BitLen()-8 {
+			t.Errorf("TRUSTED_PROXIES trusts %s, a range wider than an ingress's few addresses", prefix)
+		}
 	}
 	ports := map[string]int32{}
 	for _, p := range c.Ports {
 		ports[p.Name] = p.ContainerPort
 	}
-	if ports["http"] != 8080 || ports["metrics"] != 9090 {
+	if ports["http"] != 8080 || ports["metrics"] != 9464 {
 		t.Errorf("container ports %v", ports)
 	}
 	// Service, PDB, HPA, NetworkPolicy agree with the Deployment.
@@ -227,8 +258,32 @@ func TestManifests(t *testing.T) {
 			t.Error("a NetworkPolicy ingress rule admits everyone")
 		}
 	}
-	if !ingressPorts[8080] || !ingressPorts[9090] || len(ingressPorts) != 2 {
-		t.Errorf("NetworkPolicy ingress ports %v, want 8080 (edge) and 9090 (monitoring) only", ingressPorts)
+	if !ingressPorts[8080] || !ingressPorts[9464] || len(ingressPorts) != 2 {
+		t.Errorf("NetworkPolicy ingress ports %v, want 8080 (edge) and 9464 (monitoring) only", ingressPorts)
+	}
+	// Egress: DNS to the cluster's resolver, PostgreSQL and the SMTP relay,
+	// each to a destination the operator names, and nothing else.
+	egress := map[int32]string{}
+	for _, rule := range m.netpol.Spec.Egress {
+		if len(rule.To) == 0 || len(rule.Ports) == 0 {
+			t.Errorf("a NetworkPolicy egress rule reaches any destination or port: %+v", rule)
+			continue
+		}
+		for _, to := range rule.To {
+			if to.IPBlock != nil {
+				if prefix, err := netip.ParsePrefix(to.IPBlock.CIDR); err != nil || prefix.Bits() < 24 {
+					t.Errorf("egress to %s: name the one host, not a range", to.IPBlock.CIDR)
+				}
+			} else if to.PodSelector == nil || to.PodSelector.MatchLabels["k8s-app"] != "kube-dns" {
+				t.Errorf("egress to %+v: only DNS is reached by selector", to)
+			}
+		}
+		for _, p := range rule.Ports {
+			egress[p.Port.IntVal] = fmt.Sprint(rule.To)
+		}
+	}
+	if len(egress) != 3 || egress[53] == "" || egress[5432] == "" || egress[587] == "" {
+		t.Errorf("NetworkPolicy egress ports %v, want DNS (53), PostgreSQL (5432) and SMTP (587) only", egress)
 	}
 }
 
