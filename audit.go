@@ -11,14 +11,18 @@ import (
 // Security events are log lines with msg "audit" and an event name, naming
 // the actor's and the target's user ids, the client IP and (through the
 // request's context) the request_id. A flood of one event from one client
-// address is summarised: the first auditBurst lines of a minute are
+// network is summarised: the first auditBurst lines of a minute are
 // written, the rest counted and reported in one summary line when the
-// minute ends.
+// minute ends, naming the event, the network and how many lines it stands
+// for. A flood cannot blind the trail: when the table of counts is full,
+// finished windows are summarised and forgotten, and if that frees no
+// room, a newcomer's line is written as it is, never folded into someone
+// else's count.
 
 const (
 	auditBurst   = 10
 	auditWindow  = time.Minute
-	auditMaxKeys = 10_000 // past it, new keys share one count
+	auditMaxKeys = 10_000
 )
 
 // auditor writes audit events.
@@ -28,9 +32,10 @@ type auditor struct {
 	revoked func(reason string, n int64) // sessions ended, for metrics
 	mu      sync.Mutex
 	counts  map[auditKey]*auditCount
+	maxKeys int
 }
 
-type auditKey struct{ event, clientIP string }
+type auditKey struct{ event, network string }
 
 type auditCount struct {
 	start      time.Time
@@ -39,7 +44,7 @@ type auditCount struct {
 }
 
 func newAuditor(logger *slog.Logger, now func() time.Time) *auditor {
-	return &auditor{logger: logger, now: now, counts: map[auditKey]*auditCount{}}
+	return &auditor{logger: logger, now: now, counts: map[auditKey]*auditCount{}, maxKeys: auditMaxKeys}
 }
 
 // record writes one event about the request r. actorID is who acted ("" for
@@ -78,17 +83,19 @@ func (a *auditor) countRevoked(reason string, n int64) {
 	}
 }
 
-// admit reports whether one more line of event from clientIP is written in
-// this window; otherwise it is counted for the summary.
+// admit reports whether one more line of event from clientIP's network is
+// written in this window; otherwise it is counted for the summary.
 func (a *auditor) admit(event, clientIP string) bool {
 	now := a.now()
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	key := auditKey{event, clientIP}
+	key := auditKey{event, clientNetwork(clientIP)}
 	c, ok := a.counts[key]
-	if !ok && len(a.counts) >= auditMaxKeys {
-		key.clientIP = "*"
-		c, ok = a.counts[key]
+	if !ok && len(a.counts) >= a.maxKeys {
+		a.summariseFinished(now)
+		if len(a.counts) >= a.maxKeys {
+			return true // no room to count it: write it, rather than merge it into a stranger's count
+		}
 	}
 	if !ok || now.Sub(c.start) >= auditWindow {
 		if ok && c.suppressed > 0 {
@@ -111,6 +118,11 @@ func (a *auditor) sweep(context.Context) {
 	now := a.now()
 	a.mu.Lock()
 	defer a.mu.Unlock()
+	a.summariseFinished(now)
+}
+
+// summariseFinished summarises and forgets the windows that ended by now.
+func (a *auditor) summariseFinished(now time.Time) {
 	for key, c := range a.counts {
 		if now.Sub(c.start) >= auditWindow {
 			if c.suppressed > 0 {
@@ -121,11 +133,13 @@ func (a *auditor) sweep(context.Context) {
 	}
 }
 
+// summarise writes the line that stands for the suppressed lines of key's
+// window.
 func (a *auditor) summarise(key auditKey, c *auditCount) {
 	a.logger.LogAttrs(context.Background(), slog.LevelInfo, "audit",
 		slog.String("event", key.event),
 		slog.Bool("summary", true),
-		slog.String("client_ip", key.clientIP),
+		slog.String("client_network", key.network),
 		slog.Int("suppressed", c.suppressed),
 		slog.Int("written", c.written),
 		slog.Time("window_start", c.start),

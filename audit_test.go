@@ -1,6 +1,7 @@
 package main
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -94,7 +95,50 @@ func TestAuditFloodIsSummarised(t *testing.T) {
 			summary = l
 		}
 	}
-	if summary == nil || summary["suppressed"] != float64(30) || summary["client_ip"] != "127.0.0.1" {
+	if summary == nil || summary["suppressed"] != float64(30) || summary["client_network"] != "127.0.0.1" {
 		t.Fatalf("summary line: %v", summary)
+	}
+}
+
+// A flood cannot blind the trail: with the table of counts full, another
+// network's events are still written line by line, each naming its
+// client, and no summary ever stands for two networks.
+func TestAuditFullTableNeverMergesStrangers(t *testing.T) {
+	a := newTestApp(t, behindProxy(map[string]string{}))
+	a.deps.audit.maxKeys = 20
+	from := func(ip string) {
+		a.do(req{method: "POST", path: "/api/v1/auth/login", header: map[string]string{"X-Forwarded-For": ip},
+			body: map[string]any{"email": "nobody@example.com", "password": "wrong-password"}})
+	}
+	for i := range 20 { // the flood fills the table, one key a network
+		from(fmt.Sprintf("203.0.113.%d", i+1))
+	}
+	for range 15 { // a stranger beyond the table's room
+		from("198.51.100.7")
+	}
+	var stranger int
+	for _, l := range a.logs.linesWith(t, "event", "login.failed") {
+		if l["client_ip"] == "198.51.100.7" && l["summary"] == nil {
+			stranger++
+		}
+	}
+	if stranger != 15 {
+		t.Fatalf("%d of the stranger's 15 events were written, want every one", stranger)
+	}
+	a.clock.Advance(auditWindow + time.Second)
+	from("198.51.100.7")
+	for range 12 { // a tracked network's flood is summarised as before
+		from("192.0.2.1")
+	}
+	a.clock.Advance(auditWindow + time.Second)
+	a.deps.audit.sweep(t.Context())
+	var summaries []map[string]any
+	for _, l := range a.logs.linesWith(t, "event", "login.failed") {
+		if l["summary"] == true {
+			summaries = append(summaries, l)
+		}
+	}
+	if len(summaries) != 1 || summaries[0]["client_network"] != "192.0.2.1" || summaries[0]["suppressed"] != float64(2) {
+		t.Fatalf("summaries %v, want one for 192.0.2.1 standing for 2 lines", summaries)
 	}
 }

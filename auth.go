@@ -2,9 +2,7 @@ package main
 
 import (
 	"context"
-	"crypto/rand"
-	"crypto/sha256"
-	"encoding/base64"
+	"database/sql"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -13,20 +11,6 @@ import (
 	"strings"
 	"time"
 )
-
-// newToken is an opaque bearer token of 256 random bits; only its SHA-256
-// is stored, so the sessions table holds nothing that logs anyone in.
-func newToken() (token string, hash []byte) {
-	var b [32]byte
-	rand.Read(b[:])
-	token = base64.RawURLEncoding.EncodeToString(b[:])
-	return token, hashToken(token)
-}
-
-func hashToken(token string) []byte {
-	h := sha256.Sum256([]byte(token))
-	return h[:]
-}
 
 // bearerToken is the token of "Authorization: Bearer <token>", or "".
 func bearerToken(r *http.Request) string {
@@ -139,13 +123,20 @@ func handleRegister(s *store, pw *passwordHasher, au *auditor, m *mailer) http.H
 		if err != nil {
 			return err
 		}
-		hash, err := pw.hash(r.Context(), req.Password.V)
+		ctx := r.Context()
+		hash, err := pw.hash(ctx, hashClaimOf(r, false), req.Password.V)
 		if err != nil {
 			return err
 		}
-		u, err := s.createUser(r.Context(), user{Email: req.Email.V, FullName: req.FullName.V, passwordHash: hash, IsActive: true}, m.verificationMail(s))
+		var u user
+		err = s.inTx(ctx, func(tx *sql.Tx) error {
+			if u, err = s.createUser(ctx, tx, user{Email: req.Email.V, FullName: req.FullName.V, passwordHash: hash, IsActive: true}); err != nil {
+				return err
+			}
+			return m.mailToken(ctx, tx, u, purposeVerify)
+		})
 		if err != nil {
-			return err
+			return classify(err, "User")
 		}
 		au.record(r, "user.created", u.ID, u.ID)
 		w.Header().Set("Location", "/api/v1/users/"+u.ID)
@@ -220,17 +211,17 @@ func handleLogin(s *store, pw *passwordHasher, limits *rateLimits, au *auditor, 
 			return newError(codeEmailUnverified, "Verify your email first: follow the link we mailed you, or ask for a new one.")
 		}
 		if stale {
-			rehashPassword(ctx, s, pw, u.ID, req.Password.V, logger)
+			rehashPassword(r, s, pw, u.ID, req.Password.V, logger)
 		}
 		st := stateFrom(ctx)
 		token, hash := newToken()
-		if _, err := s.createSession(ctx, hash, u.ID, sessions, header(r.Header, "User-Agent"), limitKey(st.clientIP)); errors.Is(err, errMissing) {
+		if _, err := s.createSession(ctx, hash, u.ID, sessions, header(r.Header, "User-Agent"), clientNetwork(st.clientIP)); errors.Is(err, errMissing) {
 			return errBadCredentials // the account was deleted a moment ago
 		} else if err != nil {
 			return err
 		}
 		st.userID = u.ID
-		if err := s.recordLoginNetwork(ctx, u.ID, limitKey(st.clientIP)); err != nil {
+		if err := s.recordLoginNetwork(ctx, u.ID, clientNetwork(st.clientIP)); err != nil {
 			logger.WarnContext(ctx, "could not record the login network", "error", err.Error())
 		}
 		au.record(r, "login.succeeded", u.ID, u.ID)
@@ -243,36 +234,50 @@ func handleLogin(s *store, pw *passwordHasher, limits *rateLimits, au *auditor, 
 // that email: one hash is spent all the same, so timing tells nothing)
 // under email's failure budgets: a failure is reserved before hashing and
 // given back when the password is right, or when it could not be checked.
+// The hash goes first when the caller signs in from a network the account
+// used before, or is signed in already (re-authentication).
 func checkPassword(w http.ResponseWriter, r *http.Request, s *store, pw *passwordHasher, limits *rateLimits, email string, account *user, password string) (ok, stale bool, err error) {
 	ctx := r.Context()
-	attempt, err := limits.reservePasswordFailure(w, r, email, func(network string) (bool, error) {
-		if account == nil {
-			return false, nil
+	st := stateFrom(ctx)
+	network := clientNetwork(st.clientIP)
+	known := false
+	if account != nil {
+		if known, err = s.loginNetworkKnown(ctx, account.ID, network, knownNetworkTTL); err != nil {
+			return false, false, err
 		}
-		return s.loginNetworkKnown(ctx, account.ID, network, knownNetworkTTL)
-	})
+	}
+	attempt, err := limits.reservePasswordFailure(w, r, email, known)
 	if err != nil {
 		return false, false, err
 	}
+	claim := hashClaim{network: network, first: known || st.user != nil}
 	release := context.WithoutCancel(ctx) // a client gone mid-hash must not keep a failure it did not make
 	if account == nil {
-		if err := pw.burn(ctx, password); err != nil {
+		if err := pw.burn(ctx, claim, password); err != nil {
 			attempt.succeeded(release)
 			return false, false, err
 		}
 		return false, false, nil
 	}
-	ok, stale, err = pw.verify(ctx, password, account.passwordHash)
+	ok, stale, err = pw.verify(ctx, claim, password, account.passwordHash)
 	if err != nil || ok {
 		attempt.succeeded(release)
 	}
 	return ok, stale, err
 }
 
+// hashClaimOf is the request's claim on the password hasher: its client
+// network, going first when first says the caller has proved something
+// already (a session, a mailed link).
+func hashClaimOf(r *http.Request, first bool) hashClaim {
+	return hashClaim{network: clientNetwork(stateFrom(r.Context()).clientIP), first: first}
+}
+
 // rehashPassword upgrades a hash made with older parameters. A failure is
 // logged, not answered: the login itself succeeded.
-func rehashPassword(ctx context.Context, s *store, pw *passwordHasher, userID, password string, logger *slog.Logger) {
-	hash, err := pw.hash(ctx, password)
+func rehashPassword(r *http.Request, s *store, pw *passwordHasher, userID, password string, logger *slog.Logger) {
+	ctx := r.Context()
+	hash, err := pw.hash(ctx, hashClaimOf(r, true), password)
 	if err == nil {
 		_, _, err = s.updateUser(ctx, userID, userChanges{PasswordHash: &hash}, keepSessions)
 	}
@@ -348,7 +353,7 @@ func ensureFirstSuperuser(ctx context.Context, logger *slog.Logger, cfg config, 
 	if err != nil || exists {
 		return err
 	}
-	hash, err := pw.hash(ctx, cfg.FirstSuperuserPassword)
+	hash, err := pw.hash(ctx, hashClaim{first: true}, cfg.FirstSuperuserPassword)
 	if err != nil {
 		return err
 	}

@@ -78,3 +78,16 @@ func isTrusted(a netip.Addr, trusted []netip.Prefix) bool {
 	}
 	return false
 }
+
+// clientNetwork is the network a client address stands for: an IPv4
+// address as it is, an IPv6 address by its /64, since one host is usually
+// handed a whole /64. Rate limits, known login networks, hashing turns and
+// audit summaries are all kept per client network.
+func clientNetwork(ip string) string {
+	a, err := netip.ParseAddr(ip)
+	if err != nil || a.Is4() {
+		return ip
+	}
+	p, _ := a.Prefix(64)
+	return p.String()
+}

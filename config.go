@@ -1,6 +1,9 @@
 package main
 
 import (
+	"crypto/rand"
+	"encoding/base64"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -42,11 +45,19 @@ type config struct {
 
 	MetricsAddr  string // "" when off
 	PprofEnabled bool
+	PprofAddr    string // always a loopback address
+
+	// SecretKey seals what must not be readable at rest (queued mails); the
+	// database never holds it. Development makes one per process when it
+	// is unset (SecretKeyGenerated).
+	SecretKey          []byte
+	SecretKeyGenerated bool
 
 	SMTP              smtpConfig
 	MailFrom          *mail.Address
 	FrontendURL       string
 	EmailVerification string // optional | required
+	MailMaxAttempts   int
 
 	RateLimit rateLimitConfig
 }
@@ -90,6 +101,7 @@ const (
 	devSuperuserEmail    = "admin@example.com"
 	devSuperuserPassword = "changethis"
 	minProductionSecret  = 12
+	defaultMetricsPort   = "9464"
 )
 
 // devCORSOrigins are the usual local frontend dev servers (Vite, and
@@ -123,6 +135,7 @@ func (e *configError) Error() string {
 type envReader struct {
 	lookup   lookupEnv
 	problems []string
+	fromFile map[string]bool // names whose value came from NAME_FILE
 }
 
 // lookupEnv is os.LookupEnv, or a test's map: a variable's value and
@@ -151,8 +164,23 @@ func (e *envReader) getenv(name string) string {
 		e.fail(name+"_FILE", "cannot read %s: %v", path, errors.Unwrap(err))
 		return ""
 	}
+	if e.fromFile == nil {
+		e.fromFile = map[string]bool{}
+	}
+	e.fromFile[name] = true
 	s := strings.TrimSuffix(string(b), "\n")
 	return strings.TrimSuffix(s, "\r")
+}
+
+// invalid reports a value of name that does not parse. The value is
+// quoted, unless it came from a file: a secret file named on the wrong
+// variable must not end up in an error message or a log.
+func (e *envReader) invalid(name, value, format string, args ...any) {
+	shown := strconv.Quote(value)
+	if e.fromFile[name] {
+		shown = "the content of " + name + "_FILE"
+	}
+	e.fail(name, "%s %s", shown, fmt.Sprintf(format, args...))
 }
 
 func (e *envReader) fail(name, format string, args ...any) {
@@ -178,7 +206,7 @@ func (e *envReader) integer(name string, def, min, max int) int {
 	}
 	n, err := strconv.Atoi(v)
 	if err != nil || n < min || n > max {
-		e.fail(name, "%q is not a whole number from %d to %d", v, min, max)
+		e.invalid(name, v, "is not a whole number from %d to %d", min, max)
 		return def
 	}
 	return n
@@ -191,7 +219,7 @@ func (e *envReader) duration(name string, def time.Duration) time.Duration {
 	}
 	d, err := time.ParseDuration(v)
 	if err != nil || d < 0 {
-		e.fail(name, "%q is not a non-negative duration such as 90s, 15m or 168h", v)
+		e.invalid(name, v, "is not a non-negative duration such as 90s, 15m or 168h")
 		return def
 	}
 	return d
@@ -204,7 +232,7 @@ func (e *envReader) boolean(name string, def bool) bool {
 	}
 	b, err := strconv.ParseBool(v)
 	if err != nil {
-		e.fail(name, "%q is not true or false", v)
+		e.invalid(name, v, "is not true or false")
 		return def
 	}
 	return b
@@ -228,7 +256,7 @@ func loadConfig(lookup lookupEnv) (config, error) {
 
 	c.Env = e.str("APP_ENV", envDevelopment)
 	if c.Env != envDevelopment && c.Env != envProduction {
-		e.fail("APP_ENV", "%q is not development or production", c.Env)
+		e.invalid("APP_ENV", c.Env, "is not development or production")
 		c.Env = envProduction // judge the rest by the stricter rules
 	}
 	prod := c.Env == envProduction
@@ -238,7 +266,7 @@ func loadConfig(lookup lookupEnv) (config, error) {
 	c.Host = e.str("HOST", byEnv(prod, "", "127.0.0.1"))
 	if c.Host != "" && c.Host != "localhost" {
 		if _, err := netip.ParseAddr(c.Host); err != nil {
-			e.fail("HOST", "%q is not an IP address (or empty for every interface)", c.Host)
+			e.invalid("HOST", c.Host, "is not an IP address (or empty for every interface)")
 		}
 	}
 	c.Port = e.integer("PORT", 8080, 0, 65535)
@@ -248,7 +276,7 @@ func loadConfig(lookup lookupEnv) (config, error) {
 	}
 	if lvl := e.str("LOG_LEVEL", "info"); lvl != "" {
 		if err := c.LogLevel.UnmarshalText([]byte(lvl)); err != nil {
-			e.fail("LOG_LEVEL", "%q is not debug, info, warn or error", lvl)
+			e.invalid("LOG_LEVEL", lvl, "is not debug, info, warn or error")
 		}
 	}
 	c.DocsEnabled = e.boolean("DOCS_ENABLED", !prod)
@@ -262,7 +290,7 @@ func loadConfig(lookup lookupEnv) (config, error) {
 		}
 		u, err := url.Parse(o)
 		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || (u.Path != "" && u.Path != "/") {
-			e.fail("CORS_ALLOWED_ORIGINS", "%q is not an origin such as https://app.example.com", o)
+			e.invalid("CORS_ALLOWED_ORIGINS", o, "is not an origin such as https://app.example.com")
 		}
 	}
 	for _, p := range e.list("TRUSTED_PROXIES") {
@@ -270,7 +298,7 @@ func loadConfig(lookup lookupEnv) (config, error) {
 		if err != nil {
 			addr, aerr := netip.ParseAddr(p)
 			if aerr != nil {
-				e.fail("TRUSTED_PROXIES", "%q is not an IP address or CIDR range", p)
+				e.invalid("TRUSTED_PROXIES", p, "is not an IP address or CIDR range")
 				continue
 			}
 			prefix = netip.PrefixFrom(addr, addr.BitLen())
@@ -308,13 +336,27 @@ func loadConfig(lookup lookupEnv) (config, error) {
 
 	// Set and empty turns the listener off, as does "off" (for tools that
 	// drop empty variables); unset is the default.
-	c.MetricsAddr = e.str("METRICS_ADDR", byEnv(prod, ":9090", "127.0.0.1:9090"))
+	// Not 9090, which is Prometheus's own port: a Prometheus beside the
+	// service would take it first. 9464 is the usual exporter port.
+	c.MetricsAddr = e.str("METRICS_ADDR", byEnv(prod, ":"+defaultMetricsPort, "127.0.0.1:"+defaultMetricsPort))
 	if _, set := e.lookup("METRICS_ADDR"); (set && !e.set("METRICS_ADDR")) || c.MetricsAddr == "off" {
 		c.MetricsAddr = ""
 	} else if _, _, err := net.SplitHostPort(c.MetricsAddr); err != nil {
-		e.fail("METRICS_ADDR", "%q is not host:port (such as :9090), empty or off", c.MetricsAddr)
+		e.invalid("METRICS_ADDR", c.MetricsAddr, "is not host:port (such as :%s), empty or off", defaultMetricsPort)
 	}
+	// pprof shows memory and can stall the process: it is served on a
+	// loopback address only, reached by port-forward or exec, never from
+	// the network.
 	c.PprofEnabled = e.boolean("PPROF_ENABLED", false)
+	c.PprofAddr = e.str("PPROF_ADDR", "127.0.0.1:6060")
+	if host, _, err := net.SplitHostPort(c.PprofAddr); err != nil || !isLoopback(host) {
+		e.invalid("PPROF_ADDR", c.PprofAddr, "is not a loopback host:port such as 127.0.0.1:6060")
+	}
+	c.SecretKey = e.secretKey("SECRET_KEY", prod)
+	if c.SecretKey == nil && !prod {
+		c.SecretKey, c.SecretKeyGenerated = make([]byte, 32), true
+		rand.Read(c.SecretKey)
+	}
 
 	c.SMTP.Host = e.str("SMTP_HOST", "")
 	c.SMTP.Port = e.integer("SMTP_PORT", 587, 1, 65535)
@@ -322,7 +364,7 @@ func loadConfig(lookup lookupEnv) (config, error) {
 	c.SMTP.Password = e.getenv("SMTP_PASSWORD")
 	c.SMTP.TLS = e.str("SMTP_TLS", "starttls")
 	if c.SMTP.TLS != "starttls" && c.SMTP.TLS != "tls" && c.SMTP.TLS != "none" {
-		e.fail("SMTP_TLS", "%q is not starttls, tls or none", c.SMTP.TLS)
+		e.invalid("SMTP_TLS", c.SMTP.TLS, "is not starttls, tls or none")
 	}
 	from := e.str("MAIL_FROM", "")
 	if from == "" && !prod {
@@ -331,7 +373,7 @@ func loadConfig(lookup lookupEnv) (config, error) {
 	if from != "" {
 		a, err := mail.ParseAddress(from)
 		if err != nil || !strings.Contains(a.Address[strings.LastIndexByte(a.Address, '@')+1:], ".") {
-			e.fail("MAIL_FROM", "%q is not an address such as \"App <noreply@example.com>\"", from)
+			e.invalid("MAIL_FROM", from, "is not an address such as \"App <noreply@example.com>\"")
 		} else {
 			c.MailFrom = a
 		}
@@ -342,19 +384,20 @@ func loadConfig(lookup lookupEnv) (config, error) {
 	}
 	if c.FrontendURL != "" {
 		if u, err := url.Parse(c.FrontendURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-			e.fail("FRONTEND_URL", "%q is not a URL such as https://app.example.com", c.FrontendURL)
+			e.invalid("FRONTEND_URL", c.FrontendURL, "is not a URL such as https://app.example.com")
 		}
 	}
+	c.MailMaxAttempts = e.integer("MAIL_MAX_ATTEMPTS", 10, 1, 1000)
 	c.EmailVerification = e.str("EMAIL_VERIFICATION", "optional")
 	if c.EmailVerification != "optional" && c.EmailVerification != "required" {
-		e.fail("EMAIL_VERIFICATION", "%q is not optional or required", c.EmailVerification)
+		e.invalid("EMAIL_VERIFICATION", c.EmailVerification, "is not optional or required")
 	}
 
 	rl := &c.RateLimit
 	rl.Enabled = e.boolean("RATE_LIMIT_ENABLED", true)
 	rl.Store = e.str("RATE_LIMIT_STORE", "memory")
 	if rl.Store != "memory" && rl.Store != "postgres" {
-		e.fail("RATE_LIMIT_STORE", "%q is not memory or postgres", rl.Store)
+		e.invalid("RATE_LIMIT_STORE", rl.Store, "is not memory or postgres")
 	}
 	rl.MaxKeys = e.integer("RATE_LIMIT_MAX_KEYS", 100_000, 1, 100_000_000)
 	// Development's budget does not stop a person exploring the API.
@@ -430,6 +473,47 @@ func checkProduction(e *envReader, c *config) {
 	if c.SMTP.Password != "" && isPlaceholder(c.SMTP.Password) {
 		e.fail("SMTP_PASSWORD", "is a placeholder")
 	}
+	if c.SecretKey == nil && !e.set("SECRET_KEY") {
+		e.fail("SECRET_KEY", "is required in production (at least 32 random bytes, base64 or hex: openssl rand -base64 32)")
+	}
+}
+
+// minSecretKeyBytes is AES-256's key size: SECRET_KEY must hold at least
+// that much randomness.
+const minSecretKeyBytes = 32
+
+// secretKey reads SECRET_KEY, at least 32 bytes written as hex or base64.
+// Unset is nil; production requires it (checkProduction), development makes
+// one per process.
+func (e *envReader) secretKey(name string, prod bool) []byte {
+	v := strings.TrimSpace(e.getenv(name))
+	if v == "" {
+		return nil
+	}
+	if isPlaceholder(v) {
+		e.fail(name, "is a placeholder; make one with: openssl rand -base64 32")
+		return nil
+	}
+	for _, decode := range []func(string) ([]byte, error){
+		hex.DecodeString, base64.StdEncoding.DecodeString, base64.RawStdEncoding.DecodeString,
+		base64.URLEncoding.DecodeString, base64.RawURLEncoding.DecodeString,
+	} {
+		if key, err := decode(v); err == nil && len(key) >= minSecretKeyBytes {
+			return key
+		}
+	}
+	e.fail(name, "must be at least %d random bytes written as hex or base64 (openssl rand -base64 32)", minSecretKeyBytes)
+	return nil
+}
+
+// isLoopback reports whether host (an address or "localhost") is this
+// machine only.
+func isLoopback(host string) bool {
+	if host == "localhost" {
+		return true
+	}
+	a, err := netip.ParseAddr(host)
+	return err == nil && a.IsLoopback()
 }
 
 func mailFromString(a *mail.Address) string {
@@ -491,6 +575,9 @@ func (c config) LogValue() slog.Value {
 		slog.String("email_verification", c.EmailVerification),
 		slog.String("metrics_addr", c.MetricsAddr),
 		slog.Bool("pprof_enabled", c.PprofEnabled),
+		slog.String("pprof_addr", c.PprofAddr),
+		slog.Bool("secret_key_set", !c.SecretKeyGenerated),
+		slog.Int("mail_max_attempts", c.MailMaxAttempts),
 		slog.Bool("rate_limit_enabled", c.RateLimit.Enabled),
 		slog.String("rate_limit_store", c.RateLimit.Store),
 		slog.Int("rate_limit_max_keys", c.RateLimit.MaxKeys),

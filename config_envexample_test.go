@@ -69,7 +69,7 @@ func TestEnvExampleRefusesToStart(t *testing.T) {
 	if !errors.As(err, &ee) || ee.code != 2 {
 		t.Fatalf("the example started (or failed otherwise): %v", err)
 	}
-	for _, name := range []string{"DATABASE_URL", "FIRST_SUPERUSER_PASSWORD"} {
+	for _, name := range []string{"DATABASE_URL", "FIRST_SUPERUSER_PASSWORD", "SECRET_KEY"} {
 		if !strings.Contains(err.Error(), name+":") {
 			t.Errorf("refusal does not name %s:\n%v", name, err)
 		}
@@ -77,6 +77,7 @@ func TestEnvExampleRefusesToStart(t *testing.T) {
 	// With the placeholders replaced it is a valid production config.
 	env["DATABASE_URL"] = "postgres://app:Real-Db-Secret-42@db:5432/app?sslmode=disable"
 	env["FIRST_SUPERUSER_PASSWORD"] = "a-real-long-passphrase"
+	env["SECRET_KEY"] = testSecretKey
 	if _, err := loadConfig(envMap(env)); err != nil {
 		t.Fatalf("the filled-in example is refused: %v", err)
 	}

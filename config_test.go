@@ -4,6 +4,7 @@ import (
 	"errors"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
@@ -105,7 +106,8 @@ func TestConfigProductionListsEveryProblemAtOnce(t *testing.T) {
 
 func TestConfigProductionRules(t *testing.T) {
 	good := []string{"APP_ENV", "production", "DATABASE_URL", "postgres://app:Xk29-longer-secret@db:5432/app",
-		"SMTP_HOST", "smtp.example.com", "MAIL_FROM", "App <noreply@example.com>", "FRONTEND_URL", "https://app.example.com"}
+		"SMTP_HOST", "smtp.example.com", "MAIL_FROM", "App <noreply@example.com>", "FRONTEND_URL", "https://app.example.com",
+		"SECRET_KEY", testSecretKey}
 	with := func(kv ...string) lookupEnv { return envOf(append(append([]string{}, good...), kv...)...) }
 	tests := []struct {
 		name string
@@ -127,6 +129,12 @@ func TestConfigProductionRules(t *testing.T) {
 		{"superuser password 'secret'", with("FIRST_SUPERUSER_EMAIL", "root@example.com", "FIRST_SUPERUSER_PASSWORD", "secret"), "FIRST_SUPERUSER_PASSWORD"},
 		{"superuser email alone", with("FIRST_SUPERUSER_EMAIL", "root@example.com"), "FIRST_SUPERUSER_EMAIL"},
 		{"cors star", with("CORS_ALLOWED_ORIGINS", "https://app.example.com,*"), "CORS_ALLOWED_ORIGINS"},
+		{"no secret key", with("SECRET_KEY", ""), "SECRET_KEY"},
+		{"secret key placeholder", with("SECRET_KEY", "changethis"), "SECRET_KEY"},
+		{"secret key too short", with("SECRET_KEY", "c2hvcnQta2V5LW9mLTIwLWJ5dGVz"), "SECRET_KEY"},
+		{"secret key not encoded", with("SECRET_KEY", "this is not hex nor base64, though long enough!"), "SECRET_KEY"},
+		{"secret key as hex", with("SECRET_KEY", strings.Repeat("ab", 32)), ""},
+		{"mail attempts zero", with("MAIL_MAX_ATTEMPTS", "0"), "MAIL_MAX_ATTEMPTS"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -161,20 +169,20 @@ func TestConfigMetricsAddr(t *testing.T) {
 		env  lookupEnv
 		want string
 	}{
-		{envOf(), "127.0.0.1:9090"},
+		{envOf(), "127.0.0.1:9464"},
 		{envOf("METRICS_ADDR", ""), ""},
 		{envOf("METRICS_ADDR", "  "), ""},
 		{envOf("METRICS_ADDR", "off"), ""},
 		{envOf("METRICS_ADDR", ":9191"), ":9191"},
 		{envOf("APP_ENV", "production", "DATABASE_URL", "postgres://app:Xk29-longer-secret@db:5432/app", "SMTP_HOST", "smtp.example.com",
-			"MAIL_FROM", "App <noreply@example.com>", "FRONTEND_URL", "https://app.example.com"), ":9090"},
+			"MAIL_FROM", "App <noreply@example.com>", "FRONTEND_URL", "https://app.example.com", "SECRET_KEY", testSecretKey), ":9464"},
 	} {
 		cfg, err := loadConfig(c.env)
 		if err != nil || cfg.MetricsAddr != c.want {
 			t.Fatalf("metrics address %q (%v), want %q", cfg.MetricsAddr, err, c.want)
 		}
 	}
-	if _, err := loadConfig(envOf("METRICS_ADDR", "9090")); err == nil || !strings.Contains(err.Error(), "METRICS_ADDR:") {
+	if _, err := loadConfig(envOf("METRICS_ADDR", "9464")); err == nil || !strings.Contains(err.Error(), "METRICS_ADDR:") {
 		t.Fatalf("a port without a colon was taken: %v", err)
 	}
 }
@@ -220,5 +228,47 @@ func TestConfigLogValueMasksSecrets(t *testing.T) {
 	}
 	if got := redactDSN("host=db user=app password=hunter22 dbname=app"); strings.Contains(got, "hunter22") {
 		t.Fatalf("key=value DSN not masked: %s", got)
+	}
+}
+
+// testSecretKey is a SECRET_KEY for tests: 32 bytes, base64.
+const testSecretKey = "3q2+7wABAgMEBQYHCAkKCwwNDg8QERITFBUWFxgZGhs="
+
+// Development without SECRET_KEY makes a fresh one per process and says
+// so; a key that is set is used as given.
+func TestConfigSecretKey(t *testing.T) {
+	a, _ := loadConfig(envOf())
+	b, _ := loadConfig(envOf())
+	if !a.SecretKeyGenerated || len(a.SecretKey) != 32 || string(a.SecretKey) == string(b.SecretKey) {
+		t.Fatalf("development keys: generated=%v len=%d, equal to the next process's: %v", a.SecretKeyGenerated, len(a.SecretKey), string(a.SecretKey) == string(b.SecretKey))
+	}
+	c, err := loadConfig(envOf("SECRET_KEY", testSecretKey))
+	if err != nil || c.SecretKeyGenerated || len(c.SecretKey) != 32 || c.SecretKey[0] != 0xde {
+		t.Fatalf("a set key: %v generated=%v %x", err, c.SecretKeyGenerated, c.SecretKey)
+	}
+	_, dsn := newTestDB(t)
+	rn := startRun(t, map[string]string{"DATABASE_URL": dsn})
+	if len(rn.logs.linesWith(t, "msg", "SECRET_KEY is not set: development made a key for this process; mail it queued cannot be sent by another process or after a restart")) != 1 {
+		t.Fatalf("development did not say it made a key:\n%s", rn.logs)
+	}
+}
+
+// A NAME_FILE set on the wrong variable never shows the file's content:
+// the error names the file's variable instead.
+func TestConfigFileErrorsNeverQuoteTheFile(t *testing.T) {
+	secret := filepath.Join(t.TempDir(), "database_url")
+	os.WriteFile(secret, []byte("postgres://app:Leaky-Secret-77@db/app\n"), 0o600)
+	for _, name := range []string{"PORT", "LOG_LEVEL", "SESSION_TTL", "DOCS_ENABLED", "HOST", "FRONTEND_URL", "METRICS_ADDR", "PPROF_ADDR", "SMTP_TLS", "APP_ENV", "TRUSTED_PROXIES", "CORS_ALLOWED_ORIGINS", "MAIL_FROM", "SECRET_KEY"} {
+		_, err := loadConfig(envOf(name+"_FILE", secret))
+		if err == nil {
+			t.Errorf("%s_FILE holding a DSN was taken", name)
+			continue
+		}
+		if strings.Contains(err.Error(), "Leaky-Secret-77") || strings.Contains(err.Error(), "postgres://") {
+			t.Errorf("%s_FILE: the error quotes the file: %v", name, err)
+		}
+		if !strings.Contains(err.Error(), name+":") {
+			t.Errorf("%s_FILE: the error does not name %s: %v", name, name, err)
+		}
 	}
 }

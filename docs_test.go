@@ -43,7 +43,7 @@ func TestDocsHiddenInProduction(t *testing.T) {
 	}
 	// And production's default is off.
 	cfg, err := loadConfig(envOf("APP_ENV", "production", "DATABASE_URL", "postgres://app:Real-Secret-123@db/app",
-		"SMTP_HOST", "smtp.example.com", "MAIL_FROM", "noreply@example.com", "FRONTEND_URL", "https://app.example.com"))
+		"SMTP_HOST", "smtp.example.com", "MAIL_FROM", "noreply@example.com", "FRONTEND_URL", "https://app.example.com", "SECRET_KEY", testSecretKey))
 	if err != nil || cfg.DocsEnabled {
 		t.Fatalf("production docs default: %v %v", cfg.DocsEnabled, err)
 	}

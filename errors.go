@@ -97,10 +97,17 @@ func errNotFound(what string) *apiError {
 	return newError(codeNotFound, what+" not found.")
 }
 
-// unavailable wraps a cause the client must not see (a lost database).
+// unavailable wraps a cause the client must not see (a lost database, a
+// schema an upgrade has not migrated yet); the client may retry after
+// unavailableRetry.
 func unavailable(err error) *apiError {
-	return &apiError{Code: codeUnavailable, Detail: "The service is temporarily unavailable; try again shortly.", Err: err}
+	return &apiError{Code: codeUnavailable, Detail: "The service is temporarily unavailable; try again shortly.", Err: err, RetryAfter: unavailableRetry}
 }
+
+// unavailableRetry is the Retry-After of a 503: long enough for a
+// database restart or a migration to finish, short enough not to strand a
+// client.
+const unavailableRetry = 5 * time.Second
 
 // clientGone reports whether the request's client went away (net/http
 // cancels its context): whatever failed then is logged as 499, and nothing

@@ -67,7 +67,7 @@ func FuzzDecodeBodies(f *testing.F) {
 		decodeIs4xx(t, err)
 		_, err = decode[itemWrite](r())
 		decodeIs4xx(t, err)
-		if v, err := decode[recoveryRequest](r()); err == nil && emailProblem(v.Email.V) != "" {
+		if v, err := decode[emailRequest](r()); err == nil && emailProblem(v.Email.V) != "" {
 			t.Fatalf("recovery accepted %q", v.Email.V)
 		} else {
 			decodeIs4xx(t, err)
@@ -130,7 +130,7 @@ func FuzzClientIP(f *testing.F) {
 		if p, ok := parseHop(peer); ok && !isTrusted(p, trusted) && a != p {
 			t.Fatalf("an untrusted peer %q chose its bucket %q through X-Forwarded-For", peer, ip)
 		}
-		if k := limitKey(ip); k == "" {
+		if k := clientNetwork(ip); k == "" {
 			t.Fatal("empty limit key")
 		}
 	})

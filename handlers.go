@@ -53,8 +53,8 @@ func newServerDeps(logger *slog.Logger, cfg config, db *sql.DB, health *healthSt
 		limits:  newRateLimits(cfg.RateLimit, db, now, logger),
 		metrics: newMetrics(health.version, health.commit),
 		audit:   newAuditor(logger, now),
-		mailer:  &mailer{from: cfg.MailFrom, frontendURL: cfg.FrontendURL, now: now},
 	}
+	d.mailer = newMailer(d.store, cfg, now, logger)
 	d.audit.revoked = func(reason string, n int64) { d.metrics.sessionsRevoked.add(uint64(n), reason) }
 	d.setHasher(newPasswordHasher(passwordIterations, runtime.GOMAXPROCS(0)))
 	d.metrics.addPool(db)
@@ -84,7 +84,7 @@ func addRoutes(mux *http.ServeMux, logger *slog.Logger, cfg config, d serverDeps
 	sessions := cfg.sessions()
 	user, superuser := requireUser(s, sessions), requireSuperuser(s, sessions)
 
-	handle("GET /api/v1/health", handleHealth(d.health))
+	handle("GET /api/v1/health", handleHealth(d.health, s))
 	handle("GET /api/v1/health/live", handleLive())
 
 	handle("POST /api/v1/auth/register", authLimit(handleRegister(s, pw, au, ml)))
@@ -93,6 +93,7 @@ func addRoutes(mux *http.ServeMux, logger *slog.Logger, cfg config, d serverDeps
 	handle("POST /api/v1/auth/password-recovery", authLimit(handleRecovery(s, au)))
 	handle("POST /api/v1/auth/password-reset", authLimit(handleReset(s, pw, ml, au)))
 	handle("POST /api/v1/auth/verify-email", authLimit(handleVerify(s, au)))
+	handle("POST /api/v1/auth/verify-email/resend", authLimit(handleVerificationRequest(s, au)))
 
 	handle("GET /api/v1/users/me", apiLimit(user(handleMeGet())))
 	handle("PATCH /api/v1/users/me", apiLimit(user(handleMePatch(s, pw, rl, au, ml)))) // an email change also spends the auth budget

@@ -10,8 +10,11 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"log/slog"
+	"mime"
 	"net/http"
 	"net/http/httptest"
+	"net/mail"
 	"net/url"
 	"os"
 	"os/exec"
@@ -365,7 +368,7 @@ func (a *testApp) signup(email string) (id, token string) {
 // superuser creates a superuser directly in the database and logs in.
 func (a *testApp) superuser(email string) (id, token string) {
 	a.t.Helper()
-	hash, err := a.deps.hasher.hash(context.Background(), "password-123")
+	hash, err := a.deps.hasher.hash(context.Background(), hashClaim{}, "password-123")
 	if err != nil {
 		a.t.Fatal(err)
 	}
@@ -466,3 +469,45 @@ func toJSON(v any) string {
 type sqlDB = sql.DB
 
 func sqlOpen(dsn string) (*sql.DB, error) { return sql.Open("pgx", dsn) }
+
+// deliverMail runs the app's outbox worker until nothing is due, as the
+// server's own worker would, and returns the mails it sent (opened, as the
+// SMTP server would receive them).
+func (a *testApp) deliverMail() []*mail.Message {
+	a.t.Helper()
+	var sent []*mail.Message
+	w := &outboxWorker{store: a.deps.store, mailer: a.deps.mailer, logger: slog.New(slog.DiscardHandler), maxAttempts: 10,
+		send: func(_ context.Context, _ string, msg []byte) error {
+			m, err := mail.ReadMessage(bytes.NewReader(msg))
+			if err != nil {
+				a.t.Fatalf("a queued mail does not parse: %v", err)
+			}
+			sent = append(sent, m)
+			return nil
+		}}
+	for {
+		worked, err := w.processOne(context.Background())
+		if err != nil {
+			a.t.Fatalf("outbox: %v", err)
+		}
+		if !worked {
+			return sent
+		}
+	}
+}
+
+// mailTo is the one mail of mails to `to` whose subject contains subject.
+func mailTo(t testing.TB, mails []*mail.Message, to, subject string) *mail.Message {
+	t.Helper()
+	var found []*mail.Message
+	for _, m := range mails {
+		subj, _ := new(mime.WordDecoder).DecodeHeader(m.Header.Get("Subject"))
+		if m.Header.Get("To") == to && strings.Contains(subj, subject) {
+			found = append(found, m)
+		}
+	}
+	if len(found) != 1 {
+		t.Fatalf("%d mails %q to %s, want 1", len(found), subject, to)
+	}
+	return found[0]
+}

@@ -67,8 +67,10 @@ type healthDoc struct {
 const healthContentType = "application/health+json"
 
 // handleHealth is the readiness probe: the database answers within a short
-// timeout and the server is not draining.
-func handleHealth(h *healthState) http.Handler {
+// timeout with the schema this build expects, and the server is not
+// draining. During an upgrade, a replica whose code is newer than the
+// schema fails it until the migration is done.
+func handleHealth(h *healthState, s *store) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
 		defer cancel()
@@ -83,6 +85,13 @@ func handleHealth(h *healthState) http.Handler {
 			}
 		case !h.ready.Load():
 			check.Status, check.Output = "fail", "database schema not migrated yet"
+		default:
+			if err := s.checkSchema(ctx); err != nil {
+				check.Status, check.Output = "fail", "database schema not current"
+				if st := stateFrom(r.Context()); st != nil {
+					st.err = err
+				}
+			}
 		}
 		doc := healthDoc{
 			Status:        check.Status,

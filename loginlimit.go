@@ -31,16 +31,16 @@ type passwordAttempt struct {
 }
 
 // reservePasswordFailure reserves one failure for email from the request's
-// client network, before any hashing. known reports whether that network is
-// one the account signed in from lately; it is asked only when the account
-// budget is spent.
-func (l *rateLimits) reservePasswordFailure(w http.ResponseWriter, r *http.Request, email string, known func(network string) (bool, error)) (*passwordAttempt, error) {
+// client network, before any hashing. known says whether that network is
+// one the account signed in from lately: it passes when the account budget
+// is spent.
+func (l *rateLimits) reservePasswordFailure(w http.ResponseWriter, r *http.Request, email string, known bool) (*passwordAttempt, error) {
 	a := &passwordAttempt{l: l}
 	if !l.enabled {
 		return a, nil
 	}
 	ctx, st, now := r.Context(), stateFrom(r.Context()), l.now()
-	network := limitKey(st.clientIP)
+	network := clientNetwork(st.clientIP)
 	loginKey := email + " " + network
 	d, err := l.store.take(ctx, l.login, loginKey, now, true)
 	if err != nil {
@@ -60,12 +60,7 @@ func (l *rateLimits) reservePasswordFailure(w http.ResponseWriter, r *http.Reque
 		l.apply(w, st, d)
 		return a, nil
 	}
-	ok, err := known(network)
-	if err != nil {
-		a.succeeded(ctx)
-		return nil, err
-	}
-	if ok {
+	if known {
 		return a, nil // a network the owner uses: only its own login budget applies
 	}
 	a.succeeded(ctx) // refused: nothing counts

@@ -132,6 +132,9 @@ func run(ctx context.Context, args []string, lookup lookupEnv, stdin io.Reader, 
 // serve runs the server until ctx ends, then drains it.
 func serve(ctx context.Context, logger *slog.Logger, cfg config, ver, rev string) error {
 	logger.Info("starting", "version", ver, "commit", rev, "config", cfg)
+	if cfg.SecretKeyGenerated {
+		logger.Warn("SECRET_KEY is not set: development made a key for this process; mail it queued cannot be sent by another process or after a restart")
+	}
 	if cfg.Env == envDevelopment {
 		created, err := ensureDatabase(ctx, cfg.DatabaseURL)
 		switch {
@@ -167,6 +170,12 @@ func serve(ctx context.Context, logger *slog.Logger, cfg config, ver, rev string
 			close(health.readyCh)
 		}
 	})
+	send := logSender(logger) // development without SMTP_HOST (production requires it)
+	if cfg.SMTP.Host != "" {
+		send = smtpSender(cfg.SMTP, cfg.MailFrom.Address)
+	}
+	worker := &outboxWorker{store: deps.store, mailer: deps.mailer, send: send, logger: logger, interval: outboxPollInterval,
+		maxAttempts: cfg.MailMaxAttempts, result: deps.metrics.mailSent}
 	bg.Go(func() {
 		every(bgCtx, time.Minute, func(ctx context.Context) {
 			deps.limits.sweep(ctx)
@@ -175,17 +184,13 @@ func serve(ctx context.Context, logger *slog.Logger, cfg config, ver, rev string
 	})
 	bg.Go(func() {
 		every(bgCtx, time.Hour, func(ctx context.Context) {
-			sweepSessions(ctx, logger, deps.store)
+			sweepSessions(ctx, logger, deps.store, knownNetworkTTL)
 			if err := deps.store.purgeOutbox(ctx, time.Now().Add(-outboxRetention)); err != nil && ctx.Err() == nil {
 				logger.Warn("could not purge the outbox", "error", err.Error())
 			}
+			worker.adoptLegacy(ctx)
 		})
 	})
-	send := logSender(logger) // development without SMTP_HOST (production requires it)
-	if cfg.SMTP.Host != "" {
-		send = smtpSender(cfg.SMTP, cfg.MailFrom.Address)
-	}
-	worker := &outboxWorker{store: deps.store, mailer: deps.mailer, send: send, logger: logger, interval: outboxPollInterval, sent: deps.metrics.mailSent}
 	bg.Go(func() {
 		select { // the outbox table exists once migrations ran
 		case <-health.readyCh:
@@ -198,10 +203,22 @@ func serve(ctx context.Context, logger *slog.Logger, cfg config, ver, rev string
 		if err != nil {
 			return fmt.Errorf("metrics listener: %w", err)
 		}
-		logger.Info("metrics listening", "addr", mln.Addr().String(), "pprof", cfg.PprofEnabled)
+		logger.Info("metrics listening", "addr", mln.Addr().String())
 		bg.Go(func() {
-			if err := serveMetrics(bgCtx, mln, metricsHandler(deps.metrics, cfg.PprofEnabled)); err != nil {
+			if err := serveMetrics(bgCtx, mln, metricsHandler(deps.metrics)); err != nil {
 				logger.Error("metrics listener stopped", "error", err.Error())
+			}
+		})
+	}
+	if cfg.PprofEnabled {
+		pln, err := net.Listen("tcp", cfg.PprofAddr)
+		if err != nil {
+			return fmt.Errorf("pprof listener: %w", err)
+		}
+		logger.Info("pprof listening", "addr", pln.Addr().String())
+		bg.Go(func() {
+			if err := serveMetrics(bgCtx, pln, pprofHandler()); err != nil {
+				logger.Error("pprof listener stopped", "error", err.Error())
 			}
 		})
 	}

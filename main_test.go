@@ -396,7 +396,9 @@ func TestCreateSuperuserAndFileSecrets(t *testing.T) {
 	dir := t.TempDir()
 	dsnFile := filepath.Join(dir, "database_url")
 	os.WriteFile(dsnFile, []byte(u.String()+"\n"), 0o600)
-	env := []string{"APP_ENV=production", "DATABASE_URL_FILE=" + dsnFile, "METRICS_ADDR=off", "PATH=/usr/bin:/bin",
+	keyFile := filepath.Join(dir, "secret_key")
+	os.WriteFile(keyFile, []byte(testSecretKey+"\n"), 0o600)
+	env := []string{"APP_ENV=production", "DATABASE_URL_FILE=" + dsnFile, "SECRET_KEY_FILE=" + keyFile, "METRICS_ADDR=off", "PATH=/usr/bin:/bin",
 		"SMTP_HOST=127.0.0.1", "SMTP_PORT=1", "MAIL_FROM=noreply@example.com", "FRONTEND_URL=https://app.example.com"}
 	bootstrap := func(password string, extra ...string) (string, int) {
 		cmd := exec.Command(serverBinary(t), "-create-superuser", "Root@Example.com")
@@ -430,7 +432,7 @@ func TestCreateSuperuserAndFileSecrets(t *testing.T) {
 	if me.json["is_superuser"] != true {
 		t.Fatalf("bootstrapped user: %s", me.body)
 	}
-	if contains(p.logs.String(), "Xk7-db-credential-42") || contains(p.logs.String(), "Str0ng-bootstrap-pw") {
+	if contains(p.logs.String(), "Xk7-db-credential-42") || contains(p.logs.String(), "Str0ng-bootstrap-pw") || contains(p.logs.String(), testSecretKey) {
 		t.Fatalf("a secret reached the log:\n%s", p.logs)
 	}
 }

@@ -159,7 +159,7 @@ func newMetrics(version, commit string) *metrics {
 		limitDecisions:  newCounterVec("ratelimit_decisions_total", "Rate-limit decisions, by policy and result (allowed, refused).", "policy", "result"),
 		hashDuration:    newHistogramVec("password_hash_duration_seconds", "Time to derive one password hash (PBKDF2), waiting for a slot included.", []float64{0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5}),
 		sessionsRevoked: newCounterVec("sessions_revoked_total", "Sessions ended before their expiry, by reason.", "reason"),
-		mailsSent:       newCounterVec("mail_sent_total", "Mail send attempts from the outbox, by result (sent, failed).", "result"),
+		mailsSent:       newCounterVec("mail_sent_total", "Mail send attempts from the outbox, by result: sent, retried (failed, tried again later), failed (given up).", "result"),
 	}
 	m.gauges = append(m.gauges,
 		gauge{name: "http_requests_in_flight", help: "HTTP requests being served.", kind: "gauge", read: func() []gaugeValue { return one(float64(m.inFlight.Load())) }},
@@ -215,7 +215,7 @@ func (m *metrics) mailSent(result string) { m.mailsSent.add(1, result) }
 
 // addOutbox exports the mail outbox's backlog.
 func (m *metrics) addOutbox(s *store) {
-	m.gauges = append(m.gauges, gauge{name: "mail_outbox_pending", help: "Mails (and recovery requests) in the outbox not sent yet.", kind: "gauge",
+	m.gauges = append(m.gauges, gauge{name: "mail_outbox_pending", help: "Mails (and mail requests) in the outbox still to be sent; mails given up are not pending.", kind: "gauge",
 		read: func() []gaugeValue {
 			ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 			defer cancel()
@@ -231,7 +231,7 @@ func (m *metrics) addOutbox(s *store) {
 func (m *metrics) addHasher(pw *passwordHasher) {
 	pw.observe = func(d time.Duration) { m.hashDuration.observe(d) }
 	m.gauges = append(m.gauges,
-		gauge{name: "password_hashes_running", help: "Password hashes being computed.", kind: "gauge", read: func() []gaugeValue { return one(float64(len(pw.slots))) }},
+		gauge{name: "password_hashes_running", help: "Password hashes being computed.", kind: "gauge", read: func() []gaugeValue { return one(float64(pw.busy())) }},
 		gauge{name: "password_hashes_waiting", help: "Password hashes waiting for a slot.", kind: "gauge", read: func() []gaugeValue { return one(float64(pw.waiting.Load())) }},
 	)
 }
@@ -397,25 +397,31 @@ func formatFloat(v float64) string {
 	return strconv.FormatFloat(v, 'g', -1, 64)
 }
 
-// metricsHandler is the second listener's mux: /metrics, and /debug/pprof/
-// when asked for. It is never routed through nginx.
-func metricsHandler(m *metrics, pprofEnabled bool) http.Handler {
+// metricsHandler is the second listener's mux: /metrics. It is never
+// routed through nginx.
+func metricsHandler(m *metrics) http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /metrics", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
 		m.write(w)
 	})
-	if pprofEnabled {
-		mux.HandleFunc("/debug/pprof/", pprof.Index)
-		mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
-		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
-		mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
-		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
-	}
 	return mux
 }
 
-// serveMetrics serves the metrics listener until ctx ends.
+// pprofHandler is /debug/pprof/, served only on PPROF_ADDR, a loopback
+// address: a profile shows memory and can stall the process.
+func pprofHandler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	return mux
+}
+
+// serveMetrics serves a listener of the operators' (metrics, pprof) until
+// ctx ends.
 func serveMetrics(ctx context.Context, ln net.Listener, h http.Handler) error {
 	srv := &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second, WriteTimeout: 60 * time.Second}
 	go func() {

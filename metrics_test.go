@@ -6,6 +6,7 @@ import (
 	"io"
 	"math"
 	"math/rand/v2"
+	"net"
 	"net/http"
 	"os/exec"
 	"strconv"
@@ -111,12 +112,40 @@ func TestMetricsScrape(t *testing.T) {
 	}
 }
 
-func TestPprofWhenEnabled(t *testing.T) {
-	srv := metricsHandler(newMetrics("v", "c"), true)
-	rec := newRecorder()
-	srv.ServeHTTP(rec, mustRequest("GET", "/debug/pprof/"))
-	if rec.Code != 200 || !strings.Contains(rec.Body.String(), "goroutine") {
-		t.Fatalf("pprof index: %d", rec.Code)
+// With PPROF_ENABLED, pprof is served on PPROF_ADDR (loopback) and still
+// not on the metrics listener; a PPROF_ADDR off loopback does not start.
+func TestPprofOnlyOnLoopback(t *testing.T) {
+	_, dsn := newTestDB(t)
+	rn := startRun(t, map[string]string{"DATABASE_URL": dsn, "PPROF_ENABLED": "true", "PPROF_ADDR": "127.0.0.1:0"})
+	listening := func(msg string) string {
+		for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+			for _, l := range rn.logs.linesWith(t, "msg", msg) {
+				return l["addr"].(string)
+			}
+		}
+		t.Fatalf("no %q line", msg)
+		return ""
+	}
+	pprofAddr, metricsAddr := listening("pprof listening"), listening("metrics listening")
+	if host, _, _ := net.SplitHostPort(pprofAddr); host != "127.0.0.1" {
+		t.Fatalf("pprof listens on %s", pprofAddr)
+	}
+	resp, err := http.Get("http://" + pprofAddr + "/debug/pprof/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || !strings.Contains(string(body), "goroutine") {
+		t.Fatalf("pprof index: %d", resp.StatusCode)
+	}
+	if resp, err := http.Get("http://" + metricsAddr + "/debug/pprof/"); err != nil || resp.StatusCode != 404 {
+		t.Fatalf("pprof on the metrics listener: %v %v", resp, err)
+	}
+	for _, addr := range []string{":6060", "0.0.0.0:6060", "10.1.2.3:6060", "[::]:6060", "6060"} {
+		if _, err := loadConfig(envOf("PPROF_ENABLED", "true", "PPROF_ADDR", addr)); err == nil || !strings.Contains(err.Error(), "PPROF_ADDR:") {
+			t.Errorf("PPROF_ADDR=%s was taken: %v", addr, err)
+		}
 	}
 }
 

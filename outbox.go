@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"crypto/tls"
 	"database/sql"
@@ -9,7 +10,9 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"net"
+	"net/mail"
 	"net/smtp"
+	"net/textproto"
 	"strconv"
 	"strings"
 	"time"
@@ -17,34 +20,46 @@ import (
 
 // The outbox worker: one per replica. It claims one due row at a time with
 // FOR UPDATE SKIP LOCKED (so with several replicas each row goes to one),
-// sends it while holding the row's lock, and marks it sent or schedules a
-// retry with exponential backoff and jitter, in the same transaction. A
-// crash mid-send rolls the claim back, so the mail is sent again later:
-// delivery is at least once, and twice only when a process dies between
-// the SMTP server accepting a message and the commit that records it.
+// and, in the same transaction, either turns a request into a mail (or into
+// nothing), or opens a mail, sends it while holding the row's lock, and
+// marks it sent, retried later with exponential backoff and jitter, or
+// failed. A crash mid-send rolls the claim back, so the mail is sent again
+// later: delivery is at least once, and twice only when a process dies
+// between the SMTP server accepting a message and the commit recording it.
+//
+// A mail stops after maxAttempts attempts, or at once when the server
+// refuses it for good (a 5xx reply): it is then marked failed, its body
+// cleared, logged at warn and counted.
 
 // sendFunc delivers one message to one recipient.
 type sendFunc func(ctx context.Context, to string, message []byte) error
 
 type outboxWorker struct {
-	store    *store
-	mailer   *mailer
-	send     sendFunc
-	logger   *slog.Logger
-	interval time.Duration // how often an idle worker looks for due rows
-	sent     func(result string)
+	store       *store
+	mailer      *mailer
+	send        sendFunc
+	logger      *slog.Logger
+	interval    time.Duration // how often an idle worker looks for due rows
+	maxAttempts int
+	result      func(result string) // each attempt's outcome, for metrics: sent, retried, failed
 }
 
 const (
 	outboxPollInterval = 500 * time.Millisecond
 	outboxSendTimeout  = 30 * time.Second
 	outboxRetention    = 7 * 24 * time.Hour
-	maxResetMailsAHour = 3
+
+	// The requests a worker turns into a mail off the request's path, so
+	// the answer takes the same time whether or not the address has an
+	// account.
+	requestPasswordReset = "password_recovery"
+	requestVerification  = "verification_resend"
 )
 
 // run works until ctx ends; it stops claiming then, and finishes the send
 // in hand.
 func (w *outboxWorker) run(ctx context.Context) {
+	w.adoptLegacy(ctx)
 	for ctx.Err() == nil {
 		worked, err := w.processOne(ctx)
 		if err != nil && ctx.Err() == nil {
@@ -72,65 +87,108 @@ func (w *outboxWorker) processOne(ctx context.Context) (bool, error) {
 	if err != nil || row == nil {
 		return false, err
 	}
-	if row.kind == "password_recovery" {
-		if err := w.recover(work, tx, row.recipient); err != nil {
-			return true, err
-		}
-		if err := w.store.markSent(work, tx, row.id); err != nil {
-			return true, err
-		}
-		return true, tx.Commit()
+	switch row.kind {
+	case requestPasswordReset, requestVerification:
+		err = w.fulfil(work, tx, row)
+	default:
+		err = w.deliver(work, tx, row)
 	}
-	sendCtx, cancel := context.WithTimeout(work, outboxSendTimeout)
-	sendErr := w.send(sendCtx, row.recipient, row.message)
-	cancel()
-	if sendErr == nil {
-		if w.sent != nil {
-			w.sent("sent")
-		}
-		if err := w.store.markSent(work, tx, row.id); err != nil {
-			return true, err
-		}
-		return true, tx.Commit()
-	}
-	if w.sent != nil {
-		w.sent("failed")
-	}
-	retryAt := w.store.timestamp().Add(backoff(row.attempts + 1))
-	w.logger.Warn("outbox: sending a mail failed; it will be retried", "kind", row.kind, "attempts", row.attempts+1,
-		"retry_at", retryAt.Format(time.RFC3339), "error", sendErr.Error())
-	if err := w.store.markFailed(work, tx, row.id, retryAt, truncate(sendErr.Error(), 500)); err != nil {
+	if err != nil {
 		return true, err
 	}
 	return true, tx.Commit()
 }
 
-// recover turns a recovery request into a reset mail when the address is
-// an active account's and it has not had maxResetMailsAHour this hour.
-func (w *outboxWorker) recover(ctx context.Context, tx *sql.Tx, email string) error {
-	u, err := scanUser(tx.QueryRowContext(ctx, `SELECT `+userColumns+` FROM users WHERE lower(email) = $1 FOR UPDATE`, email))
-	if errors.Is(err, sql.ErrNoRows) || (err == nil && !u.IsActive) {
-		return nil // nothing to send, and the caller was told the same
+// fulfil turns a request into a token mail when the address is an active
+// account's (and, for a verification, still unverified); mailToken keeps
+// to the caps. Either way the request is done.
+func (w *outboxWorker) fulfil(ctx context.Context, tx *sql.Tx, row *outboxRow) error {
+	u, err := w.store.lockUserByEmail(ctx, tx, row.recipient)
+	switch {
+	case errors.Is(err, errMissing): // no such account: nothing to send
+		err = nil
+	case err != nil:
+	case !u.IsActive:
+	case row.kind == requestPasswordReset:
+		err = w.mailer.mailToken(ctx, tx, u, purposeReset)
+	case !u.EmailVerified:
+		err = w.mailer.mailToken(ctx, tx, u, purposeVerify)
 	}
 	if err != nil {
 		return err
 	}
-	n, err := w.store.resetTokensSince(ctx, tx, u.ID, w.store.timestamp().Add(-time.Hour))
-	if err != nil || n >= maxResetMailsAHour {
-		if err == nil {
-			w.logger.Info("outbox: reset mail not sent: this hour's limit for the address is reached", "user_id", u.ID)
+	return w.store.markSent(ctx, tx, row.id)
+}
+
+// deliver sends a queued mail and records the outcome.
+func (w *outboxWorker) deliver(ctx context.Context, tx *sql.Tx, row *outboxRow) error {
+	msg, err := w.mailer.open(row)
+	if err == nil {
+		sendCtx, cancel := context.WithTimeout(ctx, outboxSendTimeout)
+		err = w.send(sendCtx, row.recipient, msg)
+		cancel()
+	}
+	attempts := row.attempts + 1
+	switch {
+	case err == nil:
+		w.count("sent")
+		return w.store.markSent(ctx, tx, row.id)
+	case refusedForGood(err) || attempts >= w.maxAttempts:
+		w.count("failed")
+		w.logger.Warn("outbox: a mail could not be delivered and is given up", "kind", row.kind, "message_id", row.messageID,
+			"attempts", attempts, "error", err.Error())
+		return w.store.markFailed(ctx, tx, row.id, truncate(err.Error(), 500))
+	default:
+		w.count("retried")
+		retryAt := w.store.timestamp().Add(backoff(attempts))
+		w.logger.Warn("outbox: sending a mail failed; it will be retried", "kind", row.kind, "message_id", row.messageID,
+			"attempts", attempts, "retry_at", retryAt.Format(time.RFC3339), "error", err.Error())
+		return w.store.markRetry(ctx, tx, row.id, retryAt, truncate(err.Error(), 500))
+	}
+}
+
+func (w *outboxWorker) count(result string) {
+	if w.result != nil {
+		w.result(result)
+	}
+}
+
+// refusedForGood is an SMTP reply of the 5xx class: the server will not
+// take this mail however often it is sent (no such mailbox, policy).
+func refusedForGood(err error) bool {
+	var reply *textproto.Error
+	return errors.As(err, &reply) && reply.Code >= 500 && reply.Code < 600
+}
+
+// adoptLegacy moves the previous release's unsent rows (written in clear
+// by its replicas during a rolling update) into mail_outbox, sealed, and
+// deletes the old table's rows. It runs at start and with the hourly
+// janitor, until a later release drops the old table.
+func (w *outboxWorker) adoptLegacy(ctx context.Context) {
+	err := w.store.inTx(ctx, func(tx *sql.Tx) error {
+		rows, err := w.store.claimLegacyOutbox(ctx, tx, 1000)
+		if err != nil {
+			return err
 		}
-		return err
+		ids := make([]int64, 0, len(rows))
+		for _, r := range rows {
+			adopted := outboxRow{kind: r.kind, recipient: r.recipient}
+			if r.body != nil {
+				adopted.body = w.mailer.sealer.seal(r.body, []byte(r.recipient))
+				if m, err := mail.ReadMessage(bytes.NewReader(r.body)); err == nil {
+					adopted.messageID = m.Header.Get("Message-Id")
+				}
+			}
+			if err := w.store.enqueue(ctx, tx, adopted); err != nil {
+				return err
+			}
+			ids = append(ids, r.id)
+		}
+		return w.store.deleteLegacyOutbox(ctx, tx, ids)
+	})
+	if err != nil && ctx.Err() == nil {
+		w.logger.Warn("outbox: could not adopt the previous release's queued mail", "error", err.Error())
 	}
-	token, hash := newToken()
-	if err := w.store.insertToken(ctx, tx, hash, u.ID, purposeReset, u.Email, resetTokenTTL); err != nil {
-		return err
-	}
-	msg, err := w.mailer.compose("reset", u.Email, mailData{Name: deref(u.FullName), Email: u.Email, Link: w.mailer.link("/reset-password", token)})
-	if err != nil {
-		return err
-	}
-	return w.store.enqueue(ctx, tx, "reset", u.Email, msg)
 }
 
 // backoff is 2^(attempt-1) seconds, at most an hour, less up to a fifth at
@@ -148,13 +206,6 @@ func truncate(s string, n int) string {
 		return s
 	}
 	return s[:n]
-}
-
-func deref(s *string) string {
-	if s == nil {
-		return ""
-	}
-	return *s
 }
 
 // smtpSender delivers over SMTP with net/smtp.

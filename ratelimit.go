@@ -6,7 +6,6 @@ import (
 	"log/slog"
 	"math"
 	"net/http"
-	"net/netip"
 	"strconv"
 	"time"
 )
@@ -174,7 +173,7 @@ func (l *rateLimits) check(w http.ResponseWriter, r *http.Request, p *policy, on
 		return nil
 	}
 	st := stateFrom(r.Context())
-	d, err := l.store.take(r.Context(), p, limitKey(st.clientIP), l.now(), true)
+	d, err := l.store.take(r.Context(), p, clientNetwork(st.clientIP), l.now(), true)
 	if err != nil {
 		l.logger.ErrorContext(r.Context(), "rate-limit store failed", "policy", p.name, "fail_closed", onFailure == failClosed, "error", err.Error())
 		if onFailure == failClosed {
@@ -211,15 +210,4 @@ func setLimitHeaders(h http.Header, d limitDecision) {
 	h.Set("X-RateLimit-Limit", limit)
 	h.Set("X-RateLimit-Remaining", remaining)
 	h.Set("X-RateLimit-Reset", reset)
-}
-
-// limitKey is the bucket of a client address: IPv4 as it is, IPv6 by its
-// /64, since one host is usually handed a whole /64.
-func limitKey(ip string) string {
-	a, err := netip.ParseAddr(ip)
-	if err != nil || a.Is4() {
-		return ip
-	}
-	p, _ := a.Prefix(64)
-	return p.String()
 }

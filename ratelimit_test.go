@@ -271,10 +271,10 @@ func TestClientIPSpoofing(t *testing.T) {
 	if n := testing.AllocsPerRun(100, func() { clientIP(r, trusted) }); n != 0 {
 		t.Fatalf("clientIP allocates %v times for an IPv4 peer", n)
 	}
-	if a, b := limitKey("2001:db8:1:2::1"), limitKey("2001:db8:1:2:ffff::9"); a != b || a != "2001:db8:1:2::/64" {
+	if a, b := clientNetwork("2001:db8:1:2::1"), clientNetwork("2001:db8:1:2:ffff::9"); a != b || a != "2001:db8:1:2::/64" {
 		t.Fatalf("IPv6 keys: %q %q, want one /64", a, b)
 	}
-	if limitKey("198.51.100.7") != "198.51.100.7" {
+	if clientNetwork("198.51.100.7") != "198.51.100.7" {
 		t.Fatal("IPv4 key changed")
 	}
 }

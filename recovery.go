@@ -1,80 +1,64 @@
 package main
 
 import (
-	"context"
 	"database/sql"
 	"errors"
 	"net/http"
 )
 
 // Password recovery and email verification by mailed single-use links.
-// Tokens are 256 random bits, stored only as SHA-256; reset links live 30
-// minutes, verification links 24 hours; a new reset link voids the older
-// ones. Every mail is written to the outbox in the transaction of the change
-// that causes it.
-
-// verificationMail is the step that mails u a link confirming u.Email.
-func (m *mailer) verificationMail(s *store) txStep {
-	return func(ctx context.Context, tx *sql.Tx, u user) error {
-		token, hash := newToken()
-		if err := s.insertToken(ctx, tx, hash, u.ID, purposeVerify, u.Email, verifyTokenTTL); err != nil {
-			return err
-		}
-		msg, err := m.compose("verify", u.Email, mailData{Name: deref(u.FullName), Email: u.Email, Link: m.link("/verify-email", token)})
-		if err != nil {
-			return err
-		}
-		return s.enqueue(ctx, tx, "verify", u.Email, msg)
-	}
-}
-
-// notice is the step that tells to (the account's address before the
-// change) what just happened to the account. Its link is the frontend's
-// page for asking a reset link: a notice says "if this was not you, reset
-// your password at once".
-func (m *mailer) notice(s *store, kind, to string, d mailData) txStep {
-	return func(ctx context.Context, tx *sql.Tx, u user) error {
-		d.Name, d.Email, d.Link = deref(u.FullName), to, m.link("/recover-password", "")
-		msg, err := m.compose(kind, to, d)
-		if err != nil {
-			return err
-		}
-		return s.enqueue(ctx, tx, kind, to, msg)
-	}
-}
+// Tokens are 256 random bits, stored only as SHA-256 and bound to the
+// address they were mailed to; reset links live 30 minutes, verification
+// links 24 hours. A link dies with the state it was issued for (updateUserTx
+// voids it). The mails themselves: mail.go.
 
 type acceptedResponse struct {
 	Detail string `json:"detail"`
 }
 
-type recoveryRequest struct {
+// emailRequest is a body that names an address: a recovery or a
+// verification resend.
+type emailRequest struct {
 	Email opt[string] `json:"email"`
 }
 
-func (q *recoveryRequest) normalize() { q.Email.V = normalizeEmail(q.Email.V) }
+func (q *emailRequest) normalize() { q.Email.V = normalizeEmail(q.Email.V) }
 
-func (q recoveryRequest) valid() []fieldError {
+func (q emailRequest) valid() []fieldError {
 	var p problems
 	p.add("email", requiredEmail(q.Email))
 	return p
 }
 
-// handleRecovery answers 202 with the same words after the same work
-// (one insert) whether or not the address has an account: the outbox worker
-// decides, off the request's path, whether a reset mail goes out.
-func handleRecovery(s *store, au *auditor) http.Handler {
+// handleMailRequest answers 202 with detail after the same work (one
+// insert) whether or not the address has an account: the outbox worker
+// decides, off the request's path, whether a mail of kind goes out.
+func handleMailRequest(s *store, au *auditor, kind, event, detail string) http.Handler {
 	return apiFunc(func(w http.ResponseWriter, r *http.Request) error {
-		req, err := decode[recoveryRequest](r)
+		req, err := decode[emailRequest](r)
 		if err != nil {
 			return err
 		}
-		if err := s.enqueue(r.Context(), s.db, "password_recovery", req.Email.V, nil); err != nil {
-			return classify(err, "Recovery")
+		if err := s.enqueue(r.Context(), s.db, outboxRow{kind: kind, recipient: req.Email.V}); err != nil {
+			return classify(err, "Request")
 		}
-		au.record(r, "password.reset_requested", "", "")
-		writeJSON(w, http.StatusAccepted, contentJSON, acceptedResponse{Detail: "If an account has this email, a link to reset its password is on its way."})
+		au.record(r, event, "", "")
+		writeJSON(w, http.StatusAccepted, contentJSON, acceptedResponse{Detail: detail})
 		return nil
 	})
+}
+
+// handleRecovery is POST /auth/password-recovery.
+func handleRecovery(s *store, au *auditor) http.Handler {
+	return handleMailRequest(s, au, requestPasswordReset, "password.reset_requested",
+		"If an account has this email, a link to reset its password is on its way.")
+}
+
+// handleVerificationRequest is POST /auth/verify-email/resend: nobody can
+// squat an address, since its owner can always ask for a fresh link.
+func handleVerificationRequest(s *store, au *auditor) http.Handler {
+	return handleMailRequest(s, au, requestVerification, "email.verification_requested",
+		"If an unverified account has this email, a link to verify it is on its way.")
 }
 
 type resetRequest struct {
@@ -89,11 +73,12 @@ func (q resetRequest) valid() []fieldError {
 	return p
 }
 
-// errInvalidToken is a token that is unknown, spent or expired.
+// errInvalidToken is a token that is unknown, spent, voided or expired.
 var errInvalidToken = newError(codeInvalidToken, "The link is invalid, used or expired; ask for a new one.")
 
 // handleReset spends a reset token: a new password, every session ended,
-// and a notice, in one transaction.
+// the email verified (the link proved the mailbox), and a notice, in one
+// transaction.
 func handleReset(s *store, pw *passwordHasher, m *mailer, au *auditor) http.Handler {
 	return apiFunc(func(w http.ResponseWriter, r *http.Request) error {
 		req, err := decode[resetRequest](r)
@@ -106,21 +91,32 @@ func handleReset(s *store, pw *passwordHasher, m *mailer, au *auditor) http.Hand
 		} else if !live {
 			return errInvalidToken // before paying for a hash
 		}
-		pwHash, err := pw.hash(ctx, req.NewPassword.V)
+		pwHash, err := pw.hash(ctx, hashClaimOf(r, true), req.NewPassword.V)
 		if err != nil {
 			return err
 		}
-		notice := func(ctx context.Context, tx *sql.Tx, u user) error {
-			return m.notice(s, "password_reset", u.Email, mailData{})(ctx, tx, u)
-		}
-		userID, revoked, err := s.resetPassword(ctx, hash, pwHash, notice)
+		var u user
+		var revoked int64
+		err = s.inTx(ctx, func(tx *sql.Tx) error {
+			userID, email, err := s.spendToken(ctx, tx, hash, purposeReset)
+			if err != nil {
+				return err
+			}
+			if u, revoked, err = s.updateUserTx(ctx, tx, userID, userChanges{PasswordHash: &pwHash}, revokeSessions); err != nil {
+				return err
+			}
+			if _, err := s.markEmailVerified(ctx, tx, userID, email); err != nil {
+				return err
+			}
+			return m.mailNotice(ctx, tx, "password_reset", u.Email)
+		})
 		if errors.Is(err, errMissing) {
 			return errInvalidToken // spent by a concurrent request meanwhile
 		} else if err != nil {
-			return err
+			return classify(err, "User")
 		}
-		au.record(r, "password.reset", userID, userID)
-		au.sessionsRevoked(r, "password_reset", userID, userID, revoked)
+		au.record(r, "password.reset", u.ID, u.ID)
+		au.sessionsRevoked(r, "password_reset", u.ID, u.ID, revoked)
 		w.WriteHeader(http.StatusNoContent)
 		return nil
 	})
@@ -144,11 +140,24 @@ func handleVerify(s *store, au *auditor) http.Handler {
 		if err != nil {
 			return err
 		}
-		userID, err := s.verifyEmail(r.Context(), hashToken(req.Token.V))
+		ctx := r.Context()
+		var userID string
+		err = s.inTx(ctx, func(tx *sql.Tx) error {
+			id, email, err := s.spendToken(ctx, tx, hashToken(req.Token.V), purposeVerify)
+			if err != nil {
+				return err
+			}
+			userID = id
+			ok, err := s.markEmailVerified(ctx, tx, id, email)
+			if err == nil && !ok {
+				err = errMissing // the email changed since the link was mailed
+			}
+			return err
+		})
 		if errors.Is(err, errMissing) {
 			return errInvalidToken
 		} else if err != nil {
-			return err
+			return classify(err, "Token")
 		}
 		au.record(r, "email.verified", userID, userID)
 		w.WriteHeader(http.StatusNoContent)
@@ -156,15 +165,16 @@ func handleVerify(s *store, au *auditor) http.Handler {
 	})
 }
 
-// handleResendVerification mails the caller a fresh verification link; an
-// address already verified is 409.
+// handleResendVerification mails the caller a fresh verification link,
+// within the caps; an address already verified is 409.
 func handleResendVerification(s *store, m *mailer) http.Handler {
 	return apiFunc(func(w http.ResponseWriter, r *http.Request) error {
 		me := currentUser(r)
 		if me.EmailVerified {
 			return newError(codeConflict, "Your email is already verified.")
 		}
-		if err := s.inTx(r.Context(), func(tx *sql.Tx) error { return m.verificationMail(s)(r.Context(), tx, me) }); err != nil {
+		ctx := r.Context()
+		if err := s.inTx(ctx, func(tx *sql.Tx) error { return m.mailToken(ctx, tx, me, purposeVerify) }); err != nil {
 			return classify(err, "Verification")
 		}
 		writeJSON(w, http.StatusAccepted, contentJSON, acceptedResponse{Detail: "A link to verify your email is on its way."})

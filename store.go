@@ -159,6 +159,14 @@ func (s *store) timestamp() time.Time {
 
 type rowScanner interface{ Scan(...any) error }
 
+// dbtx is what a statement runs on: the pool, or a transaction a caller
+// holds open for more work.
+type dbtx interface {
+	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
+	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
+	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
+}
+
 // withPgx runs fn on one pooled connection through pgx's own API
 // (database/sql's Conn.Raw), for a hot read whose rows database/sql would
 // convert value by value through driver.Value. The connection goes back to
@@ -227,12 +235,18 @@ func (e *storeError) Error() string {
 func (e *storeError) Unwrap() []error { return []error{e.kind, e.err} }
 
 // classify sorts a database error: no rows, or a foreign key whose row a
-// concurrent request deleted, is errMissing; a unique violation errDuplicate; a server or connection that cannot answer (or a
-// schema not migrated yet) errStoreDown. Anything else passes unchanged:
-// a bug, answered as internal.
+// concurrent request deleted, is errMissing; a unique violation
+// errDuplicate; a server or connection that cannot answer, or a schema that
+// lacks what the code uses, errStoreDown. An error already sorted (by an
+// inner call) is returned as it is. Anything else passes unchanged: a bug,
+// answered as internal.
 func classify(err error, what string) error {
 	if err == nil {
 		return nil
+	}
+	var se *storeError
+	if errors.As(err, &se) {
+		return err
 	}
 	var pgErr *pgconn.PgError
 	kind := error(nil)
@@ -243,7 +257,7 @@ func classify(err error, what string) error {
 		kind = errDuplicate
 	case errors.As(err, &pgErr) && pgErr.Code == "23503":
 		kind = errMissing // what the row refers to was deleted meanwhile
-	case errors.As(err, &pgErr) && serverUnavailable(pgErr.Code):
+	case errors.As(err, &pgErr) && (serverUnavailable(pgErr.Code) || schemaBehind(pgErr.Code)):
 		kind = errStoreDown
 	case errors.As(err, &pgErr):
 		return fmt.Errorf("%s: %w", what, err)
@@ -257,10 +271,16 @@ func classify(err error, what string) error {
 
 // serverUnavailable is true for SQLSTATEs that mean the server, not our
 // query, is the problem: connection exceptions (08), insufficient resources
-// (53), operator intervention such as a shutdown (57P), and an undefined
-// table (42P01), which is a schema whose migrations have not run yet.
+// (53), operator intervention such as a shutdown (57P).
 func serverUnavailable(code string) bool {
-	return strings.HasPrefix(code, "08") || strings.HasPrefix(code, "53") || strings.HasPrefix(code, "57P") || code == "42P01"
+	return strings.HasPrefix(code, "08") || strings.HasPrefix(code, "53") || strings.HasPrefix(code, "57P")
+}
+
+// schemaBehind is true for an undefined table (42P01), column (42703) or
+// function (42883): a schema older than the code, while an upgrade's
+// migrations have not run yet. It passes; it is not a bug.
+func schemaBehind(code string) bool {
+	return code == "42P01" || code == "42703" || code == "42883"
 }
 
 // connectionLost is true for errors of the network or the pool rather than

@@ -7,7 +7,7 @@ import (
 	"time"
 )
 
-// The SQL of account tokens and of the outbox.
+// The SQL of account tokens and of the mail outbox.
 
 const (
 	purposeReset  = "reset"
@@ -17,22 +17,19 @@ const (
 	verifyTokenTTL = 24 * time.Hour
 )
 
-// insertToken stores a token's hash for u. A new reset token voids the
-// older ones, so only the newest link works.
+// insertToken stores a token's hash for userID, bound to the address it is
+// mailed to. The account's other live tokens stay valid: nobody can void
+// the owner's link by asking for another.
 func (s *store) insertToken(ctx context.Context, tx *sql.Tx, tokenHash []byte, userID, purpose, email string, ttl time.Duration) error {
 	now := s.timestamp()
-	if purpose == purposeReset {
-		if _, err := tx.ExecContext(ctx, `DELETE FROM account_tokens WHERE user_id = $1 AND purpose = $2 AND used_at IS NULL`, userID, purpose); err != nil {
-			return err
-		}
-	}
 	_, err := tx.ExecContext(ctx, `INSERT INTO account_tokens (token_hash, user_id, purpose, email, created_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6)`,
 		tokenHash, userID, purpose, email, now, now.Add(ttl))
 	return err
 }
 
 // spendToken marks a live token of purpose used and returns its user and
-// email; a token that is unknown, spent or expired is errMissing.
+// the address it was mailed to; a token that is unknown, spent, voided or
+// expired is errMissing.
 func (s *store) spendToken(ctx context.Context, tx *sql.Tx, tokenHash []byte, purpose string) (userID, email string, err error) {
 	now := s.timestamp()
 	err = tx.QueryRowContext(ctx, `
@@ -40,43 +37,6 @@ func (s *store) spendToken(ctx context.Context, tx *sql.Tx, tokenHash []byte, pu
 		WHERE token_hash = $1 AND purpose = $2 AND used_at IS NULL AND expires_at > $3
 		RETURNING user_id, email`, tokenHash, purpose, now).Scan(&userID, &email)
 	return userID, email, classify(err, "Token")
-}
-
-// resetPassword spends a reset token and, in the same transaction, sets
-// the account's password hash, ends every session and runs then. A token
-// that cannot be spent is errMissing.
-func (s *store) resetPassword(ctx context.Context, tokenHash []byte, passwordHash string, then ...txStep) (userID string, revoked int64, err error) {
-	err = s.inTx(ctx, func(tx *sql.Tx) error {
-		id, _, err := s.spendToken(ctx, tx, tokenHash, purposeReset)
-		if err != nil {
-			return err
-		}
-		userID = id
-		_, revoked, err = s.updateUserTx(ctx, tx, id, userChanges{PasswordHash: &passwordHash}, revokeSessions, then...)
-		return err
-	})
-	return userID, revoked, err
-}
-
-// verifyEmail spends a verification token and marks the address it was
-// mailed to verified, if the account still has it; otherwise errMissing.
-func (s *store) verifyEmail(ctx context.Context, tokenHash []byte) (userID string, err error) {
-	err = s.inTx(ctx, func(tx *sql.Tx) error {
-		id, email, err := s.spendToken(ctx, tx, tokenHash, purposeVerify)
-		if err != nil {
-			return err
-		}
-		userID = id
-		res, err := tx.ExecContext(ctx, `UPDATE users SET email_verified = true WHERE id = $1 AND email = $2`, id, email)
-		if err != nil {
-			return classify(err, "User")
-		}
-		if n, _ := res.RowsAffected(); n == 0 {
-			return classify(sql.ErrNoRows, "Token") // the email changed since the link was mailed
-		}
-		return nil
-	})
-	return userID, err
 }
 
 // tokenIsLive reports, without spending it, whether a token can be used:
@@ -88,32 +48,51 @@ func (s *store) tokenIsLive(ctx context.Context, tokenHash []byte, purpose strin
 	return live, classify(err, "Token")
 }
 
-// resetTokensSince counts the reset mails an account was sent since t: a
-// few an hour at most, so the service cannot flood an inbox.
+// resetTokensSince counts the reset links issued to userID since t, spent
+// ones included: the per-account cap.
 func (s *store) resetTokensSince(ctx context.Context, tx *sql.Tx, userID string, t time.Time) (int, error) {
 	var n int
-	err := tx.QueryRowContext(ctx, `SELECT count(*) FROM account_tokens WHERE user_id = $1 AND purpose = 'reset' AND created_at > $2`, userID, t).Scan(&n)
+	err := tx.QueryRowContext(ctx, `SELECT count(*) FROM account_tokens WHERE user_id = $1 AND purpose = $2 AND created_at > $3`,
+		userID, purposeReset, t).Scan(&n)
 	return n, err
 }
 
-// enqueue writes a mail (or a recovery request, message nil) to the outbox,
-// in the caller's transaction.
-func (s *store) enqueue(ctx context.Context, tx interface {
-	ExecContext(context.Context, string, ...any) (sql.Result, error)
-}, kind, recipient string, message []byte) error {
-	now := s.timestamp()
-	_, err := tx.ExecContext(ctx, `INSERT INTO outbox (kind, recipient, message, created_at, next_attempt_at) VALUES ($1, $2, $3, $4, $4)`,
-		kind, recipient, message, now)
+// tokenMailsSince counts the reset and verification mails queued to
+// recipient since t: the per-address cap.
+func (s *store) tokenMailsSince(ctx context.Context, tx *sql.Tx, recipient string, t time.Time) (int, error) {
+	var n int
+	err := tx.QueryRowContext(ctx, `SELECT count(*) FROM mail_outbox WHERE recipient = $1 AND kind IN ($2, $3) AND created_at > $4`,
+		recipient, purposeReset, purposeVerify, t).Scan(&n)
+	return n, err
+}
+
+// mailCapLock is the first key of the advisory locks that make the caps
+// exact: requests for one address are counted one after another.
+const mailCapLock = 727_274_002
+
+// lockRecipient holds recipient's cap lock until tx ends.
+func (s *store) lockRecipient(ctx context.Context, tx *sql.Tx, recipient string) error {
+	_, err := tx.ExecContext(ctx, `SELECT pg_advisory_xact_lock($1, hashtext($2))`, mailCapLock, recipient)
 	return err
 }
 
-// outboxRow is one claimed row.
+// outboxRow is one mail, or one request for a mail (body nil), in the
+// outbox. body is sealed: only the mailer opens it.
 type outboxRow struct {
 	id        int64
 	kind      string
 	recipient string
-	message   []byte
+	body      []byte
+	messageID string
 	attempts  int
+}
+
+// enqueue writes r to the outbox, due now, in the caller's transaction (or
+// on the pool, for a request).
+func (s *store) enqueue(ctx context.Context, q dbtx, r outboxRow) error {
+	_, err := q.ExecContext(ctx, `INSERT INTO mail_outbox (kind, recipient, body, message_id, created_at, next_attempt_at) VALUES ($1, $2, $3, $4, $5, $5)`,
+		r.kind, r.recipient, r.body, r.messageID, s.timestamp())
+	return err
 }
 
 // claimOutbox locks the oldest due row that no other worker holds (FOR
@@ -122,39 +101,68 @@ type outboxRow struct {
 func (s *store) claimOutbox(ctx context.Context, tx *sql.Tx) (*outboxRow, error) {
 	var r outboxRow
 	err := tx.QueryRowContext(ctx, `
-		SELECT id, kind, recipient, message, attempts FROM outbox
-		WHERE sent_at IS NULL AND next_attempt_at <= $1
+		SELECT id, kind, recipient, body, message_id, attempts FROM mail_outbox
+		WHERE sent_at IS NULL AND failed_at IS NULL AND next_attempt_at <= $1
 		ORDER BY next_attempt_at, id LIMIT 1 FOR UPDATE SKIP LOCKED`, s.timestamp()).
-		Scan(&r.id, &r.kind, &r.recipient, &r.message, &r.attempts)
+		Scan(&r.id, &r.kind, &r.recipient, &r.body, &r.messageID, &r.attempts)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, nil
 	}
 	return &r, err
 }
 
+// markSent records a row done: a sent mail keeps no body, only its kind,
+// recipient, Message-ID, attempts and times.
 func (s *store) markSent(ctx context.Context, tx *sql.Tx, id int64) error {
-	_, err := tx.ExecContext(ctx, `UPDATE outbox SET sent_at = $2, attempts = attempts + 1, last_error = '' WHERE id = $1`, id, s.timestamp())
+	_, err := tx.ExecContext(ctx, `UPDATE mail_outbox SET sent_at = $2, attempts = attempts + 1, last_error = '', body = NULL WHERE id = $1`, id, s.timestamp())
 	return err
 }
 
-func (s *store) markFailed(ctx context.Context, tx *sql.Tx, id int64, retryAt time.Time, reason string) error {
-	_, err := tx.ExecContext(ctx, `UPDATE outbox SET attempts = attempts + 1, next_attempt_at = $2, last_error = $3 WHERE id = $1`, id, retryAt, reason)
+// markRetry records a failed attempt and when to try again.
+func (s *store) markRetry(ctx context.Context, tx *sql.Tx, id int64, retryAt time.Time, reason string) error {
+	_, err := tx.ExecContext(ctx, `UPDATE mail_outbox SET attempts = attempts + 1, next_attempt_at = $2, last_error = $3 WHERE id = $1`, id, retryAt, reason)
 	return err
 }
 
-// outboxPending counts mails not sent yet.
+// markFailed gives a mail up: it is not retried, keeps no body, and no
+// longer counts as pending.
+func (s *store) markFailed(ctx context.Context, tx *sql.Tx, id int64, reason string) error {
+	_, err := tx.ExecContext(ctx, `UPDATE mail_outbox SET attempts = attempts + 1, failed_at = $2, last_error = $3, body = NULL WHERE id = $1`,
+		id, s.timestamp(), reason)
+	return err
+}
+
+// outboxPending counts mails (and requests) still to be sent.
 func (s *store) outboxPending(ctx context.Context) (int64, error) {
 	var n int64
-	err := s.db.QueryRowContext(ctx, `SELECT count(*) FROM outbox WHERE sent_at IS NULL`).Scan(&n)
+	err := s.db.QueryRowContext(ctx, `SELECT count(*) FROM mail_outbox WHERE sent_at IS NULL AND failed_at IS NULL`).Scan(&n)
 	return n, err
 }
 
-// purgeOutbox deletes rows sent before t (the messages hold links), and
-// spent or expired tokens.
+// purgeOutbox deletes outbox rows finished before t, and spent or expired
+// tokens.
 func (s *store) purgeOutbox(ctx context.Context, t time.Time) error {
-	if _, err := s.db.ExecContext(ctx, `DELETE FROM outbox WHERE sent_at < $1`, t); err != nil {
+	if _, err := s.db.ExecContext(ctx, `DELETE FROM mail_outbox WHERE coalesce(sent_at, failed_at) < $1`, t); err != nil {
 		return err
 	}
 	_, err := s.db.ExecContext(ctx, `DELETE FROM account_tokens WHERE expires_at < $1 OR used_at < $1`, t)
+	return err
+}
+
+// claimLegacyOutbox locks up to limit unsent rows of the previous
+// release's outbox (plain bodies, written by its replicas during a rolling
+// update), for the worker to adopt into mail_outbox.
+func (s *store) claimLegacyOutbox(ctx context.Context, tx *sql.Tx, limit int) ([]outboxRow, error) {
+	rows, err := tx.QueryContext(ctx, `SELECT id, kind, recipient, message FROM outbox WHERE sent_at IS NULL ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED`, limit)
+	return collect(rows, err, func(r rowScanner) (outboxRow, error) {
+		var o outboxRow
+		return o, r.Scan(&o.id, &o.kind, &o.recipient, &o.body)
+	})
+}
+
+// deleteLegacyOutbox removes adopted rows, and the old table's sent rows,
+// which still hold their links.
+func (s *store) deleteLegacyOutbox(ctx context.Context, tx *sql.Tx, ids []int64) error {
+	_, err := tx.ExecContext(ctx, `DELETE FROM outbox WHERE id = ANY($1) OR sent_at IS NOT NULL`, ids)
 	return err
 }

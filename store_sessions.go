@@ -216,15 +216,15 @@ func (s *store) deleteExpiredSessions(ctx context.Context) (int64, error) {
 	return res.RowsAffected()
 }
 
-// sweepSessions deletes expired sessions and stale login networks; main
-// runs it every hour.
-func sweepSessions(ctx context.Context, logger *slog.Logger, s *store) {
+// sweepSessions deletes expired sessions, and login networks not used for
+// networkTTL; main runs it every hour.
+func sweepSessions(ctx context.Context, logger *slog.Logger, s *store, networkTTL time.Duration) {
 	if n, err := s.deleteExpiredSessions(ctx); err != nil && ctx.Err() == nil {
 		logger.Warn("could not delete expired sessions", "error", err.Error())
 	} else if n > 0 {
 		logger.Info("expired sessions deleted", "count", n)
 	}
-	if _, err := s.deleteStaleLoginNetworks(ctx, knownNetworkTTL); err != nil && ctx.Err() == nil {
+	if _, err := s.deleteStaleLoginNetworks(ctx, networkTTL); err != nil && ctx.Err() == nil {
 		logger.Warn("could not delete stale login networks", "error", err.Error())
 	}
 }

@@ -34,30 +34,14 @@ func userFields(u *user) []any {
 	return []any{&u.ID, &u.Email, &u.FullName, &u.IsActive, &u.IsSuperuser, &u.EmailVerified, &u.CreatedAt, &u.passwordHash}
 }
 
-// txStep is more work done in the transaction of a change, with the row
-// the change produced: a token and the mail that carries it, a notice.
-type txStep func(ctx context.Context, tx *sql.Tx, u user) error
-
-// createUser inserts u and runs then in the same transaction.
-func (s *store) createUser(ctx context.Context, u user, then ...txStep) (user, error) {
-	var created user
-	err := s.inTx(ctx, func(tx *sql.Tx) error {
-		var err error
-		created, err = scanUser(tx.QueryRowContext(ctx, `
-			INSERT INTO users (email, full_name, password_hash, is_active, is_superuser, email_verified, created_at)
-			VALUES ($1, $2, $3, $4, $5, $6, $7)
-			RETURNING `+userColumns,
-			u.Email, u.FullName, u.passwordHash, u.IsActive, u.IsSuperuser, u.EmailVerified, s.timestamp()))
-		if err != nil {
-			return err
-		}
-		for _, step := range then {
-			if err := step(ctx, tx, created); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
+// createUser inserts u, on the pool or in the caller's transaction (which
+// may go on to mail the new account a link).
+func (s *store) createUser(ctx context.Context, q dbtx, u user) (user, error) {
+	created, err := scanUser(q.QueryRowContext(ctx, `
+		INSERT INTO users (email, full_name, password_hash, is_active, is_superuser, email_verified, created_at)
+		VALUES ($1, $2, $3, $4, $5, $6, $7)
+		RETURNING `+userColumns,
+		u.Email, u.FullName, u.passwordHash, u.IsActive, u.IsSuperuser, u.EmailVerified, s.timestamp()))
 	return created, userError(err)
 }
 
@@ -80,6 +64,24 @@ func (s *store) userByID(ctx context.Context, id string) (user, error) {
 func (s *store) userByEmail(ctx context.Context, email string) (user, error) {
 	u, err := scanUser(s.db.QueryRowContext(ctx, `SELECT `+userColumns+` FROM users WHERE lower(email) = $1`, email))
 	return u, userError(err)
+}
+
+// lockUserByEmail is the user with email, locked until tx ends: the outbox
+// worker holds it while it decides whether a requested mail goes out.
+func (s *store) lockUserByEmail(ctx context.Context, tx *sql.Tx, email string) (user, error) {
+	u, err := scanUser(tx.QueryRowContext(ctx, `SELECT `+userColumns+` FROM users WHERE lower(email) = $1 FOR UPDATE`, email))
+	return u, userError(err)
+}
+
+// markEmailVerified verifies id's email if it is still email (a link
+// vouches for the address it was mailed to), and says whether it was.
+func (s *store) markEmailVerified(ctx context.Context, tx *sql.Tx, id, email string) (bool, error) {
+	res, err := tx.ExecContext(ctx, `UPDATE users SET email_verified = true WHERE id = $1 AND email = $2`, id, email)
+	if err != nil {
+		return false, classify(err, "User")
+	}
+	n, _ := res.RowsAffected()
+	return n == 1, nil
 }
 
 func (s *store) listUsers(ctx context.Context, limit, offset int) ([]user, int, error) {
@@ -112,7 +114,8 @@ type sessionRevocation struct {
 
 var keepSessions = sessionRevocation{}
 
-// revokeSessions ends every session of the user.
+// revokeSessions ends every session of the user (and so, in updateUser,
+// every unused reset link).
 var revokeSessions = sessionRevocation{revoke: true}
 
 // revokeOtherSessions ends every session but the one with hash keep.
@@ -129,22 +132,24 @@ func (c userChanges) revocation() sessionRevocation {
 	return keepSessions
 }
 
-// updateUser applies changes and, in the same transaction, deletes the
-// user's sessions as sessions says and runs then. It returns how many
-// sessions it ended.
-func (s *store) updateUser(ctx context.Context, id string, c userChanges, sessions sessionRevocation, then ...txStep) (user, int64, error) {
+// updateUser applies changes in a transaction of its own; see updateUserTx.
+func (s *store) updateUser(ctx context.Context, id string, c userChanges, sessions sessionRevocation) (user, int64, error) {
 	var u user
 	var revoked int64
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
 		var err error
-		u, revoked, err = s.updateUserTx(ctx, tx, id, c, sessions, then...)
+		u, revoked, err = s.updateUserTx(ctx, tx, id, c, sessions)
 		return err
 	})
 	return u, revoked, err
 }
 
-// updateUserTx is updateUser inside the caller's transaction.
-func (s *store) updateUserTx(ctx context.Context, tx *sql.Tx, id string, c userChanges, sessions sessionRevocation, then ...txStep) (user, int64, error) {
+// updateUserTx applies changes in tx, deletes the user's sessions as
+// sessions says, and voids the account tokens the change outlives: every
+// link mailed to an address the account no longer has, and, when sessions
+// end (a new password, a deactivation, an email change), every unused
+// reset link. It returns how many sessions it ended.
+func (s *store) updateUserTx(ctx context.Context, tx *sql.Tx, id string, c userChanges, sessions sessionRevocation) (user, int64, error) {
 	row := tx.QueryRowContext(ctx, `
 		UPDATE users SET
 			email         = COALESCE($2, email),
@@ -168,9 +173,11 @@ func (s *store) updateUserTx(ctx context.Context, tx *sql.Tx, id string, c userC
 		}
 		revoked, _ = res.RowsAffected()
 	}
-	for _, step := range then {
-		if err := step(ctx, tx, u); err != nil {
-			return user{}, 0, classify(err, "User")
+	if sessions.revoke || c.Email != nil {
+		_, err := tx.ExecContext(ctx, `DELETE FROM account_tokens WHERE user_id = $1 AND used_at IS NULL
+			AND (email <> $2 OR (purpose = $3 AND $4))`, id, u.Email, purposeReset, sessions.revoke)
+		if err != nil {
+			return user{}, 0, classify(err, "Tokens")
 		}
 	}
 	return u, revoked, nil

@@ -65,6 +65,8 @@ func TestAuthorizationMatrix(t *testing.T) {
 		{"DELETE", "/api/v1/users/me/sessions/{session}", nil, [4]int{401, 204, 404, 404}},
 		{"DELETE", "/api/v1/users/me/sessions", nil, [4]int{401, 204, 204, 204}},
 		{"DELETE", "/api/v1/users/{owner}/sessions", nil, [4]int{401, 403, 403, 204}},
+		{"POST", "/api/v1/users/me/verify-email", nil, [4]int{401, 202, 202, 409}},
+		{"POST", "/api/v1/auth/verify-email/resend", func(int64) any { return map[string]any{"email": "someone@example.com"} }, [4]int{202, 202, 202, 202}},
 	}
 	for _, row := range rows {
 		for actor, want := range row.want {
@@ -88,7 +90,7 @@ func TestAuthorizationMatrix(t *testing.T) {
 					t.Fatalf("status=%d, want %d; body %s", resp.status, want, resp.body)
 				}
 				if want >= 400 {
-					expectProblem(t, resp, want, map[int]string{401: "unauthorized", 403: "forbidden", 404: "not_found"}[want])
+					expectProblem(t, resp, want, map[int]string{401: "unauthorized", 403: "forbidden", 404: "not_found", 409: "conflict"}[want])
 				}
 			})
 		}

@@ -31,6 +31,7 @@ func TestEveryEndpointRejectsBadInput(t *testing.T) {
 		{"POST", "/api/v1/auth/password-recovery", "", "email"},
 		{"POST", "/api/v1/auth/password-reset", "", "token"},
 		{"POST", "/api/v1/auth/verify-email", "", "token"},
+		{"POST", "/api/v1/auth/verify-email/resend", "", "email"},
 	}
 	oversized := `{"x":"` + strings.Repeat("a", 5000) + `"}`
 	for _, e := range endpoints {
@@ -59,7 +60,7 @@ func TestEveryEndpointRejectsBadInput(t *testing.T) {
 
 	// Nothing above changed anything, nor queued a mail beyond the signup's.
 	var queued int
-	a.db.QueryRow(`SELECT count(*) FROM outbox WHERE kind <> 'verify'`).Scan(&queued)
+	a.db.QueryRow(`SELECT count(*) FROM mail_outbox WHERE kind <> 'verify'`).Scan(&queued)
 	if queued != 0 {
 		t.Fatalf("bad input queued %d outbox rows", queued)
 	}

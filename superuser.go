@@ -45,7 +45,7 @@ func createSuperuser(ctx context.Context, logger *slog.Logger, cfg config, rawEm
 		return fmt.Errorf("-create-superuser: the database: %w", err)
 	}
 	s := &store{db: db, now: time.Now}
-	hash, err := newPasswordHasher(passwordIterations, 1).hash(ctx, password)
+	hash, err := newPasswordHasher(passwordIterations, 1).hash(ctx, hashClaim{first: true}, password)
 	if err != nil {
 		return err
 	}

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"database/sql"
 	"log/slog"
 	"net/http"
 )
@@ -96,16 +97,20 @@ func handleMeGet() http.Handler {
 
 // handleMePatch changes the caller's name and, re-authenticated by the
 // current password under the auth budget, their email: a stolen token alone
-// cannot take the account over, nor probe which emails exist.
+// cannot take the account over, nor probe which emails exist. A new email
+// ends the caller's other sessions and voids links mailed to the old one;
+// the new address is unverified until its link is followed, and the old
+// one hears of the change.
 func handleMePatch(s *store, pw *passwordHasher, limits *rateLimits, au *auditor, m *mailer) http.Handler {
 	return apiFunc(func(w http.ResponseWriter, r *http.Request) error {
 		req, err := decode[selfPatch](r)
 		if err != nil {
 			return err
 		}
+		ctx := r.Context()
 		changes := userChanges{SetFullName: req.FullName.Set, FullName: req.FullName.V}
 		me := currentUser(r)
-		var mails []txStep
+		newEmail := req.Email.Set && req.Email.V != me.Email
 		if req.Email.Set {
 			if err := limits.check(w, r, limits.auth, failClosed); err != nil {
 				return err
@@ -114,18 +119,28 @@ func handleMePatch(s *store, pw *passwordHasher, limits *rateLimits, au *auditor
 				return err
 			}
 			changes.Email = &req.Email.V
-			if req.Email.V != me.Email {
-				// The new address is unverified until its link is followed;
-				// the old one hears of the change.
-				mails = append(mails, m.verificationMail(s), m.notice(s, "email_changed", me.Email, mailData{NewEmail: req.Email.V}))
-			}
 		}
-		u, _, err := s.updateUser(r.Context(), me.ID, changes, keepSessions, mails...)
+		sessions := keepSessions
+		if newEmail {
+			sessions = revokeOtherSessions(stateFrom(ctx).sessionHash)
+		}
+		var u user
+		var revoked int64
+		err = s.inTx(ctx, func(tx *sql.Tx) error {
+			if u, revoked, err = s.updateUserTx(ctx, tx, me.ID, changes, sessions); err != nil || !newEmail {
+				return err
+			}
+			if err := m.mailToken(ctx, tx, u, purposeVerify); err != nil {
+				return err
+			}
+			return m.mailNotice(ctx, tx, "email_changed", me.Email)
+		})
 		if err != nil {
-			return err
+			return classify(err, "User")
 		}
 		if req.Email.Set {
 			au.record(r, "email.changed", u.ID, u.ID)
+			au.sessionsRevoked(r, "email_changed", u.ID, u.ID, revoked)
 		}
 		if req.FullName.Set {
 			au.record(r, "user.updated", u.ID, u.ID, slog.Any("fields", []string{"full_name"}))
@@ -161,15 +176,20 @@ func handlePasswordChange(s *store, pw *passwordHasher, limits *rateLimits, au *
 		if err := requireCurrentPassword(w, r, s, pw, limits, req.CurrentPassword.V); err != nil {
 			return err
 		}
-		me := currentUser(r)
-		hash, err := pw.hash(r.Context(), req.NewPassword.V)
+		ctx, me := r.Context(), currentUser(r)
+		hash, err := pw.hash(ctx, hashClaimOf(r, true), req.NewPassword.V)
 		if err != nil {
 			return err
 		}
-		_, revoked, err := s.updateUser(r.Context(), me.ID, userChanges{PasswordHash: &hash}, revokeOtherSessions(stateFrom(r.Context()).sessionHash),
-			m.notice(s, "password_changed", me.Email, mailData{}))
+		var revoked int64
+		err = s.inTx(ctx, func(tx *sql.Tx) error {
+			if _, revoked, err = s.updateUserTx(ctx, tx, me.ID, userChanges{PasswordHash: &hash}, revokeOtherSessions(stateFrom(ctx).sessionHash)); err != nil {
+				return err
+			}
+			return m.mailNotice(ctx, tx, "password_changed", me.Email)
+		})
 		if err != nil {
-			return err
+			return classify(err, "User")
 		}
 		au.record(r, "password.changed", me.ID, me.ID)
 		au.sessionsRevoked(r, "password_changed", me.ID, me.ID, revoked)
@@ -229,7 +249,7 @@ func handleUserCreate(s *store, pw *passwordHasher, au *auditor) http.Handler {
 		if err != nil {
 			return err
 		}
-		hash, err := pw.hash(r.Context(), req.Password.V)
+		hash, err := pw.hash(r.Context(), hashClaimOf(r, true), req.Password.V)
 		if err != nil {
 			return err
 		}
@@ -238,7 +258,7 @@ func handleUserCreate(s *store, pw *passwordHasher, au *auditor) http.Handler {
 			u.IsActive = req.IsActive.V
 		}
 		u.IsSuperuser = req.IsSuperuser.V
-		created, err := s.createUser(r.Context(), u)
+		created, err := s.createUser(r.Context(), s.db, u)
 		if err != nil {
 			return err
 		}
@@ -294,7 +314,7 @@ func handleUserPatch(s *store, pw *passwordHasher, au *auditor) http.Handler {
 			changes.IsSuperuser = &req.IsSuperuser.V
 		}
 		if req.Password.Set {
-			hash, err := pw.hash(r.Context(), req.Password.V)
+			hash, err := pw.hash(r.Context(), hashClaimOf(r, true), req.Password.V)
 			if err != nil {
 				return err
 			}
