@@ -76,3 +76,16 @@ func BenchmarkEncodeItemPage(b *testing.B) {
 		}
 	})
 }
+
+// appendString writes the bytes encoding/json writes for any string.
+func FuzzAppendStringIsEncodingJSON(f *testing.F) {
+	for _, s := range []string{"plain", `quo"te`, "back\\slash", "nl\nline", "\x00\x01\x1f", "\xff\xfe invalid", "\u2028\u2029", "<script>&", "é☃𝄞", "\ufffd", ""} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		want, _ := json.Marshal(s)
+		if got := appendString(nil, s); !bytes.Equal(got, want) {
+			t.Fatalf("appendString(%q) = %s, encoding/json %s", s, got, want)
+		}
+	})
+}

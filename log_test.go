@@ -9,7 +9,6 @@ import (
 	"log/slog"
 	"math"
 	"math/rand/v2"
-	"strconv"
 	"strings"
 	"testing"
 	"testing/slogtest"
@@ -69,43 +68,6 @@ func FuzzLogLineIsJSON(f *testing.F) {
 	})
 }
 
-// TestSafePrefixFindsEveryByteToEscape puts each of the 256 byte values at
-// each place of safe strings of every length up to 20 (no word, a short
-// word, whole words, words and a tail) and compares the word-at-a-time
-// scan with the byte table, with a second unsafe byte after the first too.
-func TestSafePrefixFindsEveryByteToEscape(t *testing.T) {
-	const safe = "abcdefghijklmnopqrst"
-	for n := range len(safe) + 1 {
-		if got := safePrefix(safe[:n]); got != n {
-			t.Fatalf("%q: safePrefix = %d, want %d", safe[:n], got, n)
-		}
-		for at := range n {
-			for c := range 256 {
-				s := []byte(safe[:n])
-				s[at] = byte(c)
-				want := at
-				if jsonSafe[c] {
-					want = n
-				}
-				if got := safePrefix(string(s)); got != want {
-					t.Fatalf("length %d, byte %#x at %d: safePrefix = %d, want %d", n, c, at, got, want)
-				}
-				if at+1 < n {
-					s[n-1] = '"'
-					if !jsonSafe[c] {
-						want = at
-					} else {
-						want = n - 1
-					}
-					if got := safePrefix(string(s)); got != want {
-						t.Fatalf("length %d, byte %#x at %d and a quote last: safePrefix = %d, want %d", n, c, at, got, want)
-					}
-				}
-			}
-		}
-	}
-}
-
 // TestTimeFieldMatchesTimeFormat compares the hand-written time field with
 // time.Format for random instants, in zones other than UTC too.
 func TestTimeFieldMatchesTimeFormat(t *testing.T) {
@@ -116,52 +78,6 @@ func TestTimeFieldMatchesTimeFormat(t *testing.T) {
 		want := at.UTC().Format("2006-01-02T15:04:05.000000Z")
 		if got := string(appendTimeUTC(nil, at)); got != want {
 			t.Fatalf("%v: %s, want %s", at, got, want)
-		}
-	}
-}
-
-// The time field keeps the text up to the second from the line before: lines
-// in the same second, then in the next and back, still read their own time.
-func TestTimeFieldAcrossSeconds(t *testing.T) {
-	base := time.Date(2026, 12, 31, 23, 59, 59, 0, time.UTC)
-	for _, at := range []time.Time{base, base.Add(999_999_000), base.Add(time.Second), base.Add(1500 * time.Millisecond), base.Add(250 * time.Microsecond)} {
-		want := at.Format("2006-01-02T15:04:05.000000Z")
-		if got := string(appendTimeUTC(nil, at)); got != want {
-			t.Fatalf("%s, want %s", got, want)
-		}
-	}
-}
-
-// Numbers are written byte for byte as strconv writes them: integers at
-// their edges and at random, and floats both on the thousandths shortcut
-// (every duration_ms) and off it.
-func TestLogNumbersMatchStrconv(t *testing.T) {
-	rng := rand.New(rand.NewPCG(5, 6))
-	ints := []int64{0, 1, 9, 10, 99, 100, 101, 999, 1000, -1, -10, -100, math.MaxInt64, math.MinInt64, math.MinInt64 + 1}
-	for range 10_000 {
-		ints = append(ints, rng.Int64()>>rng.IntN(64), -(rng.Int64() >> rng.IntN(64)))
-	}
-	for _, n := range ints {
-		if got, want := string(appendInt(nil, n)), strconv.FormatInt(n, 10); got != want {
-			t.Fatalf("appendInt(%d) = %s", n, got)
-		}
-		if got, want := string(appendUint(nil, uint64(n))), strconv.FormatUint(uint64(n), 10); got != want {
-			t.Fatalf("appendUint(%d) = %s, want %s", uint64(n), got, want)
-		}
-	}
-	floats := []float64{0, math.Copysign(0, -1), 0.001, 0.0009, 0.0001, 0.00011, 0.1, 0.5, 1, 1.634, 2.5, 10, 100.07, 999999.999, 1e6, 1e6 + 0.5, 123456.789,
-		-0.001, -1.634, -999999.999, math.SmallestNonzeroFloat64, math.MaxFloat64, 1e21, 1e-7, 0.30000000000000004}
-	for range 20_000 {
-		k := rng.Int64N(1_000_000_000)
-		floats = append(floats, float64(k)/1000, -float64(k)/1000, float64(rng.Int64N(1_000_000))/1000, float64(k)/1e6, rng.Float64()*1e6,
-			math.Float64frombits(rng.Uint64()))
-	}
-	for _, f := range floats {
-		if math.IsNaN(f) || math.IsInf(f, 0) {
-			continue
-		}
-		if got, want := string(appendFloat(nil, f)), strconv.FormatFloat(f, 'g', -1, 64); got != want {
-			t.Fatalf("appendFloat(%v) = %s, want %s", f, got, want)
 		}
 	}
 }

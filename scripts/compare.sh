@@ -29,7 +29,7 @@ command -v wrk >/dev/null || { echo "wrk is not installed (apt-get install wrk)"
 work=$(mktemp -d)
 pids=()
 cleanup() {
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  for p in "${pids[@]:-}"; do kill "$p" 2>/dev/null || true; done
   wait 2>/dev/null || true
   for db in old new; do psql -q "$ADMIN_URL" -c "DROP DATABASE IF EXISTS compare_${db}_$$ WITH (FORCE)" || true; done
   git worktree remove --force "$work/old" 2>/dev/null || true
@@ -41,9 +41,11 @@ git worktree add -q --detach "$work/old" "$REV"
 (cd "$work/old" && CGO_ENABLED=0 go build -trimpath -o "$work/server-old" .)
 CGO_ENABLED=0 go build -trimpath -o "$work/server-new" .
 
-# start NAME PORT: the server NAME on a fresh database; prints its token.
+# start NAME PORT: the server NAME on a fresh database; writes its token
+# to $work/NAME.token (not in a subshell, so pids keeps the process).
 start() {
   local db="compare_${1}_$$" base="http://127.0.0.1:$2" token
+  if curl -s -o /dev/null "$base/"; then echo "port $2 is taken; set PORT" >&2; exit 1; fi
   psql -q "$ADMIN_URL" -c "CREATE DATABASE $db"
   DATABASE_URL="${ADMIN_URL%/*}/$db?sslmode=disable" PORT=$2 RATE_LIMIT_ENABLED=false LOG_LEVEL=debug METRICS_ADDR=off \
     "$work/server-$1" >"$work/$1.log" 2>&1 &
@@ -52,6 +54,7 @@ start() {
     curl -fs "$base/api/v1/health" >/dev/null 2>&1 && break
     sleep 0.1
   done
+  curl -fs "$base/api/v1/health" >/dev/null || { echo "the $1 server did not start:" >&2; cat "$work/$1.log" >&2; exit 1; }
   curl -fs -X POST "$base/api/v1/auth/register" -H 'Content-Type: application/json' \
     -d '{"email":"load@example.com","password":"load-test-password"}' >/dev/null
   token=$(curl -fs -X POST "$base/api/v1/auth/login" -H 'Content-Type: application/json' \
@@ -60,10 +63,12 @@ start() {
     curl -fs -X POST "$base/api/v1/items" -H "Authorization: Bearer $token" -H 'Content-Type: application/json' \
       -d "{\"title\":\"item $i\",\"description\":\"a description\"}" >/dev/null
   done
-  echo "$token"
+  echo "$token" >"$work/$1.token"
 }
-old_token=$(start old "$PORT")
-new_token=$(start new $((PORT + 1)))
+start old "$PORT"
+start new $((PORT + 1))
+old_token=$(cat "$work/old.token")
+new_token=$(cat "$work/new.token")
 
 declare -A live items bench
 rps() { awk '/Requests\/sec/ {print $2}'; }
