@@ -16,6 +16,8 @@ import (
 // reflection for the usual attribute kinds. Attributes from WithAttrs are
 // encoded once, when the logger is made; every line gets the request
 // context's request_id and trace_id the same way, whichever file logs it.
+// Kept over slog.NewJSONHandler wrapped to add the ids: that measured 0.87x
+// on /health/live and 0.92x on the item list (compare.sh, 8 rounds).
 
 // jsonHandler writes one JSON object per record.
 type jsonHandler struct {
