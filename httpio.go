@@ -184,12 +184,6 @@ func pageFrom(r *http.Request) (page, error) {
 	return p, nil
 }
 
-// listPage is the contract's Page shape.
-type listPage[T any] struct {
-	Data  []T `json:"data"`
-	Count int `json:"count"`
-}
-
 // pathID is the {id} of the route, or a 404 when it is not a UUID.
 func pathID(r *http.Request, what string) (string, error) {
 	id := strings.ToLower(r.PathValue("id"))
