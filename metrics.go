@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"math"
 	"net"
 	"net/http"
@@ -34,43 +35,40 @@ func labelsOf(values []string) (k labelValues) {
 	return k
 }
 
-// seriesMap finds a vector's series by their label values. Every answered
-// request looks one up, on whatever core it runs, so reading takes no lock:
-// the map is replaced, never changed, and a reader loads it atomically.
-// Adding a series copies the map under mu; that is rare, since label
-// values come from bounded sets.
+// seriesMap finds a vector's series by their label values; every answered
+// request looks one up, and label values come from bounded sets, so a new
+// series is rare.
 type seriesMap[T any] struct {
-	mu  sync.Mutex
-	all atomic.Pointer[map[labelValues]*T]
+	mu  sync.RWMutex
+	all map[labelValues]*T
 }
 
 // get returns the series for key, made by fresh the first time.
 func (s *seriesMap[T]) get(key labelValues, fresh func() *T) *T {
-	if v, ok := s.snapshot()[key]; ok {
+	s.mu.RLock()
+	v, ok := s.all[key]
+	s.mu.RUnlock()
+	if ok {
 		return v
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	old := s.snapshot()
-	if v, ok := old[key]; ok {
+	if v, ok := s.all[key]; ok {
 		return v // another request added it first
 	}
-	next := make(map[labelValues]*T, len(old)+1)
-	for k, v := range old {
-		next[k] = v
+	if s.all == nil {
+		s.all = map[labelValues]*T{}
 	}
-	v := fresh()
-	next[key] = v
-	s.all.Store(&next)
+	v = fresh()
+	s.all[key] = v
 	return v
 }
 
-// snapshot is every series so far; the caller must not change the map.
+// snapshot is a copy of every series so far, for a scrape.
 func (s *seriesMap[T]) snapshot() map[labelValues]*T {
-	if all := s.all.Load(); all != nil {
-		return *all
-	}
-	return nil
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return maps.Clone(s.all)
 }
 
 // counterVec is a counter per combination of label values.
