@@ -4,10 +4,9 @@ import (
 	"context"
 	"database/sql"
 	"errors"
-	"hash/maphash"
+	"maps"
 	"net/netip"
 	"sync"
-	"sync/atomic"
 	"time"
 )
 
@@ -23,7 +22,7 @@ type limitStore interface {
 
 // memoryStore is the single-replica store: a table per policy.
 type memoryStore struct {
-	tables []*memoryTable // fixed at construction; read without a lock
+	tables map[*policy]*memoryTable // fixed at construction; read without a lock
 }
 
 // memoryTable caps its keys at maxKeys, so a flood of fresh addresses cannot
@@ -36,118 +35,63 @@ type memoryStore struct {
 // by account (overflowPasses) share with nobody: an untracked account
 // passes uncounted and is limited by the per-IP budgets alone, so failed
 // logins for made-up accounts cannot lock real ones out.
-//
-// The keys are spread over shards, each under its own mutex, so parallel
-// checks on different keys rarely wait for each other; size, shared by the
-// shards, keeps the cap exact.
 type memoryTable struct {
-	policy     *policy
-	maxKeys    int64
-	size       atomic.Int64
-	seed       maphash.Seed
-	shards     [memoryShards]memoryShard
-	overflowMu sync.Mutex
-	overflow   map[string]windowCount // by network; at most maxOverflowNetworks
+	maxKeys  int
+	mu       sync.Mutex
+	counts   map[string]windowCount
+	overflow map[string]windowCount // by network; at most maxOverflowNetworks
 }
 
 const (
-	memoryShards = 32
-	// evictionProbes is how many keys of a shard a full table looks at for
-	// one light enough to give up its place.
+	// evictionProbes is how many tracked keys a full table looks at, in the
+	// map's random order, for one light enough to give up its place.
 	evictionProbes = 8
 	// maxOverflowNetworks bounds the networks' shared counts; past it (an
 	// IPv6 flood from more /32s than that) the rest share one count.
 	maxOverflowNetworks = 65_536
 )
 
-// A shard keys its counts by the key's 64-bit seeded hash, not the string:
-// no key is stored or compared, so a check is one probe of an integer.
-// Two of 100,000 keys share a hash with a probability of about 5e-10, and
-// the seed is secret, so nobody can aim a collision.
-type memoryShard struct {
-	mu     sync.Mutex
-	counts countTable
-	_      [24]byte // keeps neighbouring shards' mutexes off one cache line
-}
-
 func newMemoryStore(maxKeys int, policies ...*policy) *memoryStore {
-	s := &memoryStore{tables: make([]*memoryTable, 0, len(policies))}
+	s := &memoryStore{tables: map[*policy]*memoryTable{}}
 	for _, p := range policies {
-		t := &memoryTable{policy: p, maxKeys: int64(maxKeys), seed: maphash.MakeSeed(), overflow: map[string]windowCount{}}
-		for i := range t.shards {
-			t.shards[i].counts = newCountTable(minCountSlots)
-		}
-		s.tables = append(s.tables, t)
+		s.tables[p] = &memoryTable{maxKeys: maxKeys, counts: map[string]windowCount{}, overflow: map[string]windowCount{}}
 	}
 	return s
 }
 
-// table is p's table. A scan of a handful of pointers is cheaper than a
-// map lookup by name, and a policy is known by its address.
-func (s *memoryStore) table(p *policy) *memoryTable {
-	for _, t := range s.tables {
-		if t.policy == p {
-			return t
-		}
-	}
-	panic("rate limit: no table for policy " + p.name)
-}
-
-// slot is the shard and the in-shard key of key.
-func (t *memoryTable) slot(key string) (*memoryShard, uint64) {
-	h := maphash.String(t.seed, key)
-	return &t.shards[h>>59], hashKey(h) // the top 5 bits pick one of the 32 shards
-}
-
 func (s *memoryStore) take(_ context.Context, p *policy, key string, now time.Time, consume bool) (limitDecision, error) {
-	t := s.table(p)
+	t := s.tables[p]
 	idx, elapsed := p.windowIndex(now)
-	sh, h := t.slot(key)
-	sh.mu.Lock()
-	slot, tracked := sh.counts.find(h)
-	if !tracked && !t.reserve(consume) && !(consume && sh.evictLight(p, h, idx, elapsed)) {
-		sh.mu.Unlock()
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	c, tracked := t.counts[key]
+	if !tracked && len(t.counts) >= t.maxKeys && !(consume && t.evictLight(p, idx, elapsed)) {
 		return t.takeOverflow(p, key, idx, elapsed, consume), nil
 	}
-	var c windowCount
-	if tracked {
-		c = slot.c.at(idx)
-	} else {
-		c = windowCount{index: idx}
-	}
+	c = c.at(idx)
 	d := p.decide(c, elapsed)
-	switch {
-	case consume && d.allowed && tracked:
-		slot.c = windowCount{index: c.index, curr: c.curr + 1, prev: c.prev}
-	case consume && d.allowed:
-		sh.counts.insert(h, windowCount{index: c.index, curr: 1})
-	case consume && !tracked:
-		t.size.Add(-1) // room was made, but the request was refused: nothing stored
+	if consume && d.allowed {
+		c.curr++
+		t.counts[key] = c
 	}
-	sh.mu.Unlock()
 	return d, nil
 }
 
-// reserve claims room for a new key when the request may be stored (a peek
-// only asks whether there is room).
-func (t *memoryTable) reserve(consume bool) bool {
-	for {
-		n := t.size.Load()
-		if n >= t.maxKeys {
-			return false
-		}
-		if !consume || t.size.CompareAndSwap(n, n+1) {
+// evictLight drops one tracked key that has spent at most half its limit,
+// of the first evictionProbes the map's random order gives, so nobody can
+// pick whose place it is.
+func (t *memoryTable) evictLight(p *policy, idx int64, elapsed time.Duration) bool {
+	probes := 0
+	for key, c := range t.counts {
+		if 2*p.estimate(c.at(idx), elapsed) <= float64(p.limit) {
+			delete(t.counts, key)
 			return true
 		}
+		if probes++; probes == evictionProbes {
+			return false
+		}
 	}
-}
-
-// evictLight drops one key of the shard that has spent at most half its
-// limit, leaving its room (size unchanged) to the caller's new key h.
-func (sh *memoryShard) evictLight(p *policy, h uint64, idx int64, elapsed time.Duration) bool {
-	return sh.counts.removeFirst(h, evictionProbes, func(c windowCount) bool {
-		return 2*p.estimate(c.at(idx), elapsed) <= float64(p.limit)
-	})
+	return false
 }
 
 // takeOverflow judges a key the full table does not track.
@@ -156,8 +100,6 @@ func (t *memoryTable) takeOverflow(p *policy, key string, idx int64, elapsed tim
 		return limitDecision{policy: p, allowed: true, remaining: p.limit - 1, reset: p.window - elapsed}
 	}
 	network := overflowNetwork(key)
-	t.overflowMu.Lock()
-	defer t.overflowMu.Unlock()
 	c, ok := t.overflow[network]
 	if !ok && len(t.overflow) >= maxOverflowNetworks {
 		network = "*"
@@ -187,13 +129,12 @@ func overflowNetwork(key string) string {
 }
 
 func (s *memoryStore) giveBack(_ context.Context, p *policy, key string, now time.Time) error {
-	t := s.table(p)
+	t := s.tables[p]
 	idx, _ := p.windowIndex(now)
-	sh, h := t.slot(key)
-	sh.mu.Lock()
-	defer sh.mu.Unlock()
-	if slot, ok := sh.counts.find(h); ok {
-		slot.c = slot.c.giveBack(idx)
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if c, ok := t.counts[key]; ok {
+		t.counts[key] = c.giveBack(idx)
 	}
 	return nil
 }
@@ -212,28 +153,21 @@ func (c windowCount) giveBack(idx int64) windowCount {
 
 // sweep drops keys whose windows have both passed: they weigh nothing.
 func (s *memoryStore) sweep(_ context.Context, now time.Time) error {
-	for _, t := range s.tables {
-		idx, _ := t.policy.windowIndex(now)
-		for i := range t.shards {
-			sh := &t.shards[i]
-			sh.mu.Lock()
-			dropped := sh.counts.keep(func(c windowCount) bool { return c.index >= idx-1 })
-			sh.mu.Unlock()
-			t.size.Add(-int64(dropped))
-		}
-		t.overflowMu.Lock()
-		for network, c := range t.overflow {
-			if c.index < idx-1 {
-				delete(t.overflow, network)
-			}
-		}
-		t.overflowMu.Unlock()
+	for p, t := range s.tables {
+		idx, _ := p.windowIndex(now)
+		t.mu.Lock()
+		maps.DeleteFunc(t.counts, func(_ string, c windowCount) bool { return c.index < idx-1 })
+		maps.DeleteFunc(t.overflow, func(_ string, c windowCount) bool { return c.index < idx-1 })
+		t.mu.Unlock()
 	}
 	return nil
 }
 
 func (s *memoryStore) len(p *policy) int {
-	return int(s.table(p).size.Load())
+	t := s.tables[p]
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return len(t.counts)
 }
 
 // postgresStore shares the counts between replicas. One statement per
