@@ -91,7 +91,7 @@ func BenchmarkItemListSQL(b *testing.B) {
 	a, token := itemsFixture(b)
 	hash, ctx := hashToken(token), context.Background()
 	benchClients(b, func() error {
-		_, _, items, _, err := a.deps.store.sessionItemsPage(ctx, hash, a.cfg.sessions(), 20, 0)
+		_, _, items, _, err := a.deps.store.itemsPageAs(ctx, hash, a.cfg.sessions(), 20, 0)
 		if err == nil && len(items) != 20 {
 			err = fmt.Errorf("list: %d items", len(items))
 		}
@@ -109,7 +109,8 @@ func BenchmarkItemListNaiveSQL(b *testing.B) {
 	benchClients(b, func() error {
 		var sessionID string
 		var lastUsed time.Time
-		u, err := scanUser(a.db.QueryRowContext(ctx, liveSessionSQL, liveSessionArgs(hash, a.cfg.sessions(), a.deps.store.timestamp())...), &sessionID, &lastUsed)
+		now := a.deps.store.timestamp()
+		u, err := scanUser(a.db.QueryRowContext(ctx, liveSessionSQL, hash, now, now.Add(-a.cfg.SessionIdle)), &sessionID, &lastUsed)
 		if err != nil {
 			return err
 		}

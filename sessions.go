@@ -8,25 +8,23 @@ import (
 // and a superuser's way to end every session of a user.
 
 // handleSessionList is GET /users/me/sessions, the page where a user
-// looks for a sign-in they do not recognise. It finds the session in its
-// own statement, as handleItemList does: one round trip, answered exactly
-// as requireUser would (401 before a bad page).
+// looks for a sign-in they do not recognise, read in the session's own
+// statement (readAs); the current one is marked.
 func handleSessionList(s *store, p sessionPolicy) http.Handler {
 	return apiFunc(func(w http.ResponseWriter, r *http.Request) error {
-		hash, err := presentedToken(r)
+		pg, bad := pageFrom(r)
+		var list []session
+		var count int
+		var current string
+		err := readAs(r, s, p, bad, func(hash []byte) (u user, sessionID string, err error) {
+			u, current, list, count, err = s.sessionsPageAs(r.Context(), hash, p, pg.limit, pg.offset)
+			return u, current, err
+		})
 		if err != nil {
-			return err
-		}
-		pg, err := pageFrom(r)
-		if err != nil {
-			return refuseAfterAuth(r, s, hash, p, err)
-		}
-		u, sessionID, list, count, err := s.sessionSessionsPage(r.Context(), hash, p, pg.limit, pg.offset)
-		if err := admit(r, hash, u, sessionID, err); err != nil {
 			return err
 		}
 		for i := range list {
-			list[i].Current = list[i].ID == sessionID
+			list[i].Current = list[i].ID == current
 		}
 		writeJSON(w, http.StatusOK, contentJSON, listPage[session]{Data: list, Count: count})
 		return nil

@@ -52,30 +52,50 @@ func (s *store) createItem(ctx context.Context, ownerID, title string, descripti
 	return it, classify(err, "Item")
 }
 
-// countItems is the total alone, for a page past the last one, where no
-// row carries it.
-func (s *store) countItems(ctx context.Context, v viewer) (int, error) {
-	var count int
-	err := s.db.QueryRowContext(ctx, `SELECT count(*) FROM items WHERE $1 OR owner_id = $2`, v.superuser, v.id).Scan(&count)
-	return count, err
-}
-
-// sessionItemsPageSQL is the page of items the session's user may see,
-// with the total, in the session's own statement (withLiveSession). The
-// window count sees every row the WHERE keeps, before LIMIT. Only the
-// branch that applies to the user runs (the other's one-time filter
-// fails), each on its index, (owner_id, created_at) or (created_at), in
-// order, with no sort.
-const sessionItemsPageSQL = withLiveSession + `
+// itemsPageSQL is a page ($4 rows from $5 on) of the items the session's
+// user may see, newest first, each with their total, for readAsSession.
+// Only the branch that applies runs (the other's one-time filter fails),
+// each on its index, (owner_id, created_at) or (created_at), in order.
+const itemsPageSQL = `
 	(SELECT count(*) OVER () AS total, ` + itemColumns + ` FROM items WHERE NOT viewer.is_superuser AND owner_id = viewer.id
 	 ORDER BY created_at DESC, id DESC LIMIT $4 OFFSET $5)
 	UNION ALL
 	(SELECT count(*) OVER () AS total, ` + itemColumns + ` FROM items WHERE viewer.is_superuser
-	 ORDER BY created_at DESC, id DESC LIMIT $4 OFFSET $5)` + endLiveSession
+	 ORDER BY created_at DESC, id DESC LIMIT $4 OFFSET $5)`
 
-// sessionItemSQL is one item ($4), when the session's user may see it.
-const sessionItemSQL = withLiveSession + `SELECT ` + itemColumns + ` FROM items
-	WHERE id = $4 AND (viewer.is_superuser OR owner_id = viewer.id)` + endLiveSession
+// itemsPageAs is the session's user and the page of items they may see,
+// with the total, in one round trip.
+func (s *store) itemsPageAs(ctx context.Context, tokenHash []byte, p sessionPolicy, limit, offset int) (user, string, []item, int, error) {
+	var it item
+	var total int
+	items := make([]item, 0, limit)
+	u, sessionID, err := s.readAsSession(ctx, tokenHash, p, itemsPageSQL, []any{limit, offset}, append([]any{&total}, itemFields(&it)...), func() {
+		items = append(items, it.utc())
+		it.Description = nil // the next row's NULL must not keep this one's
+	})
+	if err == nil && len(items) == 0 && offset > 0 { // past the last page, no row carries the total
+		total, err = s.countItems(ctx, viewerOf(u))
+	}
+	return u, sessionID, items, total, err
+}
+
+// countItems is the number of items v may see.
+func (s *store) countItems(ctx context.Context, v viewer) (int, error) {
+	var count int
+	err := s.db.QueryRowContext(ctx, `SELECT count(*) FROM items WHERE $1 OR owner_id = $2`, v.superuser, v.id).Scan(&count)
+	return count, classify(err, "Items")
+}
+
+// itemSQL is one item ($4), when the session's user may see it, for
+// readAsSession.
+const itemSQL = `SELECT ` + itemColumns + ` FROM items WHERE id = $4 AND (viewer.is_superuser OR owner_id = viewer.id)`
+
+// itemAs is the session's user and one item, in one round trip; found is
+// false for someone else's item, as for one that does not exist.
+func (s *store) itemAs(ctx context.Context, tokenHash []byte, p sessionPolicy, id string) (u user, sessionID string, it item, found bool, err error) {
+	u, sessionID, err = s.readAsSession(ctx, tokenHash, p, itemSQL, []any{id}, itemFields(&it), func() { found = true })
+	return u, sessionID, it.utc(), found, err
+}
 
 // itemChanges are the columns an update sets; description can be cleared,
 // so it says apart whether it is set.
@@ -109,22 +129,4 @@ func (s *store) deleteItem(ctx context.Context, v viewer, id string) error {
 		return classify(sql.ErrNoRows, "Item")
 	}
 	return nil
-}
-
-// sessionItemsPage is userBySession and the user's page of items, with the
-// total, in one round trip.
-func (s *store) sessionItemsPage(ctx context.Context, tokenHash []byte, p sessionPolicy, limit, offset int) (user, string, []item, int, error) {
-	var it item
-	return sessionPage(ctx, s, sessionItemsPageSQL, tokenHash, p, limit, offset, itemFields(&it), func() item {
-		row := it.utc()
-		it.Description = nil // the next row's NULL must not keep this one's
-		return row
-	}, func(u user) (int, error) { return s.countItems(ctx, viewerOf(u)) }, "Items")
-}
-
-// sessionItem is userBySession and one item in one round trip; found is
-// false when the item does not exist or is someone else's.
-func (s *store) sessionItem(ctx context.Context, tokenHash []byte, p sessionPolicy, id string) (u user, sessionID string, it item, found bool, err error) {
-	u, sessionID, err = s.userBySessionAnd(ctx, sessionItemSQL, tokenHash, p, []any{id}, itemFields(&it), func() { found = true })
-	return u, sessionID, it.utc(), found, err
 }

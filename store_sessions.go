@@ -7,7 +7,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/jackc/pgx/v5"
 )
 
 // session is one sign-in as its owner sees it. The id is public: neither
@@ -36,79 +35,51 @@ func (s *store) createSession(ctx context.Context, tokenHash []byte, userID stri
 
 // liveSessionSQL finds the session of a token hash ($1) that is neither
 // expired at $2 nor idle since $3, with its user: the session's id and
-// last use, then the user's columns. userBySession runs it alone; a page
-// that needs the user runs it as the first part of its own statement.
+// last use, then the user's columns.
 const liveSessionSQL = `SELECT s.id AS session_id, s.last_used_at, u.id, u.email, u.full_name, u.is_active, u.is_superuser, u.email_verified, u.created_at, u.password_hash
 	FROM sessions s JOIN users u ON u.id = s.user_id
 	WHERE s.token_hash = $1 AND s.expires_at > $2 AND s.last_used_at > $3`
 
-// A hot read can find the session in its own statement: the statement
-// starts with withLiveSession, then a query that may use the viewer's
-// columns (viewer.id, viewer.is_superuser) and parameters from $4 on, then
-// endLiveSession. No row means no live session; otherwise every row carries
-// the session and user, then the query's columns, all NULL on the one row
-// of a query that found nothing. One round trip and one snapshot, so a
-// session ended a moment ago sees nothing.
-const (
-	withLiveSession = `WITH viewer AS (` + liveSessionSQL + `) SELECT viewer.*, found.* FROM viewer LEFT JOIN LATERAL (`
-	endLiveSession  = `) found ON true`
-)
-
-// liveSessionArgs are liveSessionSQL's three arguments, at now.
-func liveSessionArgs(tokenHash []byte, p sessionPolicy, now time.Time) []any {
-	return []any{tokenHash, now, now.Add(-p.idle)}
-}
-
 // userBySession is the user behind a live session and the session's id, or
-// errMissing. It is one read (userBySessionAnd with liveSessionSQL alone);
-// once a minute at most, a second statement moves last_used_at.
+// errMissing: one read. Once a minute at most, a second statement moves
+// last_used_at.
 func (s *store) userBySession(ctx context.Context, tokenHash []byte, p sessionPolicy) (user, string, error) {
-	return s.userBySessionAnd(ctx, liveSessionSQL, tokenHash, p, nil, nil, nil)
+	now := s.timestamp()
+	var sessionID string
+	var lastUsed time.Time
+	u, err := scanUser(s.db.QueryRowContext(ctx, liveSessionSQL, tokenHash, now, now.Add(-p.idle)), &sessionID, &lastUsed)
+	if err != nil {
+		return user{}, "", classify(err, "Session")
+	}
+	return u, sessionID, s.touchSession(ctx, tokenHash, lastUsed, now)
 }
 
-// userBySessionAnd runs a withLiveSession statement with args from $4 on
-// (or liveSessionSQL alone, with no dest). It returns what userBySession
-// returns, and scans each row's own columns into dest (the first of them
-// must not be NULL on a found row), calling each after every row. The rows
-// are read through pgx itself: the session and user columns are decoded
-// once, from the first row (pgx skips a nil destination without decoding
-// it).
-func (s *store) userBySessionAnd(ctx context.Context, query string, tokenHash []byte, p sessionPolicy, args []any, dest []any, each func()) (u user, sessionID string, err error) {
+// sessionReadSQL is read joined to the live session: every row carries the
+// session and its user, then read's own columns, NULL on the one row of a
+// read that found nothing; no row means no live session.
+func sessionReadSQL(read string) string {
+	return `WITH viewer AS (` + liveSessionSQL + `) SELECT viewer.*, found.* FROM viewer LEFT JOIN LATERAL (` + read + `) found ON true`
+}
+
+// readAsSession runs read in the statement that finds the session: one
+// round trip for both, and one snapshot, so a session ended a moment ago
+// reads nothing. The live session is the CTE viewer; read may use its
+// columns (viewer.id is the user's, viewer.is_superuser) and takes its
+// parameters from $4. It returns the session's user and id (errMissing when
+// no session is live), scanning each row read found into own, then calling
+// each.
+func (s *store) readAsSession(ctx context.Context, tokenHash []byte, p sessionPolicy, read string, args, own []any, each func()) (user, string, error) {
 	now := s.timestamp()
+	var u user
+	var sessionID string
 	var lastUsed time.Time
-	found := false
-	err = s.withPgx(ctx, func(c *pgx.Conn) error {
-		rows, err := c.Query(ctx, query, append(liveSessionArgs(tokenHash, p, now), args...)...)
-		if err != nil {
-			return err
-		}
-		defer rows.Close()
-		head := append([]any{&sessionID, &lastUsed}, userFields(&u)...)
-		all := make([]any, len(head)+len(dest))
-		for rows.Next() {
-			clear(all)
-			if !found {
-				copy(all, head)
-			}
-			has := len(dest) > 0 && rows.RawValues()[len(head)] != nil
-			if has {
-				copy(all[len(head):], dest)
-			}
-			if err := rows.Scan(all...); err != nil {
-				return err
-			}
-			found = true
-			if has {
-				each()
-			}
-		}
-		return rows.Err()
-	})
+	lead := append([]any{&sessionID, &lastUsed}, userFields(&u)...)
+	found, err := s.queryLeadOnce(ctx, sessionReadSQL(read), append([]any{tokenHash, now, now.Add(-p.idle)}, args...), lead, own, each)
 	switch {
 	case err != nil:
 		return user{}, "", classify(err, "Session")
 	case !found:
-		return user{}, "", errMissing
+		return user{}, "", classify(sql.ErrNoRows, "Session")
 	}
 	u.CreatedAt = u.CreatedAt.UTC()
 	return u, sessionID, s.touchSession(ctx, tokenHash, lastUsed, now)
@@ -129,58 +100,37 @@ func (s *store) deleteSession(ctx context.Context, tokenHash []byte) error {
 	return classify(err, "Session")
 }
 
-// sessionSessionsPageSQL is the page of the session's user's live
-// sessions, newest first, with the total, in the session's own statement
-// (withLiveSession): $2 and $3 are the same expiry and idle limits the
-// session itself is held to.
-const sessionSessionsPageSQL = withLiveSession + `SELECT count(*) OVER () AS total,
-		x.id, x.created_at, x.last_used_at, x.expires_at, x.user_agent, x.client_ip FROM sessions x
+// sessionsPageSQL is a page ($4 rows from $5 on) of the live sessions of
+// the session's user, newest first, each with their total, for
+// readAsSession: $2 and $3 are the limits the session itself is held to.
+const sessionsPageSQL = `SELECT count(*) OVER () AS total, x.id, x.created_at, x.last_used_at, x.expires_at, x.user_agent, x.client_ip FROM sessions x
 	WHERE x.user_id = viewer.id AND x.expires_at > $2 AND x.last_used_at > $3
-	ORDER BY x.created_at DESC, x.id DESC LIMIT $4 OFFSET $5` + endLiveSession
+	ORDER BY x.created_at DESC, x.id DESC LIMIT $4 OFFSET $5`
 
-// sessionSessionsPage is userBySession and a page of the user's live
-// sessions, with the total, in one round trip.
-func (s *store) sessionSessionsPage(ctx context.Context, tokenHash []byte, p sessionPolicy, limit, offset int) (user, string, []session, int, error) {
+// sessionsPageAs is the session's user and a page of their live sessions
+// with the total, in one round trip.
+func (s *store) sessionsPageAs(ctx context.Context, tokenHash []byte, p sessionPolicy, limit, offset int) (user, string, []session, int, error) {
 	var x session
-	return sessionPage(ctx, s, sessionSessionsPageSQL, tokenHash, p, limit, offset,
-		[]any{&x.ID, &x.CreatedAt, &x.LastUsedAt, &x.ExpiresAt, &x.UserAgent, &x.ClientIP}, func() session {
+	var total int
+	list := []session{}
+	u, sessionID, err := s.readAsSession(ctx, tokenHash, p, sessionsPageSQL, []any{limit, offset},
+		[]any{&total, &x.ID, &x.CreatedAt, &x.LastUsedAt, &x.ExpiresAt, &x.UserAgent, &x.ClientIP}, func() {
 			x.CreatedAt, x.LastUsedAt, x.ExpiresAt = x.CreatedAt.UTC(), x.LastUsedAt.UTC(), x.ExpiresAt.UTC()
-			return x
-		}, func(u user) (int, error) { return s.countSessions(ctx, u.ID, p) }, "Sessions")
+			list = append(list, x)
+		})
+	if err == nil && len(list) == 0 && offset > 0 { // past the last page, no row carries the total
+		total, err = s.countSessions(ctx, u.ID, p)
+	}
+	return u, sessionID, list, total, err
 }
 
-// countSessions is the number of userID's live sessions alone, for a page
-// past the last one, where no row carries it.
+// countSessions is the number of userID's live sessions.
 func (s *store) countSessions(ctx context.Context, userID string, p sessionPolicy) (int, error) {
 	now := s.timestamp()
 	var count int
 	err := s.db.QueryRowContext(ctx, `SELECT count(*) FROM sessions WHERE user_id = $1 AND expires_at > $2 AND last_used_at > $3`,
 		userID, now, now.Add(-p.idle)).Scan(&count)
-	return count, err
-}
-
-// sessionPage is userBySessionAnd for a page, the one way the item and
-// session lists are read: the page query's columns are its total (count(*)
-// OVER ()) and then fields', its limit and offset are $4 and $5, and row
-// makes each list entry from fields once they are scanned. Past the last
-// page no row carries the total, so countAll asks for it: a second round
-// trip there only.
-func sessionPage[T any](ctx context.Context, s *store, query string, tokenHash []byte, p sessionPolicy, limit, offset int,
-	fields []any, row func() T, countAll func(user) (int, error), what string) (user, string, []T, int, error) {
-	list := make([]T, 0, limit)
-	var total int64
-	u, sessionID, err := s.userBySessionAnd(ctx, query, tokenHash, p, []any{limit, offset},
-		append([]any{&total}, fields...), func() { list = append(list, row()) })
-	if err != nil {
-		return user{}, "", nil, 0, err
-	}
-	count := int(total)
-	if len(list) == 0 && offset > 0 {
-		if count, err = countAll(u); err != nil {
-			return user{}, "", nil, 0, classify(err, what)
-		}
-	}
-	return u, sessionID, list, count, nil
+	return count, classify(err, "Sessions")
 }
 
 // deleteSessionByID ends one of userID's sessions; someone else's id is

@@ -95,8 +95,9 @@ func TestItemListUsesIndex(t *testing.T) {
 	}
 	explain := func(email, query string, args ...any) string {
 		var plan strings.Builder
-		args = append(liveSessionArgs([]byte(email), sessionPolicy{idle: time.Hour}, time.Now()), args...)
-		rows, err := conn.QueryContext(ctx, `EXPLAIN (ANALYZE, COSTS OFF, TIMING OFF) `+query, args...)
+		now := time.Now()
+		args = append([]any{[]byte(email), now, now.Add(-time.Hour)}, args...)
+		rows, err := conn.QueryContext(ctx, `EXPLAIN (ANALYZE, COSTS OFF, TIMING OFF) `+sessionReadSQL(query), args...)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -112,7 +113,7 @@ func TestItemListUsesIndex(t *testing.T) {
 		{"u2@example.com", "items_owner_created_idx", "items_created_idx"},
 		{"u1@example.com", "items_created_idx", "items_owner_created_idx"},
 	} {
-		plan := explain(c.email, sessionItemsPageSQL, 20, 0)
+		plan := explain(c.email, itemsPageSQL, 20, 0)
 		ran := regexp.MustCompile(`Index Scan using ` + c.runs + ` on items.*\(actual rows=\d+`)
 		skipped := regexp.MustCompile(`Index Scan using ` + c.skips + ` on items.*\(never executed\)`)
 		if !ran.MatchString(plan) || !skipped.MatchString(plan) || strings.Contains(plan, "Sort") || strings.Contains(plan, "Seq Scan on items") {
@@ -123,12 +124,12 @@ func TestItemListUsesIndex(t *testing.T) {
 	var itemID string
 	conn.QueryRowContext(ctx, `SELECT i.id FROM items i JOIN users u ON u.id = i.owner_id WHERE u.email = 'u2@example.com' LIMIT 1`).Scan(&itemID)
 	for _, email := range []string{"u2@example.com", "u1@example.com"} {
-		if plan := explain(email, sessionItemSQL, itemID); !regexp.MustCompile(`Index Scan using items_pkey on items.*\(actual rows=1`).MatchString(plan) {
+		if plan := explain(email, itemSQL, itemID); !regexp.MustCompile(`Index Scan using items_pkey on items.*\(actual rows=1`).MatchString(plan) {
 			t.Fatalf("%s: one item is not one primary-key lookup:\n%s", email, plan)
 		}
 	}
 	// The sessions page: the user's own sessions on their index, in order.
-	if plan := explain("u2@example.com", sessionSessionsPageSQL, 20, 0); !regexp.MustCompile(`Index Scan using sessions_user_created_idx on sessions x.*\(actual rows=\d+`).MatchString(plan) ||
+	if plan := explain("u2@example.com", sessionsPageSQL, 20, 0); !regexp.MustCompile(`Index Scan using sessions_user_created_idx on sessions x.*\(actual rows=\d+`).MatchString(plan) ||
 		strings.Contains(plan, "Sort") || strings.Contains(plan, "Seq Scan on sessions") {
 		t.Fatalf("the sessions page is not one ordered index scan:\n%s", plan)
 	}
