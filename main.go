@@ -73,14 +73,18 @@ func buildInfo() (ver, rev string) {
 // line it writes to stdout is JSON, its last one included.
 func run(ctx context.Context, args []string, lookup lookupEnv, stdin io.Reader, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet(args[0], flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs.SetOutput(io.Discard) // -help is answered below, and main says an error once
 	checkHealth := fs.Bool("healthcheck", false, "ask the local /api/v1/health and exit 0 when it answers 200, else 1")
 	showVersion := fs.Bool("version", false, "print the version and exit")
 	superuserEmail := fs.String("create-superuser", "", "create (or promote) the superuser `EMAIL`, reading the password from standard input, and exit")
 	if err := fs.Parse(args[1:]); errors.Is(err, flag.ErrHelp) {
-		return nil // -help printed the usage; asking is not a failure
+		// Asked for, the usage is the answer: on stdout, and not a failure.
+		fs.SetOutput(stdout)
+		fmt.Fprintf(stdout, "Usage of %s (settings come from the environment; see README.md):\n", args[0])
+		fs.PrintDefaults()
+		return nil
 	} else if err != nil {
-		return exitError{code: 2, err: err}
+		return exitError{code: 2, err: fmt.Errorf("%w (see -help)", err)}
 	}
 	ver, rev := buildInfo()
 	if *showVersion {
@@ -132,6 +136,12 @@ func run(ctx context.Context, args []string, lookup lookupEnv, stdin io.Reader, 
 // serve runs the server until ctx ends, then drains it.
 func serve(ctx context.Context, logger *slog.Logger, cfg config, ver, rev string) error {
 	logger.Info("starting", "version", ver, "commit", rev, "config", cfg)
+	// The ports first: a taken one stops the start before anything runs,
+	// naming the variable to change.
+	ls, err := openListeners(cfg)
+	if err != nil {
+		return err
+	}
 	if cfg.SecretKeyGenerated {
 		logger.Warn("SECRET_KEY is not set: development made a key for this process; mail it queued cannot be sent by another process or after a restart")
 	}
@@ -146,6 +156,7 @@ func serve(ctx context.Context, logger *slog.Logger, cfg config, ver, rev string
 	}
 	db, err := openDB(cfg)
 	if err != nil {
+		ls.close()
 		return err
 	}
 	defer db.Close()
@@ -198,35 +209,24 @@ func serve(ctx context.Context, logger *slog.Logger, cfg config, ver, rev string
 		case <-bgCtx.Done():
 		}
 	})
-	if cfg.MetricsAddr != "" {
-		mln, err := net.Listen("tcp", cfg.MetricsAddr)
-		if err != nil {
-			return fmt.Errorf("metrics listener: %w", err)
-		}
-		logger.Info("metrics listening", "addr", mln.Addr().String())
+	if ls.metrics != nil {
+		logger.Info("metrics listening", "addr", ls.metrics.Addr().String())
 		bg.Go(func() {
-			if err := serveMetrics(bgCtx, mln, metricsHandler(deps.metrics)); err != nil {
+			if err := serveMetrics(bgCtx, ls.metrics, metricsHandler(deps.metrics)); err != nil {
 				logger.Error("metrics listener stopped", "error", err.Error())
 			}
 		})
 	}
-	if cfg.PprofEnabled {
-		pln, err := net.Listen("tcp", cfg.PprofAddr)
-		if err != nil {
-			return fmt.Errorf("pprof listener: %w", err)
-		}
-		logger.Info("pprof listening", "addr", pln.Addr().String())
+	if ls.pprof != nil {
+		logger.Info("pprof listening", "addr", ls.pprof.Addr().String())
 		bg.Go(func() {
-			if err := serveMetrics(bgCtx, pln, pprofHandler()); err != nil {
+			if err := serveMetrics(bgCtx, ls.pprof, pprofHandler()); err != nil {
 				logger.Error("pprof listener stopped", "error", err.Error())
 			}
 		})
 	}
 
-	ln, err := listenTCP(net.JoinHostPort(cfg.Host, strconv.Itoa(cfg.Port)))
-	if err != nil {
-		return err
-	}
+	ln := ls.api
 	srv := &http.Server{
 		Handler:           newServer(logger, cfg, deps),
 		ReadHeaderTimeout: 5 * time.Second,

@@ -410,8 +410,13 @@ func TestCreateSuperuserAndFileSecrets(t *testing.T) {
 	if out, code := bootstrap("Str0ng-bootstrap-pw\n"); code != 0 || !contains(out, `"msg":"superuser created"`) {
 		t.Fatalf("first bootstrap: exit %d\n%s", code, out)
 	}
-	if out, code := bootstrap("Str0ng-bootstrap-pw\n"); code != 0 || !contains(out, `"msg":"superuser promoted"`) {
+	if out, code := bootstrap("Str0ng-bootstrap-pw\n"); code != 0 || !contains(out, `"msg":"superuser already exists with this password; nothing changed"`) {
 		t.Fatalf("second bootstrap (idempotent): exit %d\n%s", code, out)
+	}
+	for _, pw := range []string{"An0ther-bootstrap-pw", "Str0ng-bootstrap-pw"} { // a new password is set, then the first again
+		if out, code := bootstrap(pw + "\n"); code != 0 || !contains(out, `"msg":"superuser promoted"`) || !contains(out, `"password_changed":true`) {
+			t.Fatalf("bootstrap with a new password: exit %d\n%s", code, out)
+		}
 	}
 	for _, bad := range []struct{ password, want string }{{"", "standard input"}, {"short-pw\n", "at least 12"}, {"changethis-changethis\n", "placeholder"}} {
 		if out, code := bootstrap(bad.password); code != 2 || !contains(out, bad.want) {
@@ -466,15 +471,21 @@ func TestRunFlushesTheLogWhenItPanics(t *testing.T) {
 	}
 }
 
-// -help is a question, not a failure; -version without a stamped version
+// -help is a question, not a failure: the usage on stdout, exit 0; an
+// unknown flag is one error, said once; -version without a stamped version
 // says dev, and the commit it knows.
 func TestHelpAndUnstampedVersion(t *testing.T) {
 	var stdout, stderr strings.Builder
 	if err := run(context.Background(), []string{"server", "-help"}, envOf(), strings.NewReader(""), &stdout, &stderr); err != nil {
 		t.Fatalf("-help returned %v", err)
 	}
-	if !strings.Contains(stderr.String(), "-healthcheck") || strings.Contains(stderr.String(), "help requested") {
-		t.Fatalf("-help printed %q", stderr.String())
+	if !strings.Contains(stdout.String(), "-healthcheck") || stderr.Len() != 0 {
+		t.Fatalf("-help printed %q on stdout, %q on stderr", stdout.String(), stderr.String())
+	}
+	out, err := exec.Command(serverBinary(t), "-nonsense").CombinedOutput()
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.ExitCode() != 2 || strings.Count(string(out), "flag provided but not defined") != 1 || strings.Contains(string(out), "Usage") {
+		t.Fatalf("an unknown flag: %v\n%s", err, out)
 	}
 	stdout.Reset()
 	if err := run(context.Background(), []string{"server", "-version"}, envOf(), strings.NewReader(""), &stdout, io.Discard); err != nil {
@@ -482,6 +493,36 @@ func TestHelpAndUnstampedVersion(t *testing.T) {
 	}
 	if got := stdout.String(); !strings.HasPrefix(got, "dev (commit ") {
 		t.Fatalf("-version of an unstamped build printed %q, want dev (commit …)", got)
+	}
+}
+
+// A port that is taken stops the start at once (exit 2) with a message
+// naming the variable to change, before any database work is tried.
+func TestBusyPortNamesTheVariable(t *testing.T) {
+	taken, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer taken.Close()
+	port := strconv.Itoa(taken.Addr().(*net.TCPAddr).Port)
+	for _, c := range []struct {
+		env      map[string]string
+		variable string
+	}{
+		{map[string]string{"PORT": port}, "PORT"},
+		{map[string]string{"PORT": "0", "METRICS_ADDR": "127.0.0.1:" + port}, "METRICS_ADDR"},
+		{map[string]string{"PORT": "0", "PPROF_ENABLED": "true", "PPROF_ADDR": "127.0.0.1:" + port}, "PPROF_ADDR"},
+	} {
+		var logs logBuffer
+		c.env["DATABASE_URL"] = "postgres://postgres@127.0.0.1:1/none?sslmode=disable&connect_timeout=1"
+		err := run(context.Background(), []string{"server"}, envMap(c.env), strings.NewReader(""), &logs, io.Discard)
+		var ee exitError
+		if !errors.As(err, &ee) || ee.code != 2 || !strings.Contains(err.Error(), "set "+c.variable) {
+			t.Fatalf("%s taken: %v", c.variable, err)
+		}
+		if strings.Contains(logs.String(), "not ready") || strings.Contains(logs.String(), "development database") {
+			t.Fatalf("%s taken: database work was tried first:\n%s", c.variable, logs.String())
+		}
 	}
 }
 

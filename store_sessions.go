@@ -6,7 +6,6 @@ import (
 	"log/slog"
 	"strings"
 	"time"
-
 )
 
 // session is one sign-in as its owner sees it. The id is public: neither

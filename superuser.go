@@ -14,8 +14,8 @@ import (
 // createSuperuser is `server -create-superuser EMAIL`: production bootstrap
 // without putting a password in a flag or the environment. It reads one
 // line from stdin, migrates the schema if needed, and creates the user or
-// promotes (and re-activates, with this password) an existing one, so
-// running it twice changes nothing.
+// promotes (and re-activates, with this password) an existing one; run
+// again with the same password, it changes nothing.
 func createSuperuser(ctx context.Context, logger *slog.Logger, cfg config, rawEmail string, stdin io.Reader) error {
 	email := normalizeEmail(rawEmail)
 	if p := emailProblem(email); p != "" {
@@ -45,26 +45,40 @@ func createSuperuser(ctx context.Context, logger *slog.Logger, cfg config, rawEm
 		return fmt.Errorf("-create-superuser: the database: %w", err)
 	}
 	s := &store{db: db, now: time.Now}
-	hash, err := newPasswordHasher(passwordIterations, 1).hash(ctx, hashClaim{first: true}, password)
-	if err != nil {
-		return err
-	}
-	created, err := s.ensureUser(ctx, user{Email: email, passwordHash: hash, IsSuperuser: true})
-	if err != nil {
-		return fmt.Errorf("-create-superuser: %w", err)
-	}
-	if created {
+	pw := newPasswordHasher(passwordIterations, 1)
+	u, err := s.userByEmail(ctx, email)
+	switch {
+	case errors.Is(err, errMissing):
+		hash, err := pw.hash(ctx, hashClaim{first: true}, password)
+		if err != nil {
+			return err
+		}
+		if _, err := s.ensureUser(ctx, user{Email: email, passwordHash: hash, IsSuperuser: true}); err != nil {
+			return fmt.Errorf("-create-superuser: %w", err)
+		}
 		logger.Info("superuser created", "email", email)
 		return nil
+	case err != nil:
+		return fmt.Errorf("-create-superuser: %w", err)
 	}
-	u, err := s.userByEmail(ctx, email)
+	same, _, err := pw.verify(ctx, hashClaim{first: true}, password, u.passwordHash)
 	if err != nil {
 		return fmt.Errorf("-create-superuser: %w", err)
+	}
+	if same && u.IsSuperuser && u.IsActive {
+		logger.Info("superuser already exists with this password; nothing changed", "email", email)
+		return nil
+	}
+	// Promote, re-activate, and set this password; the account's sessions
+	// end, as after any admin password reset.
+	hash, err := pw.hash(ctx, hashClaim{first: true}, password)
+	if err != nil {
+		return err
 	}
 	active, super := true, true
 	if _, _, err := s.updateUser(ctx, u.ID, userChanges{PasswordHash: &hash, IsActive: &active, IsSuperuser: &super}, revokeSessions); err != nil {
 		return fmt.Errorf("-create-superuser: %w", err)
 	}
-	logger.Info("superuser promoted", "email", email, "was_superuser", u.IsSuperuser)
+	logger.Info("superuser promoted", "email", email, "was_superuser", u.IsSuperuser, "was_active", u.IsActive, "password_changed", !same)
 	return nil
 }
