@@ -23,9 +23,9 @@ type requestState struct {
 	stack       []byte // set when a panic was recovered
 	clientGone  bool   // the client left before the answer: logged as 499
 
-	// The rate-limit headers describe the policy closest to running out.
-	limitShown     bool
-	limitRemaining int
+	// Every rate-limit decision of the request: the headers describe the
+	// one closest to running out.
+	limits []limitDecision
 
 	// Allocated with the state, so a request's bookkeeping is one
 	// allocation: the context that carries it, and the access log's writer.

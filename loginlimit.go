@@ -28,6 +28,8 @@ const knownNetworkTTL = 30 * 24 * time.Hour
 type passwordAttempt struct {
 	l                    *rateLimits
 	loginKey, accountKey string // "" when not reserved
+	w                    http.ResponseWriter
+	st                   *requestState
 }
 
 // reservePasswordFailure reserves one failure for email from the request's
@@ -35,11 +37,11 @@ type passwordAttempt struct {
 // one the account signed in from lately: it passes when the account budget
 // is spent.
 func (l *rateLimits) reservePasswordFailure(w http.ResponseWriter, r *http.Request, email string, known bool) (*passwordAttempt, error) {
-	a := &passwordAttempt{l: l}
+	ctx, st, now := r.Context(), stateFrom(r.Context()), l.now()
+	a := &passwordAttempt{l: l, w: w, st: st}
 	if !l.enabled {
 		return a, nil
 	}
-	ctx, st, now := r.Context(), stateFrom(r.Context()), l.now()
 	network := clientNetwork(st.clientIP)
 	loginKey := email + " " + network
 	d, err := l.store.take(ctx, l.login, loginKey, now, true)
@@ -67,7 +69,8 @@ func (l *rateLimits) reservePasswordFailure(w http.ResponseWriter, r *http.Reque
 	return nil, l.apply(w, st, d)
 }
 
-// succeeded gives the reserved failures back: the password was right.
+// succeeded gives the reserved failures back, and the headers say so: the
+// password was right, or could not be checked.
 func (a *passwordAttempt) succeeded(ctx context.Context) {
 	now := a.l.now()
 	for _, res := range []struct {
@@ -80,6 +83,7 @@ func (a *passwordAttempt) succeeded(ctx context.Context) {
 		if err := a.l.store.giveBack(ctx, res.p, res.key, now); err != nil {
 			a.l.logger.WarnContext(ctx, "rate-limit store could not give back a reserved failure", "policy", res.p.name, "error", err.Error())
 		}
+		refund(a.w, a.st, res.p)
 	}
 	a.loginKey, a.accountKey = "", ""
 }

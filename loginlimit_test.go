@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/http"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -183,5 +184,24 @@ func TestWrongCurrentPasswordsCount(t *testing.T) {
 	// The email change spends the auth budget (per IP), not the generous api one.
 	if got := r.header.Get("RateLimit-Policy"); !contains(got, `"auth"`) && !contains(got, `"login"`) && !contains(got, `"account"`) {
 		t.Fatalf("email change headers name %q", got)
+	}
+}
+
+// The headers of a login tell the truth about the failure budgets: a
+// right password spends nothing (its reservation is given back, and the
+// headers say so), a wrong one spends one.
+func TestLoginHeadersCountOnlyFailures(t *testing.T) {
+	a := newTestApp(t, behindProxy(map[string]string{}))
+	a.register("me@example.com", "password-123")
+	for range 3 {
+		r := loginFrom(a, "198.51.100.7", "me@example.com", "password-123")
+		expectStatus(t, r, 200)
+		if got := r.header.Get("RateLimit"); !strings.HasPrefix(got, `"login";r=10;`) || r.header.Get("X-RateLimit-Remaining") != "10" {
+			t.Fatalf("a successful login's headers: RateLimit %q, X-RateLimit-Remaining %q", got, r.header.Get("X-RateLimit-Remaining"))
+		}
+	}
+	r := loginFrom(a, "198.51.100.7", "me@example.com", "wrong-password")
+	if got := r.header.Get("RateLimit"); !strings.HasPrefix(got, `"login";r=9;`) {
+		t.Fatalf("a failed login's headers: RateLimit %q", got)
 	}
 }

@@ -184,20 +184,45 @@ func (l *rateLimits) check(w http.ResponseWriter, r *http.Request, p *policy, on
 	return l.apply(w, st, d)
 }
 
-// apply puts the headers of the policy closest to running out on the
-// response and refuses the request when d does.
+// apply records d, puts the headers of the policy closest to running out
+// on the response, and refuses the request when d does.
 func (l *rateLimits) apply(w http.ResponseWriter, st *requestState, d limitDecision) error {
 	if l.decided != nil {
 		l.decided(d.policy, d.allowed)
 	}
-	if !st.limitShown || !d.allowed || d.remaining < st.limitRemaining {
-		st.limitShown, st.limitRemaining = true, d.remaining
-		setLimitHeaders(w.Header(), d)
-	}
+	st.limits = append(st.limits, d)
+	showLimits(w, st)
 	if !d.allowed {
 		return &apiError{Code: codeRateLimited, Detail: "Too many requests; retry after " + strconv.Itoa(ceilSeconds(d.retryAfter)) + " seconds.", RetryAfter: d.retryAfter}
 	}
 	return nil
+}
+
+// showLimits sets the headers of the request's decision closest to
+// running out: one that refused, else the one with the fewest requests
+// left.
+func showLimits(w http.ResponseWriter, st *requestState) {
+	shown := -1
+	for i, d := range st.limits {
+		if shown < 0 || !d.allowed || (st.limits[shown].allowed && d.remaining < st.limits[shown].remaining) {
+			shown = i
+		}
+	}
+	if shown >= 0 {
+		setLimitHeaders(w.Header(), st.limits[shown])
+	}
+}
+
+// refund gives one request back to p's decision in st and restates the
+// headers: a password failure reserved and then not made counts for
+// nothing, and the headers say so.
+func refund(w http.ResponseWriter, st *requestState, p *policy) {
+	for i := range st.limits {
+		if st.limits[i].policy == p && st.limits[i].allowed {
+			st.limits[i].remaining++
+		}
+	}
+	showLimits(w, st)
 }
 
 func setLimitHeaders(h http.Header, d limitDecision) {
