@@ -105,8 +105,9 @@ const (
 )
 
 // devCORSOrigins are the usual local frontend dev servers (Vite, and
-// Create React App / Next.js).
-var devCORSOrigins = []string{"http://localhost:5173", "http://localhost:3000"}
+// Create React App / Next.js), by name and by address: a browser sends
+// the origin as the page was opened.
+var devCORSOrigins = []string{"http://localhost:5173", "http://127.0.0.1:5173", "http://localhost:3000", "http://127.0.0.1:3000"}
 
 // placeholders are values an example file or a tutorial ships with; production
 // refuses them as secrets so that a copied example cannot go live by accident.
@@ -368,7 +369,7 @@ func loadConfig(lookup lookupEnv) (config, error) {
 	}
 	from := e.str("MAIL_FROM", "")
 	if from == "" && !prod {
-		from = "Backend (development) <noreply@example.com>"
+		from = `"Backend (development)" <noreply@example.com>` // quoted: unquoted parentheses are a comment, dropped
 	}
 	if from != "" {
 		a, err := mail.ParseAddress(from)

@@ -36,7 +36,7 @@ func TestConfigDevelopmentNeedsNoVariables(t *testing.T) {
 	if cfg.MaxBodyBytes != 1<<20 || cfg.SessionTTL != 12*time.Hour || cfg.SessionIdle != 30*time.Minute || cfg.ShutdownDelay != 0 || cfg.ShutdownTimeout != 7*time.Second {
 		t.Fatalf("contract defaults wrong: %+v", cfg)
 	}
-	if got, want := strings.Join(cfg.CORSOrigins, ","), "http://localhost:5173,http://localhost:3000"; got != want {
+	if got, want := strings.Join(cfg.CORSOrigins, ","), "http://localhost:5173,http://127.0.0.1:5173,http://localhost:3000,http://127.0.0.1:3000"; got != want {
 		t.Fatalf("CORSOrigins=%q, want the local frontend dev servers %q", got, want)
 	}
 	if got, want := cfg.Host, "127.0.0.1"; got != want {
@@ -48,6 +48,9 @@ func TestConfigDevelopmentNeedsNoVariables(t *testing.T) {
 	}
 	if cfg.LogLevel != slog.LevelInfo {
 		t.Fatalf("LogLevel=%v", cfg.LogLevel)
+	}
+	if got := cfg.MailFrom.String(); got != `"Backend (development)" <noreply@example.com>` {
+		t.Fatalf("MailFrom=%s: the display name lost its words", got)
 	}
 }
 

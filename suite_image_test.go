@@ -233,7 +233,7 @@ func TestComposeFiles(t *testing.T) {
 		t.Fatalf("dev override: %v", dapi)
 	}
 	// The dev stack sets its own CORS and superuser, whatever production's are.
-	if env["CORS_ALLOWED_ORIGINS"] != "http://localhost:5173,http://localhost:3000" || env["FIRST_SUPERUSER_EMAIL"] != "" {
+	if env["CORS_ALLOWED_ORIGINS"] != "http://localhost:5173,http://127.0.0.1:5173,http://localhost:3000,http://127.0.0.1:3000" || env["FIRST_SUPERUSER_EMAIL"] != "" {
 		t.Fatalf("dev override inherits production settings: %v", env)
 	}
 	// It needs no secret file, and reads none.
