@@ -511,3 +511,13 @@ func mailTo(t testing.TB, mails []*mail.Message, to, subject string) *mail.Messa
 	}
 	return found[0]
 }
+
+// routes is the route table, as addRoutes registers it (docs on): the
+// suites that must cover every route compare their lists with it.
+func routes(t testing.TB) []string {
+	t.Helper()
+	cfg := devConfig(t, map[string]string{"DOCS_ENABLED": "true"})
+	db, _ := sqlOpenDead(t)
+	deps := newServerDeps(slog.New(slog.DiscardHandler), cfg, db, &healthState{db: db}, time.Now)
+	return addRoutes(http.NewServeMux(), slog.New(slog.DiscardHandler), cfg, deps)
+}

@@ -8,9 +8,10 @@ import (
 	"testing"
 )
 
-// TestAuthorizationMatrix runs every endpoint as anonymous, the owner (or
-// the user themselves), another user and a superuser, each on fresh
-// fixtures so destructive cells do not affect each other.
+// TestAuthorizationMatrix runs every route of the route table as
+// anonymous, the owner (or the user themselves), another user and a
+// superuser, each on fresh fixtures so destructive cells do not affect each
+// other. A route missing from the matrix fails it.
 func TestAuthorizationMatrix(t *testing.T) {
 	a := newTestApp(t, nil)
 	_, suToken := a.superuser("root@example.com")
@@ -37,36 +38,56 @@ func TestAuthorizationMatrix(t *testing.T) {
 		super
 	)
 	actors := []string{"anonymous", "owner", "other user", "superuser"}
+	fixed := func(body any) func(int64) any { return func(int64) any { return body } }
 	rows := []struct {
 		method, path string
 		body         func(i int64) any
 		want         [4]int
 	}{
+		{"GET", "/api/v1/health", nil, [4]int{200, 200, 200, 200}},
+		{"GET", "/api/v1/health/live", nil, [4]int{200, 200, 200, 200}},
+		{"GET", "/api/v1/openapi.json", nil, [4]int{200, 200, 200, 200}},
+		{"GET", "/docs", nil, [4]int{200, 200, 200, 200}},
+		{"POST", "/api/v1/auth/register", func(i int64) any {
+			return map[string]any{"email": fmt.Sprintf("new%d@example.com", i), "password": "password-123"}
+		}, [4]int{201, 201, 201, 201}},
+		{"POST", "/api/v1/auth/login", fixed(map[string]any{"email": "root@example.com", "password": "password-123"}), [4]int{200, 200, 200, 200}},
+		{"POST", "/api/v1/auth/password-recovery", fixed(map[string]any{"email": "someone@example.com"}), [4]int{202, 202, 202, 202}},
+		{"POST", "/api/v1/auth/password-reset", fixed(map[string]any{"token": "not-a-live-token", "new_password": "password-456"}), [4]int{400, 400, 400, 400}},
+		{"POST", "/api/v1/auth/verify-email", fixed(map[string]any{"token": "not-a-live-token"}), [4]int{400, 400, 400, 400}},
+		{"POST", "/api/v1/auth/verify-email/resend", fixed(map[string]any{"email": "someone@example.com"}), [4]int{202, 202, 202, 202}},
 		{"GET", "/api/v1/users/me", nil, [4]int{401, 200, 200, 200}},
-		{"PATCH", "/api/v1/users/me", func(int64) any { return map[string]any{"full_name": "New Name"} }, [4]int{401, 200, 200, 200}},
-		{"POST", "/api/v1/users/me/password", func(int64) any {
-			return map[string]any{"current_password": "password-123", "new_password": "password-456"}
-		}, [4]int{401, 204, 204, 204}},
+		{"PATCH", "/api/v1/users/me", fixed(map[string]any{"full_name": "New Name"}), [4]int{401, 200, 200, 200}},
+		{"POST", "/api/v1/users/me/password", fixed(map[string]any{"current_password": "password-123", "new_password": "password-456"}), [4]int{401, 204, 204, 204}},
+		{"POST", "/api/v1/users/me/verify-email", nil, [4]int{401, 202, 202, 409}},
 		{"DELETE", "/api/v1/users/me", nil, [4]int{401, 204, 204, 403}},
 		{"GET", "/api/v1/users", nil, [4]int{401, 403, 403, 200}},
 		{"POST", "/api/v1/users", func(i int64) any {
 			return map[string]any{"email": fmt.Sprintf("made%d@example.com", i), "password": "password-123"}
 		}, [4]int{401, 403, 403, 201}},
 		{"GET", "/api/v1/users/{owner}", nil, [4]int{401, 200, 404, 200}},
-		{"PATCH", "/api/v1/users/{owner}", func(int64) any { return map[string]any{"full_name": "By Admin"} }, [4]int{401, 403, 403, 200}},
+		{"PATCH", "/api/v1/users/{owner}", fixed(map[string]any{"full_name": "By Admin"}), [4]int{401, 403, 403, 200}},
 		{"DELETE", "/api/v1/users/{owner}", nil, [4]int{401, 403, 403, 204}},
 		{"GET", "/api/v1/items", nil, [4]int{401, 200, 200, 200}},
-		{"POST", "/api/v1/items", func(int64) any { return map[string]any{"title": "t"} }, [4]int{401, 201, 201, 201}},
+		{"POST", "/api/v1/items", fixed(map[string]any{"title": "t"}), [4]int{401, 201, 201, 201}},
 		{"GET", "/api/v1/items/{item}", nil, [4]int{401, 200, 404, 200}},
-		{"PATCH", "/api/v1/items/{item}", func(int64) any { return map[string]any{"title": "changed"} }, [4]int{401, 200, 404, 200}},
+		{"PATCH", "/api/v1/items/{item}", fixed(map[string]any{"title": "changed"}), [4]int{401, 200, 404, 200}},
 		{"DELETE", "/api/v1/items/{item}", nil, [4]int{401, 204, 404, 204}},
 		{"POST", "/api/v1/auth/logout", nil, [4]int{401, 204, 204, 204}},
 		{"GET", "/api/v1/users/me/sessions", nil, [4]int{401, 200, 200, 200}},
 		{"DELETE", "/api/v1/users/me/sessions/{session}", nil, [4]int{401, 204, 404, 404}},
 		{"DELETE", "/api/v1/users/me/sessions", nil, [4]int{401, 204, 204, 204}},
 		{"DELETE", "/api/v1/users/{owner}/sessions", nil, [4]int{401, 403, 403, 204}},
-		{"POST", "/api/v1/users/me/verify-email", nil, [4]int{401, 202, 202, 409}},
-		{"POST", "/api/v1/auth/verify-email/resend", func(int64) any { return map[string]any{"email": "someone@example.com"} }, [4]int{202, 202, 202, 202}},
+	}
+	asRoute := strings.NewReplacer("{owner}", "{id}", "{item}", "{id}", "{session}", "{id}")
+	covered := map[string]bool{}
+	for _, row := range rows {
+		covered[row.method+" "+asRoute.Replace(row.path)] = true
+	}
+	for _, route := range routes(t) {
+		if !covered[route] {
+			t.Errorf("route %q has no row in the authorization matrix", route)
+		}
 	}
 	for _, row := range rows {
 		for actor, want := range row.want {
@@ -90,7 +111,7 @@ func TestAuthorizationMatrix(t *testing.T) {
 					t.Fatalf("status=%d, want %d; body %s", resp.status, want, resp.body)
 				}
 				if want >= 400 {
-					expectProblem(t, resp, want, map[int]string{401: "unauthorized", 403: "forbidden", 404: "not_found", 409: "conflict"}[want])
+					expectProblem(t, resp, want, map[int]string{400: "invalid_token", 401: "unauthorized", 403: "forbidden", 404: "not_found", 409: "conflict"}[want])
 				}
 			})
 		}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"log/slog"
 	"mime"
 	"net/http"
 	"regexp"
@@ -275,11 +274,8 @@ func typeMatches(types []string, v any) bool {
 // TestSpecRouteParity: every route is documented with the same method and
 // path, and every documented operation is routed.
 func TestSpecRouteParity(t *testing.T) {
-	cfg := devConfig(t, map[string]string{"DOCS_ENABLED": "true"})
-	db, _ := sqlOpenDead(t)
-	deps := newServerDeps(slog.New(slog.DiscardHandler), cfg, db, &healthState{db: db}, time.Now)
 	routed := map[string]bool{}
-	for _, p := range addRoutes(http.NewServeMux(), slog.New(slog.DiscardHandler), cfg, deps) {
+	for _, p := range routes(t) {
 		routed[p] = true
 	}
 	documented := map[string]bool{}
