@@ -15,8 +15,10 @@ import (
 
 // listPage is the contract's Page shape.
 type listPage[T any] struct {
-	Data  []T `json:"data"`
-	Count int `json:"count"`
+	Data        []T     `json:"data"`
+	Count       int     `json:"count"`
+	CountCapped bool    `json:"count_capped,omitempty"` // count stopped at 10,000
+	NextCursor  *string `json:"next_cursor"`            // nil on the last page
 }
 
 // jsonAppender is a type that writes its own JSON; writeJSON uses it.
@@ -83,6 +85,11 @@ func (p listPage[T]) appendJSON(b []byte) []byte {
 	}
 	b = append(b, `,"count":`...)
 	b = strconv.AppendInt(b, int64(p.Count), 10)
+	if p.CountCapped {
+		b = append(b, `,"count_capped":true`...)
+	}
+	b = append(b, `,"next_cursor":`...)
+	b = appendNullableString(b, p.NextCursor)
 	return append(b, '}')
 }
 

@@ -39,7 +39,9 @@ func TestAppendEncodersMatchEncodingJSON(t *testing.T) {
 		}
 		it := item{ID: randomText(r), Title: randomText(r), Description: desc, OwnerID: randomText(r), CreatedAt: randomTime(r), UpdatedAt: randomTime(r)}
 		u := user{ID: randomText(r), Email: randomText(r), FullName: name, IsActive: r.IntN(2) == 0, IsSuperuser: r.IntN(2) == 0, EmailVerified: r.IntN(2) == 0, CreatedAt: randomTime(r)}
-		for _, v := range []any{it, u, listPage[item]{Data: []item{it, it}, Count: r.IntN(1000)}, listPage[item]{Data: []item{}, Count: 0}, listPage[user]{Data: []user{u}, Count: 1}} {
+		next := randomText(r)
+		for _, v := range []any{it, u, listPage[item]{Data: []item{it, it}, Count: r.IntN(1000)}, listPage[item]{Data: []item{}, Count: 0},
+			listPage[user]{Data: []user{u}, Count: 1, NextCursor: &next}, listPage[item]{Data: []item{it}, Count: 10_000, CountCapped: true, NextCursor: &next}} {
 			want, err := json.Marshal(v)
 			if err != nil {
 				t.Fatal(err)

@@ -44,6 +44,7 @@ type serverDeps struct {
 	metrics *metrics
 	audit   *auditor
 	mailer  *mailer
+	cursors *cursors
 }
 
 func newServerDeps(logger *slog.Logger, cfg config, db *sql.DB, health *healthState, now func() time.Time) serverDeps {
@@ -55,6 +56,7 @@ func newServerDeps(logger *slog.Logger, cfg config, db *sql.DB, health *healthSt
 		audit:   newAuditor(logger, now),
 	}
 	d.mailer = newMailer(d.store, cfg, now, logger)
+	d.cursors = newCursors(cfg.SecretKey)
 	d.audit.revoked = func(reason string, n int64) { d.metrics.sessionsRevoked.add(uint64(n), reason) }
 	d.setHasher(newPasswordHasher(passwordIterations, runtime.GOMAXPROCS(0)))
 	d.metrics.addPool(db)
@@ -78,7 +80,7 @@ func addRoutes(mux *http.ServeMux, logger *slog.Logger, cfg config, d serverDeps
 		mux.Handle(pattern, h)
 		patterns = append(patterns, pattern)
 	}
-	s, pw, rl, au, ml := d.store, d.hasher, d.limits, d.audit, d.mailer
+	s, pw, rl, au, ml, pages := d.store, d.hasher, d.limits, d.audit, d.mailer, d.cursors
 	authLimit := rl.limit(rl.auth, failClosed)
 	apiLimit := rl.limit(rl.api, failOpen)
 	sessions := cfg.sessions()
@@ -100,18 +102,18 @@ func addRoutes(mux *http.ServeMux, logger *slog.Logger, cfg config, d serverDeps
 	handle("POST /api/v1/users/me/password", authLimit(user(handlePasswordChange(s, pw, rl, au, ml))))
 	handle("DELETE /api/v1/users/me", apiLimit(user(handleMeDelete(s, au))))
 	handle("POST /api/v1/users/me/verify-email", authLimit(user(handleResendVerification(s, ml))))
-	handle("GET /api/v1/users/me/sessions", apiLimit(handleSessionList(s, sessions))) // authenticates as user does, in its own statement
+	handle("GET /api/v1/users/me/sessions", apiLimit(handleSessionList(s, sessions, pages))) // authenticates as user does, in its own statement
 	handle("DELETE /api/v1/users/me/sessions/{id}", apiLimit(user(handleSessionDelete(s, au))))
 	handle("DELETE /api/v1/users/me/sessions", apiLimit(user(handleSessionDeleteOthers(s, au))))
 
-	handle("GET /api/v1/users", apiLimit(superuser(handleUserList(s))))
+	handle("GET /api/v1/users", apiLimit(superuser(handleUserList(s, pages))))
 	handle("POST /api/v1/users", apiLimit(superuser(handleUserCreate(s, pw, au))))
 	handle("GET /api/v1/users/{id}", apiLimit(user(handleUserGet(s))))
 	handle("PATCH /api/v1/users/{id}", apiLimit(superuser(handleUserPatch(s, pw, au))))
 	handle("DELETE /api/v1/users/{id}", apiLimit(superuser(handleUserDelete(s, au))))
 	handle("DELETE /api/v1/users/{id}/sessions", apiLimit(superuser(handleUserSessionsDelete(s, au))))
 
-	handle("GET /api/v1/items", apiLimit(handleItemList(s, sessions))) // authenticates as user does, in its own statement
+	handle("GET /api/v1/items", apiLimit(handleItemList(s, sessions, pages))) // authenticates as user does, in its own statement
 	handle("POST /api/v1/items", apiLimit(user(handleItemCreate(s))))
 	handle("GET /api/v1/items/{id}", apiLimit(handleItemGet(s, sessions))) // likewise
 	handle("PATCH /api/v1/items/{id}", apiLimit(user(handleItemPatch(s))))

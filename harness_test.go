@@ -49,7 +49,7 @@ func newTestDB(t testing.TB) (*sql.DB, string) {
 	u, _ := url.Parse(adminDSN())
 	u.Path = "/" + name
 	dsn := u.String()
-	db, err := sql.Open("pgx", dsn)
+	db, err := sql.Open("pgx", genericPlans(dsn)) // as openDB opens the service's pool
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -520,4 +520,33 @@ func routes(t testing.TB) []string {
 	db, _ := sqlOpenDead(t)
 	deps := newServerDeps(slog.New(slog.DiscardHandler), cfg, db, &healthState{db: db}, time.Now)
 	return addRoutes(http.NewServeMux(), slog.New(slog.DiscardHandler), cfg, deps)
+}
+
+// send is one request from a goroutine, where t may not fail: it returns
+// the status and the "id" of the answer's body, if it names one.
+func send(base, method, path, token, body string) (int, string, error) {
+	var rd io.Reader
+	if body != "" {
+		rd = strings.NewReader(body)
+	}
+	hr, err := http.NewRequest(method, base+path, rd)
+	if err != nil {
+		return 0, "", err
+	}
+	if body != "" {
+		hr.Header.Set("Content-Type", "application/json")
+	}
+	if token != "" {
+		hr.Header.Set("Authorization", "Bearer "+token)
+	}
+	resp, err := http.DefaultClient.Do(hr)
+	if err != nil {
+		return 0, "", err
+	}
+	defer resp.Body.Close()
+	var v struct {
+		ID string `json:"id"`
+	}
+	json.NewDecoder(resp.Body).Decode(&v)
+	return resp.StatusCode, v.ID, nil
 }

@@ -156,34 +156,6 @@ func (o *opt[T]) UnmarshalJSON(b []byte) error {
 	return json.Unmarshal(b, &o.V)
 }
 
-// page is the query of a list endpoint.
-type page struct{ limit, offset int }
-
-// pageFrom reads limit (1..100, default 20) and offset (>= 0).
-func pageFrom(r *http.Request) (page, error) {
-	p := page{limit: 20}
-	q := r.URL.Query()
-	var fields []fieldError
-	if s, ok := q["limit"]; ok {
-		n, err := strconv.Atoi(s[0])
-		if err != nil || n < 1 || n > 100 {
-			fields = append(fields, fieldError{Field: "limit", Message: "must be a whole number from 1 to 100"})
-		}
-		p.limit = n
-	}
-	if s, ok := q["offset"]; ok {
-		n, err := strconv.Atoi(s[0])
-		if err != nil || n < 0 {
-			fields = append(fields, fieldError{Field: "offset", Message: "must be a whole number of 0 or more"})
-		}
-		p.offset = n
-	}
-	if len(fields) > 0 {
-		return p, validationError(fields)
-	}
-	return p, nil
-}
-
 // pathID is the {id} of the route, or a 404 when it is not a UUID.
 func pathID(r *http.Request, what string) (string, error) {
 	id := strings.ToLower(r.PathValue("id"))

@@ -41,20 +41,20 @@ func descriptionProblem(o opt[*string]) string {
 }
 
 // handleItemList is GET /items: the caller's items, or every item for a
-// superuser, read in the session's own statement (readAs).
-func handleItemList(s *store, sessions sessionPolicy) http.Handler {
+// superuser, a page by key, read in the session's own statement (readAs).
+func handleItemList(s *store, sessions sessionPolicy, pages *cursors) http.Handler {
 	return apiFunc(func(w http.ResponseWriter, r *http.Request) error {
-		p, bad := pageFrom(r)
+		q, bad := pages.query(r, "items")
 		var items []item
 		var count int
 		err := readAs(r, s, sessions, bad, func(hash []byte) (u user, sessionID string, err error) {
-			u, sessionID, items, count, err = s.itemsPageAs(r.Context(), hash, sessions, p.limit, p.offset)
+			u, sessionID, items, count, err = s.itemsPageAs(r.Context(), hash, sessions, q)
 			return u, sessionID, err
 		})
 		if err != nil {
 			return err
 		}
-		writeJSON(w, http.StatusOK, contentJSON, listPage[item]{Data: items, Count: count})
+		writePage(w, r, q, pageOf(pages, q, items, item.at, count, false))
 		return nil
 	})
 }

@@ -91,8 +91,8 @@ func BenchmarkItemListSQL(b *testing.B) {
 	a, token := itemsFixture(b)
 	hash, ctx := hashToken(token), context.Background()
 	benchClients(b, func() error {
-		_, _, items, _, err := a.deps.store.itemsPageAs(ctx, hash, a.cfg.sessions(), 20, 0)
-		if err == nil && len(items) != 20 {
+		_, _, items, _, err := a.deps.store.itemsPageAs(ctx, hash, a.cfg.sessions(), pageQuery{limit: 20, after: beforeAll, list: "items"})
+		if err == nil && len(items) != 21 {
 			err = fmt.Errorf("list: %d items", len(items))
 		}
 		return err
@@ -125,4 +125,49 @@ func BenchmarkItemListNaiveSQL(b *testing.B) {
 		}
 		return err
 	})
+}
+
+// BenchmarkItemListDepth is the list's cost against the size of the
+// collection, in one run against one server: the first page of a user with
+// 20 items and of one with 200,000, a page by cursor 190,000 items deep,
+// and the deepest offset allowed (9,980). make bench prints each against
+// the small user's first page.
+func BenchmarkItemListDepth(b *testing.B) {
+	a := newTestApp(b, map[string]string{"LOG_LEVEL": "info"})
+	_, small := a.signup("small@example.com")
+	bigID, big := a.signup("big@example.com")
+	for i := range 20 {
+		a.do(req{method: "POST", path: "/api/v1/items", token: small, body: map[string]any{"title": fmt.Sprintf("item %d", i)}})
+	}
+	if _, err := a.db.Exec(`INSERT INTO items (owner_id, title, description, created_at, updated_at)
+		SELECT $1, 'item ' || g, 'a description', now() - g * interval '1 ms', now() FROM generate_series(1, 200000) g`, bigID); err != nil {
+		b.Fatal(err)
+	}
+	a.db.Exec(`ANALYZE items`)
+	var deep position
+	a.db.QueryRow(`SELECT created_at, id FROM items WHERE owner_id = $1 ORDER BY created_at DESC, id DESC OFFSET 190000 LIMIT 1`, bigID).Scan(&deep.createdAt, &deep.id)
+	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64}}
+	for _, c := range []struct{ name, token, query string }{
+		{"SmallFirst", small, ""},
+		{"BigFirst", big, ""},
+		{"BigCursorDeep", big, "?cursor=" + a.deps.cursors.encode("items", deep)},
+		{"BigOffset9980", big, "?offset=9980"},
+	} {
+		b.Run(c.name, func(b *testing.B) {
+			benchClients(b, func() error {
+				r, _ := http.NewRequest("GET", a.srv.URL+"/api/v1/items"+c.query, nil)
+				r.Header.Set("Authorization", "Bearer "+c.token)
+				resp, err := client.Do(r)
+				if err != nil {
+					return err
+				}
+				io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+				if resp.StatusCode != 200 {
+					return fmt.Errorf("status %d", resp.StatusCode)
+				}
+				return nil
+			})
+		})
+	}
 }

@@ -10,14 +10,14 @@ import (
 // handleSessionList is GET /users/me/sessions, the page where a user
 // looks for a sign-in they do not recognise, read in the session's own
 // statement (readAs); the current one is marked.
-func handleSessionList(s *store, p sessionPolicy) http.Handler {
+func handleSessionList(s *store, p sessionPolicy, pages *cursors) http.Handler {
 	return apiFunc(func(w http.ResponseWriter, r *http.Request) error {
-		pg, bad := pageFrom(r)
+		q, bad := pages.query(r, "sessions")
 		var list []session
 		var count int
 		var current string
 		err := readAs(r, s, p, bad, func(hash []byte) (u user, sessionID string, err error) {
-			u, current, list, count, err = s.sessionsPageAs(r.Context(), hash, p, pg.limit, pg.offset)
+			u, current, list, count, err = s.sessionsPageAs(r.Context(), hash, p, q)
 			return u, current, err
 		})
 		if err != nil {
@@ -26,7 +26,8 @@ func handleSessionList(s *store, p sessionPolicy) http.Handler {
 		for i := range list {
 			list[i].Current = list[i].ID == current
 		}
-		writeJSON(w, http.StatusOK, contentJSON, listPage[session]{Data: list, Count: count})
+		count, capped := capCount(count)
+		writePage(w, r, q, pageOf(pages, q, list, session.at, count, capped))
 		return nil
 	})
 }

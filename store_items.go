@@ -52,48 +52,62 @@ func (s *store) createItem(ctx context.Context, ownerID, title string, descripti
 	return it, classify(err, "Item")
 }
 
-// itemsPageSQL is a page ($4 rows from $5 on) of the items the session's
-// user may see, newest first, each with their total, for readAsSession.
-// Only the branch that applies runs (the other's one-time filter fails),
-// each on its index, (owner_id, created_at) or (created_at), in order.
+// itemsPageSQL is a page of the items the session's user may see, newest
+// first: $6 rows from $7 on, after the position ($4, $5). Only the branch
+// that applies runs (the other's one-time filter fails), each on its
+// index, (owner_id, created_at, id) or (created_at, id), from the position
+// on, in order: a page deep in a list costs what the first does.
 const itemsPageSQL = `
-	(SELECT count(*) OVER () AS total, ` + itemColumns + ` FROM items WHERE NOT viewer.is_superuser AND owner_id = viewer.id
-	 ORDER BY created_at DESC, id DESC LIMIT $4 OFFSET $5)
+	(SELECT ` + itemColumns + ` FROM items WHERE NOT viewer.is_superuser AND owner_id = viewer.id AND (created_at, id) < ($4, $5)
+	 ORDER BY created_at DESC, id DESC LIMIT $6 OFFSET $7)
 	UNION ALL
-	(SELECT count(*) OVER () AS total, ` + itemColumns + ` FROM items WHERE viewer.is_superuser
-	 ORDER BY created_at DESC, id DESC LIMIT $4 OFFSET $5)`
+	(SELECT ` + itemColumns + ` FROM items WHERE viewer.is_superuser AND (created_at, id) < ($4, $5)
+	 ORDER BY created_at DESC, id DESC LIMIT $6 OFFSET $7)`
+
+// itemsCountSQL is how many items the session's user owns, from the
+// counts kept with the rows (item_counts): one row, joined to the
+// session's.
+const itemsCountSQL = `SELECT n AS total FROM item_counts WHERE owner_id = viewer.id`
 
 // itemsPageAs is the session's user and the page of items they may see,
-// with the total, in one round trip.
-func (s *store) itemsPageAs(ctx context.Context, tokenHash []byte, p sessionPolicy, limit, offset int) (user, string, []item, int, error) {
+// one past the limit, with their count, in one round trip; a superuser's
+// count, of every item, takes a second.
+func (s *store) itemsPageAs(ctx context.Context, tokenHash []byte, p sessionPolicy, q pageQuery) (user, string, []item, int, error) {
 	var it item
 	var total int
-	items := make([]item, 0, limit)
-	u, sessionID, err := s.readAsSession(ctx, tokenHash, p, itemsPageSQL, []any{limit, offset}, append([]any{&total}, itemFields(&it)...), func() {
-		items = append(items, it.utc())
-		it.Description = nil // the next row's NULL must not keep this one's
+	items := make([]item, 0, q.limit+1)
+	u, sessionID, err := s.readAsSession(ctx, tokenHash, p, sessionRead{
+		sql: itemsPageSQL, args: []any{q.after.createdAt, q.after.id, q.limit + 1, q.offset},
+		own: itemFields(&it),
+		each: func() {
+			items = append(items, it.utc())
+			it.Description = nil // the next row's NULL must not keep this one's
+		},
+		count: itemsCountSQL, total: &total,
 	})
-	if err == nil && len(items) == 0 && offset > 0 { // past the last page, no row carries the total
-		total, err = s.countItems(ctx, viewerOf(u))
+	if err == nil && u.IsSuperuser {
+		total, err = s.countAllItems(ctx)
 	}
 	return u, sessionID, items, total, err
 }
 
-// countItems is the number of items v may see.
-func (s *store) countItems(ctx context.Context, v viewer) (int, error) {
-	var count int
-	err := s.db.QueryRowContext(ctx, `SELECT count(*) FROM items WHERE $1 OR owner_id = $2`, v.superuser, v.id).Scan(&count)
-	return count, classify(err, "Items")
+// countAllItems is the number of every user's items: one row per owner.
+func (s *store) countAllItems(ctx context.Context) (int, error) {
+	var n int
+	err := s.db.QueryRowContext(ctx, `SELECT coalesce(sum(n), 0) FROM item_counts`).Scan(&n)
+	return n, classify(err, "Items")
 }
 
-// itemSQL is one item ($4), when the session's user may see it, for
-// readAsSession.
+// at is an item's place in its list.
+func (it item) at() position { return position{createdAt: it.CreatedAt, id: it.ID} }
+
+// itemSQL is one item ($4), when the session's user may see it.
 const itemSQL = `SELECT ` + itemColumns + ` FROM items WHERE id = $4 AND (viewer.is_superuser OR owner_id = viewer.id)`
 
 // itemAs is the session's user and one item, in one round trip; found is
 // false for someone else's item, as for one that does not exist.
 func (s *store) itemAs(ctx context.Context, tokenHash []byte, p sessionPolicy, id string) (u user, sessionID string, it item, found bool, err error) {
-	u, sessionID, err = s.readAsSession(ctx, tokenHash, p, itemSQL, []any{id}, itemFields(&it), func() { found = true })
+	u, sessionID, err = s.readAsSession(ctx, tokenHash, p, sessionRead{sql: itemSQL, args: []any{id}, own: itemFields(&it), each: func() { found = true }})
 	return u, sessionID, it.utc(), found, err
 }
 

@@ -54,26 +54,45 @@ func (s *store) userBySession(ctx context.Context, tokenHash []byte, p sessionPo
 }
 
 // sessionReadSQL is read joined to the live session: every row carries the
-// session and its user, then read's own columns, NULL on the one row of a
-// read that found nothing; no row means no live session.
-func sessionReadSQL(read string) string {
-	return `WITH viewer AS (` + liveSessionSQL + `) SELECT viewer.*, found.* FROM viewer LEFT JOIN LATERAL (` + read + `) found ON true`
+// session, its user and the total count finds (NULL is none), then read's
+// own columns, NULL on the one row of a read that found nothing; no row
+// means no live session. count is a query of one row, over viewer.
+func sessionReadSQL(count, read string) string {
+	return `WITH viewer AS (` + liveSessionSQL + `)
+		SELECT viewer.*, coalesce(counted.total, 0)::bigint, found.*
+		FROM viewer LEFT JOIN LATERAL (` + count + `) counted ON true LEFT JOIN LATERAL (` + read + `) found ON true`
+}
+
+// sessionRead is a read run in the statement that finds the session
+// (readAsSession).
+type sessionRead struct {
+	sql  string // may use the CTE viewer (viewer.id is the user's, viewer.is_superuser); parameters from $4
+	args []any
+	own  []any  // a row read found is scanned into own, ...
+	each func() // ... then each is called
+	// count, when set, is a query of one row over viewer, its column
+	// total the number of rows the read pages through, read into total.
+	count string
+	total *int
 }
 
 // readAsSession runs read in the statement that finds the session: one
 // round trip for both, and one snapshot, so a session ended a moment ago
-// reads nothing. The live session is the CTE viewer; read may use its
-// columns (viewer.id is the user's, viewer.is_superuser) and takes its
-// parameters from $4. It returns the session's user and id (errMissing when
-// no session is live), scanning each row read found into own, then calling
-// each.
-func (s *store) readAsSession(ctx context.Context, tokenHash []byte, p sessionPolicy, read string, args, own []any, each func()) (user, string, error) {
+// reads nothing. It returns the session's user and id, errMissing when no
+// session is live.
+func (s *store) readAsSession(ctx context.Context, tokenHash []byte, p sessionPolicy, read sessionRead) (user, string, error) {
 	now := s.timestamp()
 	var u user
 	var sessionID string
 	var lastUsed time.Time
 	lead := append([]any{&sessionID, &lastUsed}, userFields(&u)...)
-	found, err := s.queryLeadOnce(ctx, sessionReadSQL(read), append([]any{tokenHash, now, now.Add(-p.idle)}, args...), lead, own, each)
+	count := "SELECT 0 AS total"
+	total := new(int)
+	if read.count != "" {
+		count, total = read.count, read.total
+	}
+	found, err := s.queryLeadOnce(ctx, sessionReadSQL(count, read.sql), append([]any{tokenHash, now, now.Add(-p.idle)}, read.args...),
+		append(lead, total), read.own, read.each)
 	switch {
 	case err != nil:
 		return user{}, "", classify(err, "Session")
@@ -99,37 +118,39 @@ func (s *store) deleteSession(ctx context.Context, tokenHash []byte) error {
 	return classify(err, "Session")
 }
 
-// sessionsPageSQL is a page ($4 rows from $5 on) of the live sessions of
-// the session's user, newest first, each with their total, for
-// readAsSession: $2 and $3 are the limits the session itself is held to.
-const sessionsPageSQL = `SELECT count(*) OVER () AS total, x.id, x.created_at, x.last_used_at, x.expires_at, x.user_agent, x.client_ip FROM sessions x
-	WHERE x.user_id = viewer.id AND x.expires_at > $2 AND x.last_used_at > $3
-	ORDER BY x.created_at DESC, x.id DESC LIMIT $4 OFFSET $5`
+// sessionsPageSQL is a page of the live sessions of the session's user,
+// newest first: $6 rows from $7 on, after the position ($4, $5), on the
+// index (user_id, created_at, id). $2 and $3 are the limits the session
+// itself is held to.
+const sessionsPageSQL = `SELECT x.id, x.created_at, x.last_used_at, x.expires_at, x.user_agent, x.client_ip FROM sessions x
+	WHERE x.user_id = viewer.id AND x.expires_at > $2 AND x.last_used_at > $3 AND (x.created_at, x.id) < ($4, $5)
+	ORDER BY x.created_at DESC, x.id DESC LIMIT $6 OFFSET $7`
 
-// sessionsPageAs is the session's user and a page of their live sessions
-// with the total, in one round trip.
-func (s *store) sessionsPageAs(ctx context.Context, tokenHash []byte, p sessionPolicy, limit, offset int) (user, string, []session, int, error) {
+// sessionsCountSQL counts the user's live sessions up to countCap+1:
+// their total is not kept with the rows (a session ends by the clock).
+const sessionsCountSQL = `SELECT count(*) AS total FROM (SELECT FROM sessions x
+	WHERE x.user_id = viewer.id AND x.expires_at > $2 AND x.last_used_at > $3 LIMIT ` + countCapPlusOne + `) live`
+
+// at is a session's place in its user's list.
+func (x session) at() position { return position{createdAt: x.CreatedAt, id: x.ID} }
+
+// sessionsPageAs is the session's user and a page of their live sessions,
+// one past the limit, with their count (at most countCap+1), in one round
+// trip.
+func (s *store) sessionsPageAs(ctx context.Context, tokenHash []byte, p sessionPolicy, q pageQuery) (user, string, []session, int, error) {
 	var x session
 	var total int
-	list := []session{}
-	u, sessionID, err := s.readAsSession(ctx, tokenHash, p, sessionsPageSQL, []any{limit, offset},
-		[]any{&total, &x.ID, &x.CreatedAt, &x.LastUsedAt, &x.ExpiresAt, &x.UserAgent, &x.ClientIP}, func() {
+	list := make([]session, 0, q.limit+1)
+	u, sessionID, err := s.readAsSession(ctx, tokenHash, p, sessionRead{
+		sql: sessionsPageSQL, args: []any{q.after.createdAt, q.after.id, q.limit + 1, q.offset},
+		own: []any{&x.ID, &x.CreatedAt, &x.LastUsedAt, &x.ExpiresAt, &x.UserAgent, &x.ClientIP},
+		each: func() {
 			x.CreatedAt, x.LastUsedAt, x.ExpiresAt = x.CreatedAt.UTC(), x.LastUsedAt.UTC(), x.ExpiresAt.UTC()
 			list = append(list, x)
-		})
-	if err == nil && len(list) == 0 && offset > 0 { // past the last page, no row carries the total
-		total, err = s.countSessions(ctx, u.ID, p)
-	}
+		},
+		count: sessionsCountSQL, total: &total,
+	})
 	return u, sessionID, list, total, err
-}
-
-// countSessions is the number of userID's live sessions.
-func (s *store) countSessions(ctx context.Context, userID string, p sessionPolicy) (int, error) {
-	now := s.timestamp()
-	var count int
-	err := s.db.QueryRowContext(ctx, `SELECT count(*) FROM sessions WHERE user_id = $1 AND expires_at > $2 AND last_used_at > $3`,
-		userID, now, now.Add(-p.idle)).Scan(&count)
-	return count, classify(err, "Sessions")
 }
 
 // deleteSessionByID ends one of userID's sessions; someone else's id is

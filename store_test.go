@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"regexp"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -64,11 +65,12 @@ func TestEnsureDatabaseCreatesIt(t *testing.T) {
 	}
 }
 
-// The item list's one statement runs one branch on its index, in order,
-// and never the other: the owner's page on (owner_id, created_at), a
-// superuser's on (created_at); no table scan, no sort. One item is one
-// primary-key lookup.
-func TestItemListUsesIndex(t *testing.T) {
+// Every list's plan is an index scan bounded by its page, from the
+// position on, with no sort and no count over the collection: the first
+// page, and one deep in it, of an owner with 20,000 items and of one with
+// 20 (the owner's index), of a superuser (every item, by creation), of the
+// users and of a user's sessions. One item is one primary-key lookup.
+func TestListPlansAreBoundedByThePage(t *testing.T) {
 	db, _ := migratedDB(t)
 	ctx := context.Background()
 	conn, err := db.Conn(ctx)
@@ -76,12 +78,14 @@ func TestItemListUsesIndex(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer conn.Close()
-	// 100 owners with 200 items each, one of them a superuser, each with a
-	// session and 50 older ones; statistics up to date.
+	// u1 a superuser, u2 with 20,000 items, u3 to u100 with 20 each; each
+	// with a session and 50 older ones; statistics up to date.
 	for _, q := range []string{
-		`INSERT INTO users (email, password_hash, is_superuser) SELECT 'u' || g || '@example.com', 'x', g = 1 FROM generate_series(1, 100) g`,
+		`INSERT INTO users (email, password_hash, is_superuser, created_at) SELECT 'u' || g || '@example.com', 'x', g = 1, now() - g * interval '1 minute' FROM generate_series(1, 100) g`,
 		`INSERT INTO items (owner_id, title, created_at, updated_at)
-		 SELECT u.id, 'item', now() - g * interval '1 minute', now() FROM users u, generate_series(1, 200) g`,
+		 SELECT u.id, 'item', now() - g * interval '1 second', now() FROM users u, generate_series(1, 20) g WHERE u.email <> 'u2@example.com'`,
+		`INSERT INTO items (owner_id, title, created_at, updated_at)
+		 SELECT u.id, 'item', now() - g * interval '1 second', now() FROM users u, generate_series(1, 20000) g WHERE u.email = 'u2@example.com'`,
 		`INSERT INTO sessions (token_hash, user_id, created_at, last_used_at, expires_at)
 		 SELECT convert_to(u.email, 'UTF8'), u.id, now(), now(), now() + interval '1 hour' FROM users u`,
 		`INSERT INTO sessions (token_hash, user_id, created_at, last_used_at, expires_at)
@@ -93,11 +97,9 @@ func TestItemListUsesIndex(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	explain := func(email, query string, args ...any) string {
+	explain := func(query string, args ...any) string {
 		var plan strings.Builder
-		now := time.Now()
-		args = append([]any{[]byte(email), now, now.Add(-time.Hour)}, args...)
-		rows, err := conn.QueryContext(ctx, `EXPLAIN (ANALYZE, COSTS OFF, TIMING OFF) `+sessionReadSQL(query), args...)
+		rows, err := conn.QueryContext(ctx, `EXPLAIN (ANALYZE, COSTS OFF, TIMING OFF) `+query, args...)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -109,28 +111,77 @@ func TestItemListUsesIndex(t *testing.T) {
 		}
 		return plan.String()
 	}
-	for _, c := range []struct{ email, runs, skips string }{
-		{"u2@example.com", "items_owner_created_idx", "items_created_idx"},
-		{"u1@example.com", "items_created_idx", "items_owner_created_idx"},
-	} {
-		plan := explain(c.email, itemsPageSQL, 20, 0)
-		ran := regexp.MustCompile(`Index Scan using ` + c.runs + ` on items.*\(actual rows=\d+`)
-		skipped := regexp.MustCompile(`Index Scan using ` + c.skips + ` on items.*\(never executed\)`)
-		if !ran.MatchString(plan) || !skipped.MatchString(plan) || strings.Contains(plan, "Sort") || strings.Contains(plan, "Seq Scan on items") {
-			t.Fatalf("%s: want %s run and %s never executed, no sort or table scan:\n%s", c.email, c.runs, c.skips, plan)
+	asSession := func(email, count, read string, args ...any) string {
+		now := time.Now()
+		return explain(sessionReadSQL(count, read), append([]any{[]byte(email), now, now.Add(-time.Hour)}, args...)...)
+	}
+	// deep is a position 15,000 items into u2's list.
+	var deep position
+	conn.QueryRowContext(ctx, `SELECT i.created_at, i.id FROM items i JOIN users u ON u.id = i.owner_id WHERE u.email = 'u2@example.com'
+		ORDER BY i.created_at DESC, i.id DESC OFFSET 15000 LIMIT 1`).Scan(&deep.createdAt, &deep.id)
+	bounded := func(what, plan, index, table string, limit int) {
+		t.Helper()
+		if !strings.Contains(plan, "Index Scan using "+index) || strings.Contains(plan, "Sort") {
+			t.Fatalf("%s: want an ordered scan of %s and no sort:\n%s", what, index, plan)
+		}
+		// Every scan of the list's table reads at most the page (the
+		// session's own lookup reads one row of sessions by its hash).
+		scanned := regexp.MustCompile(`(Index Scan|Index Only Scan|Seq Scan|Bitmap Heap Scan)[^\n]* on ` + table + `( [a-z_0-9]+)? \(actual rows=(\d+) loops=(\d+)\)`)
+		for _, m := range scanned.FindAllStringSubmatch(plan, -1) {
+			n, _ := strconv.Atoi(m[3])
+			loops, _ := strconv.Atoi(m[4])
+			if n*loops > limit || m[1] == "Seq Scan" {
+				t.Fatalf("%s: %s read %d rows (%s), more than the page's %d:\n%s", what, table, n*loops, m[1], limit, plan)
+			}
 		}
 	}
+	for _, c := range []struct {
+		what, email, index string
+		after              position
+	}{
+		{"u2's first page", "u2@example.com", "items_owner_created_idx", beforeAll},
+		{"u2's page 15,000 deep", "u2@example.com", "items_owner_created_idx", deep},
+		{"u3's first page", "u3@example.com", "items_owner_created_idx", beforeAll},
+		{"the superuser's first page", "u1@example.com", "items_created_idx", beforeAll},
+		{"the superuser's page deep", "u1@example.com", "items_created_idx", deep},
+	} {
+		bounded(c.what, asSession(c.email, itemsCountSQL, itemsPageSQL, c.after.createdAt, c.after.id, 21, 0), c.index, "items", 21)
+	}
+	bounded("a user's sessions", asSession("u2@example.com", sessionsCountSQL, sessionsPageSQL, beforeAll.createdAt, beforeAll.id, 21, 0), "sessions_user_created_idx", "sessions x", 51)
+	if plan := explain(`SELECT `+userColumns+` FROM users WHERE (created_at, id) < ($1, $2) ORDER BY created_at DESC, id DESC LIMIT $3 OFFSET $4`,
+		beforeAll.createdAt, beforeAll.id, 21, 0); !strings.Contains(plan, "users_created_at_idx") {
+		t.Fatalf("the users' page is not on its index:\n%s", plan)
+	}
 	// One item by id: the primary key, for owner and superuser alike.
-	var itemID string
-	conn.QueryRowContext(ctx, `SELECT i.id FROM items i JOIN users u ON u.id = i.owner_id WHERE u.email = 'u2@example.com' LIMIT 1`).Scan(&itemID)
 	for _, email := range []string{"u2@example.com", "u1@example.com"} {
-		if plan := explain(email, itemSQL, itemID); !regexp.MustCompile(`Index Scan using items_pkey on items.*\(actual rows=1`).MatchString(plan) {
+		if plan := asSession(email, "SELECT 0 AS total", itemSQL, deep.id); !regexp.MustCompile(`Index Scan using items_pkey on items.*\(actual rows=1`).MatchString(plan) {
 			t.Fatalf("%s: one item is not one primary-key lookup:\n%s", email, plan)
 		}
 	}
-	// The sessions page: the user's own sessions on their index, in order.
-	if plan := explain("u2@example.com", sessionsPageSQL, 20, 0); !regexp.MustCompile(`Index Scan using sessions_user_created_idx on sessions x.*\(actual rows=\d+`).MatchString(plan) ||
-		strings.Contains(plan, "Sort") || strings.Contains(plan, "Seq Scan on sessions") {
-		t.Fatalf("the sessions page is not one ordered index scan:\n%s", plan)
+}
+
+// The pool asks for generic plans, unless DATABASE_URL says otherwise, in
+// both forms of a DSN; and a list statement is then planned once, not at
+// every call.
+func TestPoolUsesGenericPlans(t *testing.T) {
+	for dsn, want := range map[string]string{
+		"postgres://app:pw@db/app?sslmode=disable":   "postgres://app:pw@db/app?plan_cache_mode=force_generic_plan&sslmode=disable",
+		"postgres://app@db/app?plan_cache_mode=auto": "postgres://app@db/app?plan_cache_mode=auto",
+		"host=db user=app dbname=app":                "host=db user=app dbname=app plan_cache_mode=force_generic_plan",
+	} {
+		if got := genericPlans(dsn); got != want {
+			t.Errorf("genericPlans(%q) = %q, want %q", dsn, got, want)
+		}
+	}
+	a := newTestApp(t, nil)
+	_, token := a.signup("plans@example.com")
+	a.db.SetMaxOpenConns(1) // one connection: its prepared statements are the ones asked
+	for range 10 {
+		expectStatus(t, a.do(req{method: "GET", path: "/api/v1/items", token: token}), 200)
+	}
+	var generic, custom int
+	a.db.QueryRow(`SELECT generic_plans, custom_plans FROM pg_prepared_statements WHERE statement LIKE 'WITH viewer%item_counts%'`).Scan(&generic, &custom)
+	if generic < 10 || custom != 0 {
+		t.Fatalf("the item list was planned %d times afresh and %d times from its generic plan", custom, generic)
 	}
 }

@@ -84,16 +84,22 @@ func (s *store) markEmailVerified(ctx context.Context, tx *sql.Tx, id, email str
 	return n == 1, nil
 }
 
-func (s *store) listUsers(ctx context.Context, limit, offset int) ([]user, int, error) {
+// listUsers is a page of every user, newest first, one past the limit,
+// after a position, on the index (created_at, id), and their number, kept
+// with the rows (user_total).
+func (s *store) listUsers(ctx context.Context, q pageQuery) ([]user, int, error) {
 	var count int
-	if err := s.db.QueryRowContext(ctx, `SELECT count(*) FROM users`).Scan(&count); err != nil {
+	if err := s.db.QueryRowContext(ctx, `SELECT n FROM user_total`).Scan(&count); err != nil {
 		return nil, 0, classify(err, "Users")
 	}
-	rows, err := s.db.QueryContext(ctx, `SELECT `+userColumns+` FROM users
-		ORDER BY created_at DESC, id DESC LIMIT $1 OFFSET $2`, limit, offset)
+	rows, err := s.db.QueryContext(ctx, `SELECT `+userColumns+` FROM users WHERE (created_at, id) < ($1, $2)
+		ORDER BY created_at DESC, id DESC LIMIT $3 OFFSET $4`, q.after.createdAt, q.after.id, q.limit+1, q.offset)
 	users, err := collect(rows, err, func(r rowScanner) (user, error) { return scanUser(r) })
 	return users, count, classify(err, "Users")
 }
+
+// at is a user's place in the list of users.
+func (u user) at() position { return position{createdAt: u.CreatedAt, id: u.ID} }
 
 // userChanges are the columns an update sets; nil leaves a column alone.
 // full_name can be cleared, so it says apart whether it is set.

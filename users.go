@@ -228,17 +228,20 @@ func handleMeDelete(s *store, au *auditor) http.Handler {
 	})
 }
 
-func handleUserList(s *store) http.Handler {
+// handleUserList is GET /users: every account, a page by key. The plain
+// authenticated read: `superuser` in front, the page, one store call, one
+// write.
+func handleUserList(s *store, pages *cursors) http.Handler {
 	return apiFunc(func(w http.ResponseWriter, r *http.Request) error {
-		p, err := pageFrom(r)
+		q, err := pages.query(r, "users")
 		if err != nil {
 			return err
 		}
-		users, count, err := s.listUsers(r.Context(), p.limit, p.offset)
+		users, count, err := s.listUsers(r.Context(), q)
 		if err != nil {
 			return err
 		}
-		writeJSON(w, http.StatusOK, contentJSON, listPage[user]{Data: users, Count: count})
+		writePage(w, r, q, pageOf(pages, q, users, user.at, count, false))
 		return nil
 	})
 }

@@ -69,6 +69,18 @@ try {
     steps.push({ step: "GET /users/me", ok: r.status.startsWith("200") && r.body.includes("admin@example.com") && r.headers.includes("x-request-id"), detail: r });
     r = await send("createItem");
     steps.push({ step: "POST /items with the example", ok: r.status.startsWith("201") && r.headers.includes("location: /api/v1/items/"), detail: r });
+    // Paging by cursor: a page of one names the next, in the body and the
+    // Link header; the cursor, pasted into its field, fetches the last.
+    await send("createItem");
+    const list = page.locator("#listItems");
+    if (!(await list.locator("details.try").evaluate((d) => d.open))) await list.locator("details.try > summary").click();
+    await list.locator('input[name="limit"]').fill("1");
+    r = await send("listItems");
+    const cursor = (/"next_cursor": "([^"]+)"/.exec(r.body) || [])[1];
+    steps.push({ step: "GET /items?limit=1", ok: r.status.startsWith("200") && !!cursor && r.headers.includes('rel="next"'), detail: r });
+    await list.locator('input[name="cursor"]').fill(cursor || "");
+    r = await send("listItems");
+    steps.push({ step: "GET /items?cursor=", ok: r.status.startsWith("200") && r.body.includes('"next_cursor": null') && r.body.includes('"count": 2'), detail: r });
     expectedConsole.add("422");
     r = await send("createItem", '{"title": ""}');
     steps.push({ step: "POST /items invalid", ok: r.status.startsWith("422") && r.problem.includes("validation_failed"), detail: r });
