@@ -23,30 +23,7 @@ const (
 	defaultLimit = 20
 	maxLimit     = 100
 	maxOffset    = 10_000
-	// countCap is where a count that is not kept with the rows stops: past
-	// it the page says 10,000 and count_capped.
-	countCap = 10_000
-	// countCapPlusOne is countCap+1 as SQL text: a count that reaches it
-	// stopped early.
-	countCapPlusOne = "10001"
 )
-
-// position is where a page stands in a list: the last row it showed.
-type position struct {
-	createdAt time.Time
-	id        string // a UUID
-}
-
-// beforeAll is the first page's position: before every row.
-var beforeAll = position{createdAt: time.Date(9999, 12, 31, 0, 0, 0, 0, time.UTC), id: "ffffffff-ffff-ffff-ffff-ffffffffffff"}
-
-// pageQuery is what a list's query asks for: at most limit rows after a
-// position, skipping offset of them first.
-type pageQuery struct {
-	limit, offset int
-	after         position
-	list          string // the list the cursor belongs to: items, users, sessions
-}
 
 // cursors writes and reads the opaque cursors of next pages: a position
 // and its list, signed (HMAC-SHA256 under a key derived from SECRET_KEY),
