@@ -4,12 +4,9 @@ import (
 	"context"
 	"database/sql"
 	"errors"
-	"fmt"
 	"log/slog"
-	"mime"
 	"net/http"
 	"strings"
-	"time"
 )
 
 // bearerToken is the token of "Authorization: Bearer <token>", or "".
@@ -38,7 +35,7 @@ func requireUser(s *store, p sessionPolicy) func(http.Handler) http.Handler {
 			}
 			hash := hashToken(token)
 			u, sessionID, err := s.userBySession(r.Context(), hash, p)
-			if err := admit(r, hash, u, sessionID, err); err != nil {
+			if err := admit(r, p, hash, u, sessionID, err); err != nil {
 				return err
 			}
 			next.ServeHTTP(w, r)
@@ -64,7 +61,7 @@ func readAs(r *http.Request, s *store, p sessionPolicy, bad error, read func(tok
 		read = func(hash []byte) (user, string, error) { return s.userBySession(r.Context(), hash, p) }
 	}
 	u, sessionID, err := read(hash)
-	if err := admit(r, hash, u, sessionID, err); err != nil {
+	if err := admit(r, p, hash, u, sessionID, err); err != nil {
 		return err
 	}
 	return bad
@@ -72,8 +69,9 @@ func readAs(r *http.Request, s *store, p sessionPolicy, bad error, read func(tok
 
 // admit judges a session lookup for the token hash: a live session of an
 // active user is recorded in the request state; anything else is 401, or
-// the lookup's own error.
-func admit(r *http.Request, hash []byte, u user, sessionID string, err error) error {
+// the lookup's own error. An account that must enrol a second factor and
+// has not is 403 here, unless p is a route it may use to enrol.
+func admit(r *http.Request, p sessionPolicy, hash []byte, u user, sessionID string, err error) error {
 	switch {
 	case errors.Is(err, errMissing) || (err == nil && !u.IsActive):
 		return errUnauthenticated
@@ -82,8 +80,21 @@ func admit(r *http.Request, hash []byte, u user, sessionID string, err error) er
 	}
 	st := stateFrom(r.Context())
 	st.user, st.userID, st.sessionHash, st.sessionID = &u, u.ID, hash, sessionID
+	if mustEnrol(p, u) {
+		return errMustEnrol
+	}
 	return nil
 }
+
+// mustEnrol reports whether u may do nothing under p but enrol a second
+// factor: MFA_REQUIRED covers the account, it has none, and the route is
+// not one of those it may use to enrol.
+func mustEnrol(p sessionPolicy, u user) bool {
+	required := p.mfaRequired == "all" || (p.mfaRequired == "superusers" && u.IsSuperuser)
+	return required && !u.MFAEnabled && !p.enrolling
+}
+
+var errMustEnrol = newError(codeMFAEnrollment, "This account must turn on two-factor sign-in first: enrol an authenticator app in your settings.")
 
 // requireSuperuser answers 403 to anyone else, before any lookup.
 func requireSuperuser(s *store, p sessionPolicy) func(http.Handler) http.Handler {
@@ -110,7 +121,7 @@ func (q *registerRequest) normalize() { q.Email.V = normalizeEmail(q.Email.V) }
 func (q registerRequest) valid() []fieldError {
 	var p problems
 	p.add("email", requiredEmail(q.Email))
-	p.add("password", requiredPassword(q.Password))
+	p.add("password", firstOf(requiredPassword(q.Password), newPasswordProblem(q.Password.V, q.Email.V)))
 	p.add("full_name", fullNameProblem(q.FullName))
 	return p
 }
@@ -141,189 +152,6 @@ func handleRegister(s *store, pw *passwordHasher, au *auditor, m *mailer) http.H
 		writeJSON(w, http.StatusCreated, contentJSON, u)
 		return nil
 	})
-}
-
-// loginRequest is the JSON login body; the OAuth2 password form maps onto it.
-type loginRequest struct {
-	Email    opt[string] `json:"email"`
-	Password opt[string] `json:"password"`
-}
-
-func (q *loginRequest) normalize() { q.Email.V = normalizeEmail(q.Email.V) }
-
-func (q loginRequest) valid() []fieldError {
-	var p problems
-	p.add("email", requiredEmail(q.Email))
-	p.add("password", requiredPassword(q.Password))
-	return p
-}
-
-type tokenResponse struct {
-	AccessToken string `json:"access_token"`
-	TokenType   string `json:"token_type"`
-	ExpiresIn   int64  `json:"expires_in"`
-}
-
-var errBadCredentials = newError(codeUnauthorized, "Incorrect email or password.")
-
-// handleLogin checks the failure budgets before hashing, spends one hash
-// whether or not the email exists, and gives both failures the same words.
-func handleLogin(s *store, pw *passwordHasher, limits *rateLimits, au *auditor, sessions sessionPolicy, requireVerified bool, logger *slog.Logger) http.Handler {
-	return apiFunc(func(w http.ResponseWriter, r *http.Request) error {
-		req, err := decodeLogin(r)
-		if err != nil {
-			return err
-		}
-		ctx := r.Context()
-		var account *user
-		u, err := s.userByEmail(ctx, req.Email.V)
-		switch {
-		case err == nil:
-			account = &u
-		case !errors.Is(err, errMissing):
-			return err
-		}
-		failed := func(reason string) {
-			au.record(r, "login.failed", "", u.ID, slog.String("reason", reason))
-		}
-		ok, stale, err := checkPassword(w, r, s, pw, limits, req.Email.V, account, req.Password.V)
-		var ae *apiError
-		if errors.As(err, &ae) && ae.Code == codeRateLimited {
-			failed("rate_limited")
-		}
-		if err != nil {
-			return err
-		}
-		switch {
-		case !ok && account == nil:
-			failed("unknown_email")
-			return errBadCredentials
-		case !ok:
-			failed("bad_password")
-			return errBadCredentials
-		case !u.IsActive:
-			failed("inactive")
-			return newError(codeForbidden, "This account is deactivated.")
-		case requireVerified && !u.EmailVerified:
-			failed("unverified")
-			return newError(codeEmailUnverified, "Verify your email first: follow the link we mailed you, or ask for a new one.")
-		}
-		if stale {
-			rehashPassword(r, s, pw, u.ID, req.Password.V, logger)
-		}
-		st := stateFrom(ctx)
-		token, hash := newToken()
-		if _, err := s.createSession(ctx, hash, u.ID, sessions, header(r.Header, "User-Agent"), clientNetwork(st.clientIP)); errors.Is(err, errMissing) {
-			return errBadCredentials // the account was deleted a moment ago
-		} else if err != nil {
-			return err
-		}
-		st.userID = u.ID
-		if err := s.recordLoginNetwork(ctx, u.ID, clientNetwork(st.clientIP)); err != nil {
-			logger.WarnContext(ctx, "could not record the login network", "error", err.Error())
-		}
-		au.record(r, "login.succeeded", u.ID, u.ID)
-		writeJSON(w, http.StatusOK, contentJSON, tokenResponse{AccessToken: token, TokenType: "bearer", ExpiresIn: int64(sessions.ttl / time.Second)})
-		return nil
-	})
-}
-
-// checkPassword verifies password for account (nil when no account has
-// that email: one hash is spent all the same, so timing tells nothing)
-// under email's failure budgets: a failure is reserved before hashing and
-// given back when the password is right, or when it could not be checked.
-// The hash goes first when the caller signs in from a network the account
-// used before, or is signed in already (re-authentication).
-func checkPassword(w http.ResponseWriter, r *http.Request, s *store, pw *passwordHasher, limits *rateLimits, email string, account *user, password string) (ok, stale bool, err error) {
-	ctx := r.Context()
-	st := stateFrom(ctx)
-	network := clientNetwork(st.clientIP)
-	known := false
-	if account != nil {
-		if known, err = s.loginNetworkKnown(ctx, account.ID, network, knownNetworkTTL); err != nil {
-			return false, false, err
-		}
-	}
-	attempt, err := limits.reservePasswordFailure(w, r, email, known)
-	if err != nil {
-		return false, false, err
-	}
-	claim := hashClaim{network: network, first: known || st.user != nil}
-	release := context.WithoutCancel(ctx) // a client gone mid-hash must not keep a failure it did not make
-	if account == nil {
-		if err := pw.burn(ctx, claim, password); err != nil {
-			attempt.succeeded(release)
-			return false, false, err
-		}
-		return false, false, nil
-	}
-	ok, stale, err = pw.verify(ctx, claim, password, account.passwordHash)
-	if err != nil || ok {
-		attempt.succeeded(release)
-	}
-	return ok, stale, err
-}
-
-// hashClaimOf is the request's claim on the password hasher: its client
-// network, going first when first says the caller has proved something
-// already (a session, a mailed link).
-func hashClaimOf(r *http.Request, first bool) hashClaim {
-	return hashClaim{network: clientNetwork(stateFrom(r.Context()).clientIP), first: first}
-}
-
-// rehashPassword upgrades a hash made with older parameters. A failure is
-// logged, not answered: the login itself succeeded.
-func rehashPassword(r *http.Request, s *store, pw *passwordHasher, userID, password string, logger *slog.Logger) {
-	ctx := r.Context()
-	hash, err := pw.hash(ctx, hashClaimOf(r, true), password)
-	if err == nil {
-		_, _, err = s.updateUser(ctx, userID, userChanges{PasswordHash: &hash}, keepSessions)
-	}
-	if err != nil {
-		logger.WarnContext(ctx, "could not upgrade a password hash", "user_id", userID, "error", err.Error())
-		return
-	}
-	logger.InfoContext(ctx, "password hash upgraded", "user_id", userID)
-}
-
-// decodeLogin takes the JSON body or the OAuth2 password form
-// (username, password), which docs UIs send to authorize.
-func decodeLogin(r *http.Request) (loginRequest, error) {
-	mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
-	if mt != "application/x-www-form-urlencoded" {
-		return decode[loginRequest](r)
-	}
-	if err := r.ParseForm(); err != nil {
-		return loginRequest{}, bodyReadError(err, "The form body could not be parsed.")
-	}
-	for key := range r.PostForm {
-		switch key {
-		case "username", "password", "grant_type", "scope", "client_id", "client_secret":
-		default:
-			return loginRequest{}, newError(codeBadRequest, fmt.Sprintf("The form has an unknown field %q.", key))
-		}
-	}
-	var req loginRequest
-	if vs, ok := r.PostForm["username"]; ok {
-		req.Email = opt[string]{Set: true, V: vs[0]}
-	}
-	if vs, ok := r.PostForm["password"]; ok {
-		req.Password = opt[string]{Set: true, V: vs[0]}
-	}
-	if g := r.PostForm.Get("grant_type"); g != "" && g != "password" {
-		return req, validationError([]fieldError{{Field: "grant_type", Message: "must be password"}})
-	}
-	if err := check(&req); err != nil {
-		// The form's field is username; name it as the client sent it.
-		fields := err.(*apiError).Fields
-		for i := range fields {
-			if fields[i].Field == "email" {
-				fields[i].Field = "username"
-			}
-		}
-		return req, err
-	}
-	return req, nil
 }
 
 // handleLogout revokes the presented token at once.

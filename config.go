@@ -58,6 +58,7 @@ type config struct {
 	FrontendURL       string
 	EmailVerification string // optional | required
 	MailMaxAttempts   int
+	MFARequired       string // off | superusers | all
 
 	RateLimit rateLimitConfig
 }
@@ -69,10 +70,21 @@ type smtpConfig struct {
 	Port                          int
 }
 
-// sessionPolicy is when sessions end: ttl after creation, idle after their
-// last use, whichever comes first.
+// sessionPolicy is when sessions end (ttl after creation, idle after their
+// last use, whichever comes first) and what they may do: an account that
+// must have a second factor (mfaRequired: off, superusers, all) and has
+// none may use only the routes that let it enrol (enrolling).
 type sessionPolicy struct {
-	ttl, idle time.Duration
+	ttl, idle   time.Duration
+	mfaRequired string
+	enrolling   bool
+}
+
+// whileEnrolling is p for the routes an account may use before it enrols:
+// its own enrolment, GET /users/me and logout.
+func (p sessionPolicy) whileEnrolling() sessionPolicy {
+	p.enrolling = true
+	return p
 }
 
 // lastUsedGranularity is how stale last_used_at may get: a request writes
@@ -389,6 +401,10 @@ func loadConfig(lookup lookupEnv) (config, error) {
 		}
 	}
 	c.MailMaxAttempts = e.integer("MAIL_MAX_ATTEMPTS", 10, 1, 1000)
+	c.MFARequired = e.str("MFA_REQUIRED", "off")
+	if c.MFARequired != "off" && c.MFARequired != "superusers" && c.MFARequired != "all" {
+		e.invalid("MFA_REQUIRED", c.MFARequired, "is not off, superusers or all")
+	}
 	c.EmailVerification = e.str("EMAIL_VERIFICATION", "optional")
 	if c.EmailVerification != "optional" && c.EmailVerification != "required" {
 		e.invalid("EMAIL_VERIFICATION", c.EmailVerification, "is not optional or required")
@@ -453,6 +469,8 @@ func checkProduction(e *envReader, c *config) {
 			e.fail("FIRST_SUPERUSER_PASSWORD", "is a placeholder")
 		case len([]rune(c.FirstSuperuserPassword)) < minProductionSecret:
 			e.fail("FIRST_SUPERUSER_PASSWORD", "must be at least %d characters in production", minProductionSecret)
+		case newPasswordProblem(c.FirstSuperuserPassword, c.FirstSuperuserEmail) != "":
+			e.fail("FIRST_SUPERUSER_PASSWORD", "%s", newPasswordProblem(c.FirstSuperuserPassword, c.FirstSuperuserEmail))
 		}
 	}
 	for _, o := range c.CORSOrigins {
@@ -535,7 +553,7 @@ func byEnv[T any](prod bool, production, development T) T {
 
 // sessions is the session policy the config sets.
 func (c config) sessions() sessionPolicy {
-	return sessionPolicy{ttl: c.SessionTTL, idle: c.SessionIdle}
+	return sessionPolicy{ttl: c.SessionTTL, idle: c.SessionIdle, mfaRequired: c.MFARequired}
 }
 
 // LogValue prints the config with secrets masked, so the start-up line can
@@ -579,6 +597,7 @@ func (c config) LogValue() slog.Value {
 		slog.String("pprof_addr", c.PprofAddr),
 		slog.Bool("secret_key_set", !c.SecretKeyGenerated),
 		slog.Int("mail_max_attempts", c.MailMaxAttempts),
+		slog.String("mfa_required", c.MFARequired),
 		slog.Bool("rate_limit_enabled", c.RateLimit.Enabled),
 		slog.String("rate_limit_store", c.RateLimit.Store),
 		slog.Int("rate_limit_max_keys", c.RateLimit.MaxKeys),

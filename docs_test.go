@@ -10,6 +10,7 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestDocsInDevelopment(t *testing.T) {
@@ -145,8 +146,17 @@ func TestDocsTryItOutInChromium(t *testing.T) {
 	_, dsn := newTestDB(t)
 	rn := startRun(t, map[string]string{"DATABASE_URL": dsn, "SHUTDOWN_DELAY": "0s"})
 	waitReady(t, rn.url())
+	// An account with two-factor sign-in, for the Authorize box's second step.
+	const mfaEmail, mfaPassword = "two-factor@example.com", "correct horse battery"
+	expectStatus(t, doRequest(t, rn.url(), req{method: "POST", path: "/api/v1/auth/register", body: map[string]any{"email": mfaEmail, "password": mfaPassword}}), 201)
+	login := doRequest(t, rn.url(), req{method: "POST", path: "/api/v1/auth/login", body: map[string]any{"email": mfaEmail, "password": mfaPassword}})
+	start := doRequest(t, rn.url(), req{method: "POST", path: "/api/v1/users/me/mfa/totp", token: login.str("access_token"), body: map[string]any{"current_password": mfaPassword}})
+	expectStatus(t, start, 200)
+	expectStatus(t, doRequest(t, rn.url(), req{method: "POST", path: "/api/v1/users/me/mfa/totp/confirm", token: login.str("access_token"),
+		body: map[string]any{"code": oathCode(t, start.str("secret"), time.Now())}}), 200)
 	cmd := exec.Command(node, "testdata/docs_e2e.mjs", pw, rn.url())
-	cmd.Env = append(os.Environ(), "HOME="+t.TempDir(), "DOCS_SCREENSHOT="+os.Getenv("DOCS_SCREENSHOT"))
+	cmd.Env = append(os.Environ(), "HOME="+t.TempDir(), "DOCS_SCREENSHOT="+os.Getenv("DOCS_SCREENSHOT"),
+		"DOCS_MFA_EMAIL="+mfaEmail, "DOCS_MFA_PASSWORD="+mfaPassword, "DOCS_MFA_SECRET="+start.str("secret"))
 	out, err := cmd.Output()
 	if err != nil {
 		t.Fatalf("the browser driver: %v\n%s", err, out)

@@ -24,6 +24,8 @@ const (
 	codeRateLimited      errorCode = "rate_limited"
 	codeInvalidToken     errorCode = "invalid_token"
 	codeEmailUnverified  errorCode = "email_unverified"
+	codeMFARequired      errorCode = "mfa_required"            // 401: the password was right; a second factor completes the login
+	codeMFAEnrollment    errorCode = "mfa_enrollment_required" // 403: the account must enrol a second factor first
 	codeInternal         errorCode = "internal"
 	codeUnavailable      errorCode = "unavailable"
 )
@@ -35,9 +37,9 @@ func (c errorCode) status() int {
 		return http.StatusUnprocessableEntity
 	case codeBadRequest, codeInvalidToken:
 		return http.StatusBadRequest
-	case codeUnauthorized:
+	case codeUnauthorized, codeMFARequired:
 		return http.StatusUnauthorized
-	case codeForbidden, codeEmailUnverified:
+	case codeForbidden, codeEmailUnverified, codeMFAEnrollment:
 		return http.StatusForbidden
 	case codeNotFound:
 		return http.StatusNotFound
@@ -74,6 +76,7 @@ type apiError struct {
 	Err    error // the cause, for the log only
 
 	RetryAfter time.Duration // sent as Retry-After when set
+	MFAToken   string        // mfa_required: the token of the login's second step
 }
 
 func (e *apiError) Error() string {
@@ -147,6 +150,7 @@ type problem struct {
 	Code      errorCode    `json:"code"`
 	RequestID string       `json:"request_id"`
 	Errors    []fieldError `json:"errors,omitempty"`
+	MFAToken  string       `json:"mfa_token,omitempty"`
 }
 
 // problemOf is the document for e, answered to a request for path.
@@ -161,6 +165,7 @@ func problemOf(e *apiError, path, requestID string) problem {
 		Code:      e.Code,
 		RequestID: requestID,
 		Errors:    e.Fields,
+		MFAToken:  e.MFAToken,
 	}
 }
 

@@ -45,6 +45,7 @@ type serverDeps struct {
 	audit   *auditor
 	mailer  *mailer
 	cursors *cursors
+	mfa     *authenticator
 }
 
 func newServerDeps(logger *slog.Logger, cfg config, db *sql.DB, health *healthState, now func() time.Time) serverDeps {
@@ -57,6 +58,7 @@ func newServerDeps(logger *slog.Logger, cfg config, db *sql.DB, health *healthSt
 	}
 	d.mailer = newMailer(d.store, cfg, now, logger)
 	d.cursors = newCursors(cfg.SecretKey)
+	d.mfa = newAuthenticator(cfg.SecretKey, cfg.FrontendURL, now)
 	d.audit.revoked = func(reason string, n int64) { d.metrics.sessionsRevoked.add(uint64(n), reason) }
 	d.setHasher(newPasswordHasher(passwordIterations, runtime.GOMAXPROCS(0)))
 	d.metrics.addPool(db)
@@ -80,28 +82,34 @@ func addRoutes(mux *http.ServeMux, logger *slog.Logger, cfg config, d serverDeps
 		mux.Handle(pattern, h)
 		patterns = append(patterns, pattern)
 	}
-	s, pw, rl, au, ml, pages := d.store, d.hasher, d.limits, d.audit, d.mailer, d.cursors
+	s, pw, rl, au, ml, pages, mfa := d.store, d.hasher, d.limits, d.audit, d.mailer, d.cursors, d.mfa
 	authLimit := rl.limit(rl.auth, failClosed)
 	apiLimit := rl.limit(rl.api, failOpen)
 	sessions := cfg.sessions()
 	user, superuser := requireUser(s, sessions), requireSuperuser(s, sessions)
+	enrolling := requireUser(s, sessions.whileEnrolling()) // the routes an account that must enrol a second factor may still use
 
 	handle("GET /api/v1/health", handleHealth(d.health, s))
 	handle("GET /api/v1/health/live", handleLive())
 
 	handle("POST /api/v1/auth/register", authLimit(handleRegister(s, pw, au, ml)))
 	handle("POST /api/v1/auth/login", authLimit(handleLogin(s, pw, rl, au, sessions, cfg.EmailVerification == "required", logger)))
-	handle("POST /api/v1/auth/logout", apiLimit(user(handleLogout(s, au))))
+	handle("POST /api/v1/auth/login/mfa", authLimit(handleLoginMFA(s, rl, mfa, au, ml, sessions, d.metrics.mfaChallenge, logger)))
+	handle("POST /api/v1/auth/logout", apiLimit(enrolling(handleLogout(s, au))))
 	handle("POST /api/v1/auth/password-recovery", authLimit(handleRecovery(s, au)))
 	handle("POST /api/v1/auth/password-reset", authLimit(handleReset(s, pw, ml, au)))
 	handle("POST /api/v1/auth/verify-email", authLimit(handleVerify(s, au)))
 	handle("POST /api/v1/auth/verify-email/resend", authLimit(handleVerificationRequest(s, au)))
 
-	handle("GET /api/v1/users/me", apiLimit(user(handleMeGet())))
+	handle("GET /api/v1/users/me", apiLimit(enrolling(handleMeGet())))
 	handle("PATCH /api/v1/users/me", apiLimit(user(handleMePatch(s, pw, rl, au, ml)))) // an email change also spends the auth budget
 	handle("POST /api/v1/users/me/password", authLimit(user(handlePasswordChange(s, pw, rl, au, ml))))
 	handle("DELETE /api/v1/users/me", apiLimit(user(handleMeDelete(s, au))))
 	handle("POST /api/v1/users/me/verify-email", authLimit(user(handleResendVerification(s, ml))))
+	handle("POST /api/v1/users/me/mfa/totp", authLimit(enrolling(handleTOTPStart(s, pw, rl, mfa))))
+	handle("POST /api/v1/users/me/mfa/totp/confirm", authLimit(enrolling(handleTOTPConfirm(s, mfa, au, ml))))
+	handle("DELETE /api/v1/users/me/mfa", authLimit(user(handleMFADisable(s, pw, rl, mfa, au, ml))))
+	handle("POST /api/v1/users/me/mfa/recovery-codes", authLimit(user(handleRecoveryCodes(s, pw, rl, mfa, au, ml))))
 	handle("GET /api/v1/users/me/sessions", apiLimit(handleSessionList(s, sessions, pages))) // authenticates as user does, in its own statement
 	handle("DELETE /api/v1/users/me/sessions/{id}", apiLimit(user(handleSessionDelete(s, au))))
 	handle("DELETE /api/v1/users/me/sessions", apiLimit(user(handleSessionDeleteOthers(s, au))))
@@ -109,7 +117,7 @@ func addRoutes(mux *http.ServeMux, logger *slog.Logger, cfg config, d serverDeps
 	handle("GET /api/v1/users", apiLimit(superuser(handleUserList(s, pages))))
 	handle("POST /api/v1/users", apiLimit(superuser(handleUserCreate(s, pw, au))))
 	handle("GET /api/v1/users/{id}", apiLimit(user(handleUserGet(s))))
-	handle("PATCH /api/v1/users/{id}", apiLimit(superuser(handleUserPatch(s, pw, au))))
+	handle("PATCH /api/v1/users/{id}", apiLimit(superuser(handleUserPatch(s, pw, au, ml))))
 	handle("DELETE /api/v1/users/{id}", apiLimit(superuser(handleUserDelete(s, au))))
 	handle("DELETE /api/v1/users/{id}/sessions", apiLimit(superuser(handleUserSessionsDelete(s, au))))
 

@@ -42,6 +42,11 @@ var mailSubjects = map[string]string{
 	"password_changed": "Your password was changed",
 	"password_reset":   "Your password was reset",
 	"email_changed":    "Your email address was changed",
+
+	"mfa_enabled":            "Two-factor sign-in was turned on",
+	"mfa_disabled":           "Two-factor sign-in was turned off",
+	"mfa_codes_regenerated":  "New recovery codes were made",
+	"mfa_recovery_code_used": "A recovery code was used to sign in",
 }
 
 // The pages of the frontend a mailed link opens.

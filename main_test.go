@@ -418,7 +418,8 @@ func TestCreateSuperuserAndFileSecrets(t *testing.T) {
 			t.Fatalf("bootstrap with a new password: exit %d\n%s", code, out)
 		}
 	}
-	for _, bad := range []struct{ password, want string }{{"", "standard input"}, {"short-pw\n", "at least 12"}, {"changethis-changethis\n", "placeholder"}} {
+	for _, bad := range []struct{ password, want string }{{"", "standard input"}, {"short-pw\n", "at least 12"}, {"changethis-changethis\n", "placeholder"},
+		{"1q2w3e4r5t6y\n", "most common passwords"}, {"Root-is-the-boss-42\n", "email"}} {
 		if out, code := bootstrap(bad.password); code != 2 || !contains(out, bad.want) {
 			t.Fatalf("bootstrap with %q: exit %d, want 2 saying %q\n%s", bad.password, code, bad.want, out)
 		}

@@ -145,6 +145,7 @@ type metrics struct {
 	hashDuration    *histogramVec
 	sessionsRevoked *counterVec
 	mailsSent       *counterVec
+	mfaChallenges   *counterVec
 	gauges          []gauge
 }
 
@@ -158,6 +159,7 @@ func newMetrics(version, commit string) *metrics {
 		hashDuration:    newHistogramVec("password_hash_duration_seconds", "Time to derive one password hash (PBKDF2), waiting for a slot included.", []float64{0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5}),
 		sessionsRevoked: newCounterVec("sessions_revoked_total", "Sessions ended before their expiry, by reason.", "reason"),
 		mailsSent:       newCounterVec("mail_sent_total", "Mail send attempts from the outbox, by result: sent, retried (failed, tried again later), failed (given up).", "result"),
+		mfaChallenges:   newCounterVec("mfa_challenges_total", "Second steps of a login, by result: passed, failed (a wrong code), expired (an unknown, spent, expired or foreign mfa_token).", "result"),
 	}
 	m.gauges = append(m.gauges,
 		gauge{name: "http_requests_in_flight", help: "HTTP requests being served.", kind: "gauge", read: func() []gaugeValue { return one(float64(m.inFlight.Load())) }},
@@ -210,6 +212,8 @@ func (m *metrics) addPool(db *sql.DB) {
 }
 
 func (m *metrics) mailSent(result string) { m.mailsSent.add(1, result) }
+
+func (m *metrics) mfaChallenge(result string) { m.mfaChallenges.add(1, result) }
 
 // addOutbox exports the mail outbox's backlog.
 func (m *metrics) addOutbox(s *store) {
@@ -297,6 +301,7 @@ func (m *metrics) write(w io.Writer) error {
 	writeCounters(b, m.limitDecisions)
 	writeCounters(b, m.sessionsRevoked)
 	writeCounters(b, m.mailsSent)
+	writeCounters(b, m.mfaChallenges)
 	writeHistograms(b, m.duration)
 	writeHistograms(b, m.hashDuration)
 	for _, g := range m.gauges {

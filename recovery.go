@@ -86,10 +86,14 @@ func handleReset(s *store, pw *passwordHasher, m *mailer, au *auditor) http.Hand
 			return err
 		}
 		ctx, hash := r.Context(), hashToken(req.Token.V)
-		if live, err := s.tokenIsLive(ctx, hash, purposeReset); err != nil {
-			return err
-		} else if !live {
+		email, err := s.liveTokenEmail(ctx, hash, purposeReset)
+		if errors.Is(err, errMissing) {
 			return errInvalidToken // before paying for a hash
+		} else if err != nil {
+			return err
+		}
+		if p := newPasswordProblem(req.NewPassword.V, email); p != "" {
+			return validationError([]fieldError{{Field: "new_password", Message: p}})
 		}
 		pwHash, err := pw.hash(ctx, hashClaimOf(r, true), req.NewPassword.V)
 		if err != nil {

@@ -74,9 +74,9 @@ func TestTokensDieWithTheirState(t *testing.T) {
 			t.Fatalf("%d reset mails, want 2", len(mails))
 		}
 		first, second := tokenFrom(t, mails[0], "/reset-password"), tokenFrom(t, mails[1], "/reset-password")
-		expectStatus(t, resetWith(a, first, "chosen-by-alice-1"), 204) // the first link outlived the second's issue
+		expectStatus(t, resetWith(a, first, "chosen-by-her-1"), 204) // the first link outlived the second's issue
 		expectProblem(t, resetWith(a, second, "attacker-chosen-1"), 400, "invalid_token")
-		a.login("alice@example.com", "chosen-by-alice-1")
+		a.login("alice@example.com", "chosen-by-her-1")
 	})
 	t.Run("deletion", func(t *testing.T) {
 		reset := recoverAccount(t, a, "alice@example.com")

@@ -39,13 +39,14 @@ func (s *store) spendToken(ctx context.Context, tx *sql.Tx, tokenHash []byte, pu
 	return userID, email, classify(err, "Token")
 }
 
-// tokenIsLive reports, without spending it, whether a token can be used:
-// a reset checks it before paying for a password hash.
-func (s *store) tokenIsLive(ctx context.Context, tokenHash []byte, purpose string) (bool, error) {
-	var live bool
-	err := s.db.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM account_tokens
-		WHERE token_hash = $1 AND purpose = $2 AND used_at IS NULL AND expires_at > $3)`, tokenHash, purpose, s.timestamp()).Scan(&live)
-	return live, classify(err, "Token")
+// liveTokenEmail is the address a token that can still be used was issued
+// for, without spending it, or errMissing: a reset checks the token, and
+// the new password against the account's email, before paying for a hash.
+func (s *store) liveTokenEmail(ctx context.Context, tokenHash []byte, purpose string) (string, error) {
+	var email string
+	err := s.db.QueryRowContext(ctx, `SELECT email FROM account_tokens
+		WHERE token_hash = $1 AND purpose = $2 AND used_at IS NULL AND expires_at > $3`, tokenHash, purpose, s.timestamp()).Scan(&email)
+	return email, classify(err, "Token")
 }
 
 // resetTokensSince counts the reset links issued to userID since t, spent

@@ -17,25 +17,28 @@ type session struct {
 	ExpiresAt  time.Time `json:"expires_at"`
 	UserAgent  string    `json:"user_agent"`
 	ClientIP   string    `json:"client_ip"`
+	MFA        bool      `json:"mfa"` // made through a second factor
 	Current    bool      `json:"current"`
 }
 
-func (s *store) createSession(ctx context.Context, tokenHash []byte, userID string, p sessionPolicy, userAgent, clientNetwork string) (time.Time, error) {
+// createSession stores a new session of userID; mfa says it was made
+// through a second factor.
+func (s *store) createSession(ctx context.Context, tokenHash []byte, userID string, p sessionPolicy, userAgent, clientNetwork string, mfa bool) (time.Time, error) {
 	now := s.timestamp()
 	expires := now.Add(p.ttl)
 	if len(userAgent) > 512 {
 		userAgent = userAgent[:512]
 	}
-	_, err := s.db.ExecContext(ctx, `INSERT INTO sessions (token_hash, user_id, created_at, last_used_at, expires_at, user_agent, client_ip)
-		VALUES ($1, $2, $3, $3, $4, $5, $6)`,
-		tokenHash, userID, now, expires, strings.ToValidUTF8(strings.ReplaceAll(userAgent, "\x00", ""), "?"), clientNetwork)
+	_, err := s.db.ExecContext(ctx, `INSERT INTO sessions (token_hash, user_id, created_at, last_used_at, expires_at, user_agent, client_ip, mfa)
+		VALUES ($1, $2, $3, $3, $4, $5, $6, $7)`,
+		tokenHash, userID, now, expires, strings.ToValidUTF8(strings.ReplaceAll(userAgent, "\x00", ""), "?"), clientNetwork, mfa)
 	return expires, classify(err, "Session")
 }
 
 // liveSessionSQL finds the session of a token hash ($1) that is neither
 // expired at $2 nor idle since $3, with its user: the session's id and
 // last use, then the user's columns.
-const liveSessionSQL = `SELECT s.id AS session_id, s.last_used_at, u.id, u.email, u.full_name, u.is_active, u.is_superuser, u.email_verified, u.created_at, u.password_hash
+const liveSessionSQL = `SELECT s.id AS session_id, s.last_used_at, u.id, u.email, u.full_name, u.is_active, u.is_superuser, u.email_verified, u.mfa_enabled, u.created_at, u.password_hash
 	FROM sessions s JOIN users u ON u.id = s.user_id
 	WHERE s.token_hash = $1 AND s.expires_at > $2 AND s.last_used_at > $3`
 
@@ -122,7 +125,7 @@ func (s *store) deleteSession(ctx context.Context, tokenHash []byte) error {
 // newest first: $6 rows from $7 on, after the position ($4, $5), on the
 // index (user_id, created_at, id). $2 and $3 are the limits the session
 // itself is held to.
-const sessionsPageSQL = `SELECT x.id, x.created_at, x.last_used_at, x.expires_at, x.user_agent, x.client_ip FROM sessions x
+const sessionsPageSQL = `SELECT x.id, x.created_at, x.last_used_at, x.expires_at, x.user_agent, x.client_ip, x.mfa FROM sessions x
 	WHERE x.user_id = viewer.id AND x.expires_at > $2 AND x.last_used_at > $3 AND (x.created_at, x.id) < ($4, $5)
 	ORDER BY x.created_at DESC, x.id DESC LIMIT $6 OFFSET $7`
 
@@ -143,7 +146,7 @@ func (s *store) sessionsPageAs(ctx context.Context, tokenHash []byte, p sessionP
 	list := make([]session, 0, q.limit+1)
 	u, sessionID, err := s.readAsSession(ctx, tokenHash, p, sessionRead{
 		sql: sessionsPageSQL, args: []any{q.after.createdAt, q.after.id, q.limit + 1, q.offset},
-		own: []any{&x.ID, &x.CreatedAt, &x.LastUsedAt, &x.ExpiresAt, &x.UserAgent, &x.ClientIP},
+		own: []any{&x.ID, &x.CreatedAt, &x.LastUsedAt, &x.ExpiresAt, &x.UserAgent, &x.ClientIP, &x.MFA},
 		each: func() {
 			x.CreatedAt, x.LastUsedAt, x.ExpiresAt = x.CreatedAt.UTC(), x.LastUsedAt.UTC(), x.ExpiresAt.UTC()
 			list = append(list, x)
@@ -186,8 +189,8 @@ func (s *store) deleteExpiredSessions(ctx context.Context) (int64, error) {
 	return res.RowsAffected()
 }
 
-// sweepSessions deletes expired sessions, and login networks not used for
-// networkTTL; main runs it every hour.
+// sweepSessions deletes expired sessions and MFA steps of a login, and
+// login networks not used for networkTTL; main runs it every hour.
 func sweepSessions(ctx context.Context, logger *slog.Logger, s *store, networkTTL time.Duration) {
 	if n, err := s.deleteExpiredSessions(ctx); err != nil && ctx.Err() == nil {
 		logger.Warn("could not delete expired sessions", "error", err.Error())
@@ -196,6 +199,9 @@ func sweepSessions(ctx context.Context, logger *slog.Logger, s *store, networkTT
 	}
 	if _, err := s.deleteStaleLoginNetworks(ctx, networkTTL); err != nil && ctx.Err() == nil {
 		logger.Warn("could not delete stale login networks", "error", err.Error())
+	}
+	if err := s.deleteStaleMFAChallenges(ctx); err != nil && ctx.Err() == nil {
+		logger.Warn("could not delete expired MFA challenges", "error", err.Error())
 	}
 }
 

@@ -15,11 +15,12 @@ type user struct {
 	IsActive      bool      `json:"is_active"`
 	IsSuperuser   bool      `json:"is_superuser"`
 	EmailVerified bool      `json:"email_verified"`
+	MFAEnabled    bool      `json:"mfa_enabled"`
 	CreatedAt     time.Time `json:"created_at"`
 	passwordHash  string
 }
 
-const userColumns = `id, email, full_name, is_active, is_superuser, email_verified, created_at, password_hash`
+const userColumns = `id, email, full_name, is_active, is_superuser, email_verified, mfa_enabled, created_at, password_hash`
 
 // scanUser reads a user's columns, after any leading ones into lead.
 func scanUser(row rowScanner, lead ...any) (user, error) {
@@ -31,7 +32,7 @@ func scanUser(row rowScanner, lead ...any) (user, error) {
 
 // userFields are the scan destinations of userColumns, in order.
 func userFields(u *user) []any {
-	return []any{&u.ID, &u.Email, &u.FullName, &u.IsActive, &u.IsSuperuser, &u.EmailVerified, &u.CreatedAt, &u.passwordHash}
+	return []any{&u.ID, &u.Email, &u.FullName, &u.IsActive, &u.IsSuperuser, &u.EmailVerified, &u.MFAEnabled, &u.CreatedAt, &u.passwordHash}
 }
 
 // createUser inserts u, on the pool or in the caller's transaction (which
@@ -58,6 +59,13 @@ func userError(err error) error {
 
 func (s *store) userByID(ctx context.Context, id string) (user, error) {
 	u, err := scanUser(s.db.QueryRowContext(ctx, `SELECT `+userColumns+` FROM users WHERE id = $1`, id))
+	return u, userError(err)
+}
+
+// lockUserByID is the user id, locked until tx ends: what an update is
+// about to change.
+func (s *store) lockUserByID(ctx context.Context, tx *sql.Tx, id string) (user, error) {
+	u, err := scanUser(tx.QueryRowContext(ctx, `SELECT `+userColumns+` FROM users WHERE id = $1 FOR UPDATE`, id))
 	return u, userError(err)
 }
 
@@ -110,6 +118,7 @@ type userChanges struct {
 	PasswordHash *string
 	IsActive     *bool
 	IsSuperuser  *bool
+	DisableMFA   bool // the second factor goes: its secret, its recovery codes
 }
 
 // sessionRevocation is what an update does to the user's sessions.
@@ -130,9 +139,9 @@ func revokeOtherSessions(keep []byte) sessionRevocation {
 }
 
 // revocation is what an admin's change does to the user's sessions: a new
-// password or a deactivation ends them all.
+// password, a deactivation or the second factor taken off ends them all.
 func (c userChanges) revocation() sessionRevocation {
-	if c.PasswordHash != nil || (c.IsActive != nil && !*c.IsActive) {
+	if c.PasswordHash != nil || (c.IsActive != nil && !*c.IsActive) || c.DisableMFA {
 		return revokeSessions
 	}
 	return keepSessions
@@ -163,10 +172,11 @@ func (s *store) updateUserTx(ctx context.Context, tx *sql.Tx, id string, c userC
 			password_hash = COALESCE($5, password_hash),
 			email_verified = CASE WHEN $2::text IS NOT NULL AND $2 <> email THEN false ELSE email_verified END,
 			is_active     = COALESCE($6, is_active),
-			is_superuser  = COALESCE($7, is_superuser)
+			is_superuser  = COALESCE($7, is_superuser),
+			mfa_enabled   = mfa_enabled AND NOT $8
 		WHERE id = $1
 		RETURNING `+userColumns,
-		id, c.Email, c.SetFullName, c.FullName, c.PasswordHash, c.IsActive, c.IsSuperuser)
+		id, c.Email, c.SetFullName, c.FullName, c.PasswordHash, c.IsActive, c.IsSuperuser, c.DisableMFA)
 	u, err := scanUser(row)
 	if err != nil {
 		return user{}, 0, userError(err)
@@ -178,6 +188,13 @@ func (s *store) updateUserTx(ctx context.Context, tx *sql.Tx, id string, c userC
 			return user{}, 0, classify(err, "Sessions")
 		}
 		revoked, _ = res.RowsAffected()
+	}
+	if c.DisableMFA {
+		for _, table := range []string{"mfa_totp", "mfa_recovery_codes"} {
+			if _, err := tx.ExecContext(ctx, `DELETE FROM `+table+` WHERE user_id = $1`, id); err != nil {
+				return user{}, 0, classify(err, "Second factor")
+			}
+		}
 	}
 	if sessions.revoke || c.Email != nil {
 		_, err := tx.ExecContext(ctx, `DELETE FROM account_tokens WHERE user_id = $1 AND used_at IS NULL

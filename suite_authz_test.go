@@ -81,6 +81,12 @@ func TestAuthorizationMatrix(t *testing.T) {
 		{"DELETE", "/api/v1/users/me/sessions/{session}", nil, [4]int{401, 204, 404, 404}},
 		{"DELETE", "/api/v1/users/me/sessions", nil, [4]int{401, 204, 204, 204}},
 		{"DELETE", "/api/v1/users/{owner}/sessions", nil, [4]int{401, 403, 403, 204}},
+		// The second factor: each fixture starts without one.
+		{"POST", "/api/v1/auth/login/mfa", fixed(map[string]any{"mfa_token": "not-a-live-token", "code": "123456"}), [4]int{401, 401, 401, 401}},
+		{"POST", "/api/v1/users/me/mfa/totp", fixed(map[string]any{"current_password": "password-123"}), [4]int{401, 200, 200, 200}},
+		{"POST", "/api/v1/users/me/mfa/totp/confirm", fixed(map[string]any{"code": "123456"}), [4]int{401, 409, 409, 409}},
+		{"DELETE", "/api/v1/users/me/mfa", fixed(map[string]any{"current_password": "password-123", "code": "123456"}), [4]int{401, 409, 409, 409}},
+		{"POST", "/api/v1/users/me/mfa/recovery-codes", fixed(map[string]any{"current_password": "password-123", "code": "123456"}), [4]int{401, 409, 409, 409}},
 	}
 	asRoute := strings.NewReplacer("{owner}", "{id}", "{item}", "{id}", "{session}", "{id}")
 	covered := map[string]bool{}
@@ -102,8 +108,8 @@ func TestAuthorizationMatrix(t *testing.T) {
 				if actor == super && row.path == "/api/v1/auth/logout" {
 					token = a.login("root@example.com", "password-123") // its own session to end
 				}
-				if actor == super && strings.Contains(row.path, "password") {
-					// Change a second superuser's password, not the shared one.
+				if actor == super && (strings.Contains(row.path, "password") || strings.Contains(row.path, "/me/mfa")) {
+					// Change a second superuser's password or factor, not the shared one's.
 					_, token = a.superuser(fmt.Sprintf("root%d@example.com", n.Add(1)))
 				}
 				r := req{method: row.method, path: path, token: token}

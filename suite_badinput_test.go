@@ -34,6 +34,11 @@ func TestEveryEndpointRejectsBadInput(t *testing.T) {
 		{"POST", "/api/v1/auth/password-reset", "", "token"},
 		{"POST", "/api/v1/auth/verify-email", "", "token"},
 		{"POST", "/api/v1/auth/verify-email/resend", "", "email"},
+		{"POST", "/api/v1/auth/login/mfa", "", "mfa_token"},
+		{"POST", "/api/v1/users/me/mfa/totp", token, "current_password"},
+		{"POST", "/api/v1/users/me/mfa/totp/confirm", token, "code"},
+		{"POST", "/api/v1/users/me/mfa/recovery-codes", token, "code"},
+		{"DELETE", "/api/v1/users/me/mfa", token, "code"},
 	}
 	takesNoBody := map[string]bool{"POST /api/v1/auth/logout": true, "POST /api/v1/users/me/verify-email": true}
 	covered := map[string]bool{}

@@ -55,8 +55,8 @@ func TestSignInSurvivesAHashingFlood(t *testing.T) {
 		fmt.Sprintf("RATE_LIMIT_AUTH_REQUESTS=%d", budget), "RATE_LIMIT_AUTH_WINDOW=1m")
 	waitReady(t, p.url())
 	owner := clientFrom("127.0.0.2")
-	expectStatus(t, doRequestWith(t, owner, p.url(), req{method: "POST", path: "/api/v1/auth/register", body: map[string]any{"email": "owner@example.com", "password": "owner-password-1"}}), 201)
-	if code, err := postLogin(t.Context(), owner, p.url(), "owner@example.com", "owner-password-1"); err != nil || code != 200 {
+	expectStatus(t, doRequestWith(t, owner, p.url(), req{method: "POST", path: "/api/v1/auth/register", body: map[string]any{"email": "owner@example.com", "password": "keeper-of-keys-1"}}), 201)
+	if code, err := postLogin(t.Context(), owner, p.url(), "owner@example.com", "keeper-of-keys-1"); err != nil || code != 200 {
 		t.Fatalf("the owner's first sign-in: %d %v", code, err)
 	}
 
@@ -94,7 +94,7 @@ func TestSignInSurvivesAHashingFlood(t *testing.T) {
 	ok := 0
 	for range 10 {
 		began := time.Now()
-		code, err := postLogin(t.Context(), owner, p.url(), "owner@example.com", "owner-password-1")
+		code, err := postLogin(t.Context(), owner, p.url(), "owner@example.com", "keeper-of-keys-1")
 		took = append(took, time.Since(began))
 		if err == nil && code == 200 {
 			ok++

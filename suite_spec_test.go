@@ -328,6 +328,9 @@ func TestSpecIsWellFormed(t *testing.T) {
 				if r := resolve(t, asMap(responses["401"])); asMap(r["headers"])["WWW-Authenticate"] == nil {
 					t.Errorf("%s %s: authenticated, but no 401 with WWW-Authenticate", method, path)
 				}
+				if responses["403"] == nil { // MFA_REQUIRED holds an account to enrolment on any of them
+					t.Errorf("%s %s: authenticated, but no 403 (mfa_enrollment_required)", method, path)
+				}
 			}
 			if strings.Contains(path, "{id}") && responses["404"] == nil {
 				t.Errorf("%s %s: takes an id but documents no 404", method, path)
@@ -366,7 +369,7 @@ func TestSpecIsWellFormed(t *testing.T) {
 // The checker itself must catch what it is for.
 func TestSpecCheckerCatchesDrift(t *testing.T) {
 	user := resolve(t, map[string]any{"$ref": "#/components/schemas/User"})
-	good := map[string]any{"id": "7b0c6a52-3e4f-4c1b-9a0e-2f5d8c9b1a23", "email": "a@b.co", "full_name": nil, "is_active": true, "is_superuser": false, "email_verified": false, "created_at": "2026-03-01T12:00:00Z"}
+	good := map[string]any{"id": "7b0c6a52-3e4f-4c1b-9a0e-2f5d8c9b1a23", "email": "a@b.co", "full_name": nil, "is_active": true, "is_superuser": false, "email_verified": false, "mfa_enabled": false, "created_at": "2026-03-01T12:00:00Z"}
 	if p := validate(t, user, good, "user"); len(p) != 0 {
 		t.Fatalf("a good user fails: %v", p)
 	}

@@ -14,6 +14,7 @@ type userPatch struct {
 	Password    opt[string]  `json:"password"`
 	IsActive    opt[bool]    `json:"is_active"`
 	IsSuperuser opt[bool]    `json:"is_superuser"`
+	MFAEnabled  opt[bool]    `json:"mfa_enabled"` // only false: an operator restores a user who lost both factors
 }
 
 func (q *userPatch) normalize() { q.Email.V = normalizeEmail(q.Email.V) }
@@ -27,6 +28,11 @@ func (q userPatch) valid() []fieldError {
 	}
 	p.add("is_active", notNull(q.IsActive))
 	p.add("is_superuser", notNull(q.IsSuperuser))
+	if q.MFAEnabled.Set && q.MFAEnabled.V {
+		p.add("mfa_enabled", "can only be false: the user turns two-factor sign-in on with their own authenticator")
+	} else {
+		p.add("mfa_enabled", notNull(q.MFAEnabled))
+	}
 	return p
 }
 
@@ -36,7 +42,7 @@ func (q userPatch) fieldsSet() []string {
 	for _, f := range []struct {
 		name string
 		set  bool
-	}{{"email", q.Email.Set}, {"full_name", q.FullName.Set}, {"password", q.Password.Set}, {"is_active", q.IsActive.Set}, {"is_superuser", q.IsSuperuser.Set}} {
+	}{{"email", q.Email.Set}, {"full_name", q.FullName.Set}, {"password", q.Password.Set}, {"is_active", q.IsActive.Set}, {"is_superuser", q.IsSuperuser.Set}, {"mfa_enabled", q.MFAEnabled.Set}} {
 		if f.set {
 			fields = append(fields, f.name)
 		}
@@ -173,6 +179,9 @@ func handlePasswordChange(s *store, pw *passwordHasher, limits *rateLimits, au *
 		if err != nil {
 			return err
 		}
+		if p := newPasswordProblem(req.NewPassword.V, currentUser(r).Email); p != "" {
+			return validationError([]fieldError{{Field: "new_password", Message: p}})
+		}
 		if err := requireCurrentPassword(w, r, s, pw, limits, req.CurrentPassword.V); err != nil {
 			return err
 		}
@@ -196,21 +205,6 @@ func handlePasswordChange(s *store, pw *passwordHasher, limits *rateLimits, au *
 		w.WriteHeader(http.StatusNoContent)
 		return nil
 	})
-}
-
-// requireCurrentPassword re-authenticates the caller. A wrong password is
-// 422 on current_password (401 would sign the frontend out), and counts
-// against the account's failure budgets like a failed login.
-func requireCurrentPassword(w http.ResponseWriter, r *http.Request, s *store, pw *passwordHasher, limits *rateLimits, password string) error {
-	me := currentUser(r)
-	ok, _, err := checkPassword(w, r, s, pw, limits, me.Email, &me, password)
-	if err != nil {
-		return err
-	}
-	if !ok {
-		return validationError([]fieldError{{Field: "current_password", Message: "is not your current password"}})
-	}
-	return nil
 }
 
 func handleMeDelete(s *store, au *auditor) http.Handler {
@@ -293,7 +287,12 @@ func handleUserGet(s *store) http.Handler {
 	})
 }
 
-func handleUserPatch(s *store, pw *passwordHasher, au *auditor) http.Handler {
+// handleUserPatch is a superuser's change to an account. mfa_enabled:false
+// is how an operator restores a user who lost both factors: the factor and
+// its codes go, every session ends, the user is told by mail, and the
+// audit log names the superuser. A superuser turns their own factor off
+// as anyone does, with a code (DELETE /users/me/mfa).
+func handleUserPatch(s *store, pw *passwordHasher, au *auditor, m *mailer) http.Handler {
 	return apiFunc(func(w http.ResponseWriter, r *http.Request) error {
 		req, err := decode[userPatch](r)
 		if err != nil {
@@ -303,10 +302,14 @@ func handleUserPatch(s *store, pw *passwordHasher, au *auditor) http.Handler {
 		if err != nil {
 			return err
 		}
-		if id == currentUser(r).ID && ((req.IsActive.Set && !req.IsActive.V) || (req.IsSuperuser.Set && !req.IsSuperuser.V)) {
+		ctx, me := r.Context(), currentUser(r).ID
+		if id == me && ((req.IsActive.Set && !req.IsActive.V) || (req.IsSuperuser.Set && !req.IsSuperuser.V)) {
 			return newError(codeForbidden, "A superuser cannot deactivate or demote themselves.")
 		}
-		changes := userChanges{SetFullName: req.FullName.Set, FullName: req.FullName.V}
+		if id == me && req.MFAEnabled.Set {
+			return newError(codeForbidden, "Turn your own two-factor sign-in off with a code: DELETE /api/v1/users/me/mfa.")
+		}
+		changes := userChanges{SetFullName: req.FullName.Set, FullName: req.FullName.V, DisableMFA: req.MFAEnabled.Set}
 		if req.Email.Set {
 			changes.Email = &req.Email.V
 		}
@@ -317,22 +320,56 @@ func handleUserPatch(s *store, pw *passwordHasher, au *auditor) http.Handler {
 			changes.IsSuperuser = &req.IsSuperuser.V
 		}
 		if req.Password.Set {
-			hash, err := pw.hash(r.Context(), hashClaimOf(r, true), req.Password.V)
+			hash, err := newPasswordHash(r, s, pw, id, req.Email, req.Password.V)
 			if err != nil {
 				return err
 			}
 			changes.PasswordHash = &hash
 		}
-		u, revoked, err := s.updateUser(r.Context(), id, changes, changes.revocation())
+		var u, before user
+		var revoked int64
+		err = s.inTx(ctx, func(tx *sql.Tx) error {
+			if changes.DisableMFA {
+				if before, err = s.lockUserByID(ctx, tx, id); err != nil {
+					return err
+				}
+			}
+			if u, revoked, err = s.updateUserTx(ctx, tx, id, changes, changes.revocation()); err != nil {
+				return err
+			}
+			if before.MFAEnabled {
+				return m.mailNotice(ctx, tx, "mfa_disabled", before.Email)
+			}
+			return nil
+		})
 		if err != nil {
-			return err
+			return classify(err, "User")
 		}
-		me := currentUser(r).ID
 		au.record(r, "user.updated", me, id, slog.Any("fields", req.fieldsSet()))
+		if before.MFAEnabled {
+			au.record(r, "mfa.disabled", me, id, slog.String("by", "superuser"))
+		}
 		au.sessionsRevoked(r, "admin_change", me, id, revoked)
 		writeJSON(w, http.StatusOK, contentJSON, u)
 		return nil
 	})
+}
+
+// newPasswordHash hashes a password a superuser sets for the account id,
+// after the policy for new passwords, against the email the account will
+// have (email, when the same change sets it).
+func newPasswordHash(r *http.Request, s *store, pw *passwordHasher, id string, email opt[string], password string) (string, error) {
+	if !email.Set {
+		u, err := s.userByID(r.Context(), id)
+		if err != nil {
+			return "", err
+		}
+		email.V = u.Email
+	}
+	if p := newPasswordProblem(password, email.V); p != "" {
+		return "", validationError([]fieldError{{Field: "password", Message: p}})
+	}
+	return pw.hash(r.Context(), hashClaimOf(r, true), password)
 }
 
 func handleUserDelete(s *store, au *auditor) http.Handler {

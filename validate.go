@@ -127,3 +127,18 @@ func fullNameProblem(o opt[*string]) string {
 func requiredEmail(o opt[string]) string    { return firstOf(required(o), emailProblem(o.V)) }
 func requiredPassword(o opt[string]) string { return firstOf(required(o), passwordProblem(o.V)) }
 func requiredToken(o opt[string]) string    { return firstOf(required(o), lengthProblem(o.V, 1, 128)) }
+
+// codeProblem checks a second-factor code: six digits, or a recovery code
+// when recovery says one is accepted here.
+func codeProblem(o opt[string], recovery bool) string {
+	if p := required(o); p != "" {
+		return p
+	}
+	if isTOTPCode(o.V) || (recovery && recoveryCodeKey(o.V) != "") {
+		return ""
+	}
+	if recovery {
+		return "must be the 6-digit code of your authenticator app, or a recovery code"
+	}
+	return "must be the 6-digit code of your authenticator app"
+}

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what the end-to-end tests drive from Debian's packages when
-# missing (nginx, chromium, docker-compose, openssl; promtool from
+# missing (nginx, chromium, docker-compose, openssl, oathtool as an
+# independent TOTP; promtool from
 # prometheus and a real SMTP server from python3-aiosmtpd, both without
 # recommends, so no daemon of theirs starts), playwright-core from npm, and
 # starts PostgreSQL.
@@ -13,6 +14,7 @@ missing=()
 command -v chromium >/dev/null 2>&1 || missing+=(chromium)
 command -v docker-compose >/dev/null 2>&1 || missing+=(docker-compose)
 command -v openssl >/dev/null 2>&1 || missing+=(openssl)
+command -v oathtool >/dev/null 2>&1 || missing+=(oathtool)
 bare=()
 command -v promtool >/dev/null 2>&1 || bare+=(prometheus)
 /usr/bin/python3 -c "import aiosmtpd" >/dev/null 2>&1 || bare+=(python3-aiosmtpd)

@@ -1,0 +1,205 @@
+package main
+
+import (
+	"crypto/rand"
+	"database/sql"
+	"errors"
+	"net/http"
+)
+
+// The second factor's settings: enrol an authenticator, confirm it, turn it
+// off, make new recovery codes. Each needs the caller to re-authenticate;
+// each change is mailed and audited.
+
+// currentPassword is a body that re-authenticates with the password.
+type currentPassword struct {
+	CurrentPassword opt[string] `json:"current_password"`
+}
+
+func (q currentPassword) valid() []fieldError {
+	var p problems
+	p.add("current_password", requiredPassword(q.CurrentPassword))
+	return p
+}
+
+type totpEnrolmentResponse struct {
+	Secret     string `json:"secret"`
+	OTPAuthURI string `json:"otpauth_uri"`
+}
+
+var errMFAAlreadyOn = newError(codeConflict, "Two-factor sign-in is already on; turn it off first to enrol another app.")
+
+// handleTOTPStart is POST /users/me/mfa/totp: a pending enrolment, after
+// the current password (a stolen session alone cannot bind an app).
+func handleTOTPStart(s *store, pw *passwordHasher, limits *rateLimits, a *authenticator) http.Handler {
+	return apiFunc(func(w http.ResponseWriter, r *http.Request) error {
+		req, err := decode[currentPassword](r)
+		if err != nil {
+			return err
+		}
+		me := currentUser(r)
+		if me.MFAEnabled {
+			return errMFAAlreadyOn
+		}
+		if err := requireCurrentPassword(w, r, s, pw, limits, req.CurrentPassword.V); err != nil {
+			return err
+		}
+		secret := make([]byte, secretBytes)
+		rand.Read(secret)
+		started, err := s.startTOTP(r.Context(), me.ID, a.sealer.seal(secret, []byte(me.ID)))
+		if err != nil {
+			return err
+		}
+		if !started {
+			return errMFAAlreadyOn // confirmed by a concurrent request
+		}
+		writeJSON(w, http.StatusOK, contentJSON, totpEnrolmentResponse{Secret: base32NoPad.EncodeToString(secret), OTPAuthURI: a.otpauthURI(me.Email, secret)})
+		return nil
+	})
+}
+
+type codeRequest struct {
+	Code opt[string] `json:"code"`
+}
+
+func (q codeRequest) valid() []fieldError {
+	var p problems
+	p.add("code", codeProblem(q.Code, false))
+	return p
+}
+
+type recoveryCodesResponse struct {
+	RecoveryCodes []string `json:"recovery_codes"`
+}
+
+// handleTOTPConfirm is POST /users/me/mfa/totp/confirm: a code from the
+// app proves it holds the secret; MFA is on, and ten recovery codes are
+// shown, once.
+func handleTOTPConfirm(s *store, a *authenticator, au *auditor, m *mailer) http.Handler {
+	return apiFunc(func(w http.ResponseWriter, r *http.Request) error {
+		req, err := decode[codeRequest](r)
+		if err != nil {
+			return err
+		}
+		ctx, me := r.Context(), currentUser(r)
+		e, err := s.totpOf(ctx, me.ID)
+		switch {
+		case errors.Is(err, errMissing) || (err == nil && e.confirmed):
+			return newError(codeConflict, "There is no enrolment to confirm: start one first.")
+		case err != nil:
+			return err
+		}
+		secret, err := a.sealer.open(e.sealed, []byte(me.ID))
+		if err != nil {
+			return err
+		}
+		step, ok := matchTOTP(secret, a.now(), req.Code.V)
+		if !ok {
+			return validationError([]fieldError{{Field: "code", Message: "is not the code your app shows now"}})
+		}
+		codes, hashes := newRecoveryCodes()
+		err = s.inTx(ctx, func(tx *sql.Tx) error {
+			confirmed, err := s.acceptTOTPStep(ctx, tx, me.ID, step, true)
+			if err != nil || !confirmed {
+				return errors.Join(err, errMissing)
+			}
+			if err := s.enableMFA(ctx, tx, me.ID); err != nil {
+				return err
+			}
+			if err := s.replaceRecoveryCodes(ctx, tx, me.ID, hashes); err != nil {
+				return err
+			}
+			return m.mailNotice(ctx, tx, "mfa_enabled", me.Email)
+		})
+		if errors.Is(err, errMissing) {
+			return newError(codeConflict, "There is no enrolment to confirm: start one first.")
+		} else if err != nil {
+			return classify(err, "Authenticator")
+		}
+		au.record(r, "mfa.enabled", me.ID, me.ID)
+		writeJSON(w, http.StatusOK, contentJSON, recoveryCodesResponse{RecoveryCodes: codes})
+		return nil
+	})
+}
+
+// reauthWithCode is a body that re-authenticates with the password and a
+// second-factor code (or a recovery code).
+type reauthWithCode struct {
+	CurrentPassword opt[string] `json:"current_password"`
+	Code            opt[string] `json:"code"`
+}
+
+func (q reauthWithCode) valid() []fieldError {
+	var p problems
+	p.add("current_password", requiredPassword(q.CurrentPassword))
+	p.add("code", codeProblem(q.Code, true))
+	return p
+}
+
+// bothFactors is the handler of a change that needs the caller's password
+// and a code first: it reads and checks both (a wrong one is 422 on its
+// field, and counts as a failed login), then makes the change.
+func bothFactors(s *store, pw *passwordHasher, limits *rateLimits, a *authenticator, change func(w http.ResponseWriter, r *http.Request, me user) error) http.Handler {
+	return apiFunc(func(w http.ResponseWriter, r *http.Request) error {
+		req, err := decode[reauthWithCode](r)
+		if err != nil {
+			return err
+		}
+		me := currentUser(r)
+		if !me.MFAEnabled {
+			return newError(codeConflict, "Two-factor sign-in is not on.")
+		}
+		if err := requireCurrentPassword(w, r, s, pw, limits, req.CurrentPassword.V); err != nil {
+			return err
+		}
+		ok, _, err := checkCode(w, r, s, limits, a, me, req.Code.V)
+		if err != nil {
+			return err
+		}
+		if !ok {
+			return validationError([]fieldError{{Field: "code", Message: "is not a code of your app, nor an unused recovery code"}})
+		}
+		return change(w, r, me)
+	})
+}
+
+// handleMFADisable is DELETE /users/me/mfa: the factor and its recovery
+// codes go, after the password and a code.
+func handleMFADisable(s *store, pw *passwordHasher, limits *rateLimits, a *authenticator, au *auditor, m *mailer) http.Handler {
+	return bothFactors(s, pw, limits, a, func(w http.ResponseWriter, r *http.Request, me user) error {
+		ctx := r.Context()
+		err := s.inTx(ctx, func(tx *sql.Tx) error {
+			if _, _, err := s.updateUserTx(ctx, tx, me.ID, userChanges{DisableMFA: true}, keepSessions); err != nil {
+				return err
+			}
+			return m.mailNotice(ctx, tx, "mfa_disabled", me.Email)
+		})
+		if err != nil {
+			return classify(err, "User")
+		}
+		au.record(r, "mfa.disabled", me.ID, me.ID)
+		w.WriteHeader(http.StatusNoContent)
+		return nil
+	})
+}
+
+// handleRecoveryCodes is POST /users/me/mfa/recovery-codes: ten new codes,
+// shown once; the old ones are void. After the password and a code.
+func handleRecoveryCodes(s *store, pw *passwordHasher, limits *rateLimits, a *authenticator, au *auditor, m *mailer) http.Handler {
+	return bothFactors(s, pw, limits, a, func(w http.ResponseWriter, r *http.Request, me user) error {
+		ctx := r.Context()
+		codes, hashes := newRecoveryCodes()
+		err := s.inTx(ctx, func(tx *sql.Tx) error {
+			if err := s.replaceRecoveryCodes(ctx, tx, me.ID, hashes); err != nil {
+				return err
+			}
+			return m.mailNotice(ctx, tx, "mfa_codes_regenerated", me.Email)
+		})
+		if err != nil {
+			return classify(err, "Recovery codes")
+		}
+		au.record(r, "mfa.codes_regenerated", me.ID, me.ID)
+		writeJSON(w, http.StatusOK, contentJSON, recoveryCodesResponse{RecoveryCodes: codes})
+		return nil
+	})
+}

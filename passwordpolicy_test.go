@@ -1,0 +1,102 @@
+package main
+
+import (
+	"context"
+	"strings"
+	"testing"
+)
+
+func TestNewPasswordProblem(t *testing.T) {
+	if n := len(commonPasswords()); n < 10000 {
+		t.Fatalf("%d common passwords, want at least 10,000", n)
+	}
+	for _, c := range []struct {
+		pw, email, want string // want: a word of the message, or "" for accepted
+	}{
+		{"password1", "x@example.com", "common"},
+		{"PassWord1", "x@example.com", "common"}, // compared case-insensitively
+		{"iloveyou1", "x@example.com", "common"},
+		{"12345678", "x@example.com", "common"},
+		{"alice.smith forever", "alice.smith@wonderland.org", "(alice.smith)"},
+		{"my name is SMITH!", "alice.smith@wonderland.org", "(smith)"},
+		{"wonderland-2026", "alice.smith@wonderland.org", "(wonderland)"},
+		{"all the news today", "bob+news@mail.example.com", "(news)"},
+		{"correct horse battery", "alice.smith@wonderland.org", ""},
+		{"joe and ann went out", "jo.ann@ab.io", ""},        // pieces under 4 characters are not checked
+		{"online forever and ever", "x@example.online", ""}, // nor the top-level domain
+		{strings.Repeat("ü", 128), "x@example.com", ""},
+	} {
+		got := newPasswordProblem(c.pw, c.email)
+		if (c.want == "") != (got == "") || !strings.Contains(got, c.want) {
+			t.Errorf("newPasswordProblem(%q, %q) = %q, want %q", c.pw, c.email, got, c.want)
+		}
+	}
+}
+
+// The policy at every endpoint that sets a password (registration, admin
+// create, change, admin update, reset; -create-superuser is in main_test),
+// never at login; a refusal is 422 on the field, saying which rule, and
+// writes nothing.
+func TestNewPasswordPolicyAtEveryEndpoint(t *testing.T) {
+	a := newTestApp(t, nil)
+	_, su := a.superuser("root@example.com")
+	const email, password = "alice.smith@wonderland.org", "correct horse battery"
+	bad := map[string]string{"iloveyou1": "most common", "smith rules ok": "email", "wonderland-99": "email"}
+	refused := func(r response, field, why string) {
+		t.Helper()
+		expectProblem(t, r, 422, "validation_failed")
+		errs := r.json["errors"].([]any)
+		e := errs[0].(map[string]any)
+		if len(errs) != 1 || e["field"] != field || !strings.Contains(e["message"].(string), why) {
+			t.Fatalf("want one error on %s saying %q: %s", field, why, r.body)
+		}
+	}
+	users := func() (n int) {
+		a.db.QueryRow(`SELECT count(*) FROM users`).Scan(&n)
+		return n
+	}
+	before := users()
+	for pw, why := range bad {
+		refused(a.do(req{method: "POST", path: "/api/v1/auth/register", body: map[string]any{"email": email, "password": pw}}), "password", why)
+		refused(a.do(req{method: "POST", path: "/api/v1/users", token: su, body: map[string]any{"email": email, "password": pw}}), "password", why)
+	}
+	if users() != before {
+		t.Fatal("a refused password made an account")
+	}
+	// 64 and 128 characters (not bytes) work.
+	long64, long128 := strings.Repeat("horse ", 10)+"stop", strings.Repeat("é", 128)
+	a.register(email, long64)
+	a.register("bob@example.com", long128)
+	a.login("bob@example.com", long128)
+	token := a.login(email, long64)
+	id := a.do(req{method: "GET", path: "/api/v1/users/me", token: token}).str("id")
+
+	for pw, why := range bad {
+		refused(a.do(req{method: "POST", path: "/api/v1/users/me/password", token: token, body: map[string]any{"current_password": long64, "new_password": pw}}), "new_password", why)
+		refused(a.do(req{method: "PATCH", path: "/api/v1/users/" + id, token: su, body: map[string]any{"password": pw}}), "password", why)
+	}
+	// An admin's new password is checked against the email the same change sets.
+	refused(a.do(req{method: "PATCH", path: "/api/v1/users/" + id, token: su, body: map[string]any{"email": "queen.hearts@example.com", "password": "hearts and more"}}), "password", "email")
+	token = a.login(email, long64) // nothing changed
+	expectStatus(t, a.do(req{method: "POST", path: "/api/v1/users/me/password", token: token, body: map[string]any{"current_password": long64, "new_password": password}}), 204)
+
+	// A reset: the link survives a refused password.
+	a.deliverMail()
+	expectStatus(t, a.do(req{method: "POST", path: "/api/v1/auth/password-recovery", body: map[string]any{"email": email}}), 202)
+	link := tokenFrom(t, mailTo(t, a.deliverMail(), email, "Reset your password"), "/reset-password")
+	for pw, why := range bad {
+		refused(a.do(req{method: "POST", path: "/api/v1/auth/password-reset", body: map[string]any{"token": link, "new_password": pw}}), "new_password", why)
+	}
+	a.login(email, password)
+	expectStatus(t, a.do(req{method: "POST", path: "/api/v1/auth/password-reset", body: map[string]any{"token": link, "new_password": "a fresh passphrase"}}), 204)
+
+	// Never at login: a password set before the policy still signs in.
+	hash, err := a.deps.hasher.hash(context.Background(), hashClaim{}, "password1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.deps.store.ensureUser(context.Background(), user{Email: "old@example.com", passwordHash: hash}); err != nil {
+		t.Fatal(err)
+	}
+	a.login("old@example.com", "password1")
+}
