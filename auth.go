@@ -6,30 +6,16 @@ import (
 	"errors"
 	"log/slog"
 	"net/http"
-	"strings"
 )
 
-// bearerToken is the token of "Authorization: Bearer <token>", or "".
-func bearerToken(r *http.Request) string {
-	scheme, token, ok := strings.Cut(r.Header.Get("Authorization"), " ")
-	if !ok || !strings.EqualFold(scheme, "Bearer") {
-		return ""
-	}
-	token = strings.TrimSpace(token)
-	if len(token) != 43 { // 32 bytes in unpadded base64url
-		return ""
-	}
-	return token
-}
-
-var errUnauthenticated = newError(codeUnauthorized, "Sign in: the bearer token is missing, invalid or expired.")
+var errUnauthenticated = newError(codeUnauthorized, "Sign in: the bearer token or session cookie is missing, invalid or expired.")
 
 // requireUser lets a request through only with a live session of an active
 // user, whom it records in the request state.
 func requireUser(s *store, p sessionPolicy) func(http.Handler) http.Handler {
 	return func(next http.Handler) http.Handler {
 		return apiFunc(func(w http.ResponseWriter, r *http.Request) error {
-			token := bearerToken(r)
+			token := sessionToken(r)
 			if token == "" {
 				return errUnauthenticated
 			}
@@ -52,7 +38,7 @@ func requireUser(s *store, p sessionPolicy) func(http.Handler) http.Handler {
 // (errMissing when no session is live). GET /items, GET /items/{id} and GET
 // /users/me/sessions are read this way.
 func readAs(r *http.Request, s *store, p sessionPolicy, bad error, read func(tokenHash []byte) (user, string, error)) error {
-	token := bearerToken(r)
+	token := sessionToken(r)
 	if token == "" {
 		return errUnauthenticated
 	}
@@ -163,6 +149,9 @@ func handleLogout(s *store, au *auditor) http.Handler {
 		me := currentUser(r)
 		au.record(r, "logout", me.ID, me.ID)
 		au.countRevoked("logout", 1)
+		if hasSessionCookie(r) {
+			clearSessionCookie(w)
+		}
 		w.WriteHeader(http.StatusNoContent)
 		return nil
 	})

@@ -26,6 +26,7 @@ const (
 	codeEmailUnverified  errorCode = "email_unverified"
 	codeMFARequired      errorCode = "mfa_required"            // 401: the password was right; a second factor completes the login
 	codeMFAEnrollment    errorCode = "mfa_enrollment_required" // 403: the account must enrol a second factor first
+	codeCSRF             errorCode = "csrf"                    // 403: a cookie-borne change from another origin
 	codeInternal         errorCode = "internal"
 	codeUnavailable      errorCode = "unavailable"
 )
@@ -39,7 +40,7 @@ func (c errorCode) status() int {
 		return http.StatusBadRequest
 	case codeUnauthorized, codeMFARequired:
 		return http.StatusUnauthorized
-	case codeForbidden, codeEmailUnverified, codeMFAEnrollment:
+	case codeForbidden, codeEmailUnverified, codeMFAEnrollment, codeCSRF:
 		return http.StatusForbidden
 	case codeNotFound:
 		return http.StatusNotFound

@@ -27,6 +27,7 @@ func withMiddleware(logger *slog.Logger, cfg config, m *metrics, life *healthSta
 		recoverPanics,               // a panic becomes a 500 problem
 		securityHeaders,             // set before any handler (or panic) writes
 		cors(cfg.CORSOrigins),       // preflights answered before rate limits and routes see them
+		csrf(cfg.FrontendURL),       // a cross-site change on the session cookie, refused before anything is read
 		limitBody(cfg.MaxBodyBytes), // the cap is in place before any handler reads
 	}
 	for i := len(chain) - 1; i >= 0; i-- {

@@ -42,6 +42,9 @@ var errBadCredentials = newError(codeUnauthorized, "Incorrect email or password.
 // whether or not the email exists, and gives both failures the same words.
 func handleLogin(s *store, pw *passwordHasher, limits *rateLimits, au *auditor, sessions sessionPolicy, requireVerified bool, logger *slog.Logger) http.Handler {
 	return apiFunc(func(w http.ResponseWriter, r *http.Request) error {
+		if err := sessionKindProblem(r); err != nil {
+			return err
+		}
 		req, err := decodeLogin(r)
 		if err != nil {
 			return err
@@ -106,7 +109,22 @@ func startSession(w http.ResponseWriter, r *http.Request, s *store, au *auditor,
 		logger.WarnContext(ctx, "could not record the login network", "error", err.Error())
 	}
 	au.record(r, "login.succeeded", u.ID, u.ID)
+	if r.URL.Query().Get("session") == "cookie" {
+		setSessionCookie(w, token, sessions.ttl)
+		w.WriteHeader(http.StatusNoContent) // the body carries no token: the page never holds one
+		return nil
+	}
 	writeJSON(w, http.StatusOK, contentJSON, tokenResponse{AccessToken: token, TokenType: "bearer", ExpiresIn: int64(sessions.ttl / time.Second)})
+	return nil
+}
+
+// sessionKindProblem checks the query of a login: ?session=cookie asks for
+// a browser session (the cookie) instead of a bearer token.
+func sessionKindProblem(r *http.Request) error {
+	q := r.URL.Query()
+	if v, set := q["session"]; set && (len(v) != 1 || v[0] != "cookie") {
+		return validationError([]fieldError{{Field: "session", Message: "must be cookie (a browser session), or absent for a bearer token"}})
+	}
 	return nil
 }
 
@@ -294,6 +312,9 @@ var (
 // failure budgets, like a wrong password.
 func handleLoginMFA(s *store, limits *rateLimits, a *authenticator, au *auditor, m *mailer, sessions sessionPolicy, counted func(string), logger *slog.Logger) http.Handler {
 	return apiFunc(func(w http.ResponseWriter, r *http.Request) error {
+		if err := sessionKindProblem(r); err != nil {
+			return err
+		}
 		req, err := decode[mfaLoginRequest](r)
 		if err != nil {
 			return err

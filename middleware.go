@@ -10,6 +10,7 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"net/netip"
+	"net/url"
 	"runtime/debug"
 	"strconv"
 	"strings"
@@ -232,8 +233,50 @@ func securityHeaders(next http.Handler) http.Handler {
 
 const apiCSP = "default-src 'none'; frame-ancestors 'none'"
 
+// csrf refuses a change carried by the browser's session cookie that does
+// not come from the frontend's own origin (OWASP's CSRF cheat sheet, Fetch
+// Metadata): an unsafe method with the cookie (or a login asking for one,
+// ?session=cookie) and no bearer token must say Sec-Fetch-Site same-origin
+// (or none: typed by the person), or, from a browser too old to send that
+// header, carry an Origin equal to FRONTEND_URL's. Anything else is 403
+// csrf, before the route reads or writes anything: a limiter, a session,
+// a body. SameSite=Strict already keeps other sites' pages from sending the
+// cookie; this holds when a browser or a sibling subdomain does not.
+func csrf(frontendURL string) func(http.Handler) http.Handler {
+	origin := ""
+	if u, err := url.Parse(frontendURL); err == nil && u.Host != "" {
+		origin = u.Scheme + "://" + u.Host
+	}
+	refused := newError(codeCSRF, "This change came from another site, so it was refused. Open the app itself and try again.")
+	return func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if safeMethod(r.Method) || r.Header.Get("Authorization") != "" {
+				next.ServeHTTP(w, r)
+				return
+			}
+			if !hasSessionCookie(r) && r.URL.Query().Get("session") != "cookie" {
+				next.ServeHTTP(w, r)
+				return
+			}
+			switch site := r.Header.Get("Sec-Fetch-Site"); {
+			case site == "same-origin" || site == "none":
+			case site == "" && origin != "" && r.Header.Get("Origin") == origin:
+			default:
+				writeError(w, r, refused)
+				return
+			}
+			next.ServeHTTP(w, r)
+		})
+	}
+}
+
+func safeMethod(m string) bool {
+	return m == http.MethodGet || m == http.MethodHead || m == http.MethodOptions
+}
+
 // cors lets the listed frontends call the API from a browser. The bearer
-// token travels in a header, so credentials (cookies) are not allowed.
+// token travels in a header; the session cookie is for the frontend's own
+// origin only, so credentials are never allowed.
 func cors(allowed []string) func(http.Handler) http.Handler {
 	varyOrigin := []string{"Origin"}
 	origins := make(map[string]bool, len(allowed))
