@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"os"
+	"regexp"
 	"strings"
 	"testing"
 )
@@ -99,4 +101,26 @@ func TestNewPasswordPolicyAtEveryEndpoint(t *testing.T) {
 		t.Fatal(err)
 	}
 	a.login("old@example.com", "password1")
+}
+
+// The load scripts register an account of their own: its password must
+// pass the policy, or every measurement stops at the fixture.
+func TestScriptFixturesPassThePolicy(t *testing.T) {
+	re := regexp.MustCompile(`"email":"([^"]+)","password":"([^"]+)"`)
+	n := 0
+	for _, script := range []string{"scripts/load.sh", "scripts/compare.sh"} {
+		src, err := os.ReadFile(script)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, m := range re.FindAllStringSubmatch(string(src), -1) {
+			n++
+			if problem := newPasswordProblem(m[2], m[1]); problem != "" {
+				t.Errorf("%s: %s's password %s", script, m[1], problem)
+			}
+		}
+	}
+	if n < 4 {
+		t.Fatalf("found %d fixtures, want the register and login of each script", n)
+	}
 }

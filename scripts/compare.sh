@@ -56,9 +56,9 @@ start() {
   done
   curl -fs "$base/api/v1/health" >/dev/null || { echo "the $1 server did not start:" >&2; cat "$work/$1.log" >&2; exit 1; }
   curl -fs -X POST "$base/api/v1/auth/register" -H 'Content-Type: application/json' \
-    -d '{"email":"load@example.com","password":"load-test-password"}' >/dev/null
+    -d '{"email":"bench@example.com","password":"load-test-password"}' >/dev/null
   token=$(curl -fs -X POST "$base/api/v1/auth/login" -H 'Content-Type: application/json' \
-    -d '{"email":"load@example.com","password":"load-test-password"}' | sed -E 's/.*"access_token":"([^"]+)".*/\1/')
+    -d '{"email":"bench@example.com","password":"load-test-password"}' | sed -E 's/.*"access_token":"([^"]+)".*/\1/')
   for i in $(seq 1 50); do
     curl -fs -X POST "$base/api/v1/items" -H "Authorization: Bearer $token" -H 'Content-Type: application/json' \
       -d "{\"title\":\"item $i\",\"description\":\"a description\"}" >/dev/null
