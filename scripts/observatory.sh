@@ -49,7 +49,7 @@ pids+=($!)
 mkdir -p "$work/nginx/certs" "$work/nginx/logs"
 cp -r nginx/snippets nginx/html "$work/nginx/"
 cp /etc/nginx/mime.types "$work/nginx/"
-sed -e 's/server api:8080;/server 127.0.0.1:18080;/' \
+sed -e 's/server api:8080[^;]*;/server 127.0.0.1:18080;/' \
     -e 's/listen 8080;/listen 127.0.0.1:80;/' \
     -e 's/listen 8443 ssl http2;/listen 127.0.0.1:443 ssl http2;/' \
     -e "s|pid /tmp/nginx.pid;|pid $work/nginx/nginx.pid;|" \
@@ -66,10 +66,16 @@ nginx=$(command -v nginx || echo /usr/sbin/nginx)
 "$nginx" -p "$work/nginx" -c "$work/nginx/nginx.conf" -g 'daemon off;' >"$work/nginx.log" 2>&1 &
 pids+=($!)
 
+up=""
 for _ in $(seq 1 100); do
-  curl -fsS -o /dev/null http://127.0.0.1:18080/api/v1/health 2>/dev/null && curl -fsS -o /dev/null http://127.0.0.1/nginx-health 2>/dev/null && break
+  curl -fsS -o /dev/null http://127.0.0.1:18080/api/v1/health 2>/dev/null && curl -fsS -o /dev/null http://127.0.0.1/nginx-health 2>/dev/null && up=1 && break
   sleep 0.2
 done
+if [ -z "$up" ]; then
+  echo "the service or nginx did not start:" >&2
+  tail -5 "$work/api.log" "$work/nginx.log" >&2
+  exit 1
+fi
 
 status=0
 for p in "${paths[@]}"; do
