@@ -20,15 +20,18 @@ import (
 
 // config is every setting the service reads, parsed once at start.
 type config struct {
-	Env          string // development | production
-	Host         string // the listen address; "" is every interface
-	Port         int
-	DatabaseURL  string
-	LogLevel     slog.Level
-	DocsEnabled  bool
-	CORSOrigins  []string
-	TrustedProxy []netip.Prefix
-	MaxBodyBytes int64
+	Env         string // development | production
+	Host        string // the listen address; "" is every interface
+	Port        int
+	DatabaseURL string
+	LogLevel    slog.Level
+	DocsEnabled bool
+	// ServeFrontend: development serves nginx/html at / itself, so the
+	// links in mails open a working page without nginx.
+	ServeFrontend bool
+	CORSOrigins   []string
+	TrustedProxy  []netip.Prefix
+	MaxBodyBytes  int64
 
 	SessionTTL      time.Duration
 	SessionIdle     time.Duration
@@ -293,6 +296,7 @@ func loadConfig(lookup lookupEnv) (config, error) {
 		}
 	}
 	c.DocsEnabled = e.boolean("DOCS_ENABLED", !prod)
+	c.ServeFrontend = !prod
 	c.CORSOrigins = e.list("CORS_ALLOWED_ORIGINS")
 	if !prod && !e.set("CORS_ALLOWED_ORIGINS") {
 		c.CORSOrigins = devCORSOrigins
@@ -393,7 +397,13 @@ func loadConfig(lookup lookupEnv) (config, error) {
 	}
 	c.FrontendURL = e.str("FRONTEND_URL", "")
 	if c.FrontendURL == "" && !prod {
-		c.FrontendURL = "http://localhost:5173"
+		// Development serves the frontend itself: links point back here
+		// (at the loopback when HOST is every interface, or is refused).
+		host := c.Host
+		if _, err := netip.ParseAddr(host); err != nil && host != "localhost" {
+			host = "127.0.0.1"
+		}
+		c.FrontendURL = "http://" + net.JoinHostPort(host, strconv.Itoa(c.Port))
 	}
 	if c.FrontendURL != "" {
 		if u, err := url.Parse(c.FrontendURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
@@ -571,6 +581,7 @@ func (c config) LogValue() slog.Value {
 		slog.String("database_url", redactDSN(c.DatabaseURL)),
 		slog.String("log_level", c.LogLevel.String()),
 		slog.Bool("docs_enabled", c.DocsEnabled),
+		slog.Bool("serve_frontend", c.ServeFrontend),
 		slog.String("cors_allowed_origins", origins),
 		slog.String("trusted_proxies", strings.Join(proxies, ",")),
 		slog.Int64("max_body_bytes", c.MaxBodyBytes),

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"encoding/json"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -132,17 +131,7 @@ func TestDocsPageInChromium(t *testing.T) {
 func TestDocsTryItOutInChromium(t *testing.T) {
 	needTool(t, "chromium")
 	node := needTool(t, "node")
-	home, _ := os.UserHomeDir()
-	pw := filepath.Join(home, ".cache", "backend-e2e", "node_modules", "playwright-core")
-	if dir := os.Getenv("E2E_NODE_DIR"); dir != "" {
-		pw = filepath.Join(dir, "node_modules", "playwright-core")
-	}
-	if _, err := os.Stat(filepath.Join(pw, "index.mjs")); err != nil {
-		if os.Getenv("E2E_REQUIRED") != "" {
-			t.Fatalf("playwright-core is not installed at %s (scripts/test-deps.sh installs it)", pw)
-		}
-		t.Skip("playwright-core is not installed; run make test")
-	}
+	pw := filepath.Join(e2eNodeDir(t), "node_modules", "playwright-core")
 	_, dsn := newTestDB(t)
 	rn := startRun(t, map[string]string{"DATABASE_URL": dsn, "SHUTDOWN_DELAY": "0s"})
 	waitReady(t, rn.url())
@@ -157,31 +146,5 @@ func TestDocsTryItOutInChromium(t *testing.T) {
 	cmd := exec.Command(node, "testdata/docs_e2e.mjs", pw, rn.url())
 	cmd.Env = append(os.Environ(), "HOME="+t.TempDir(), "DOCS_SCREENSHOT="+os.Getenv("DOCS_SCREENSHOT"),
 		"DOCS_MFA_EMAIL="+mfaEmail, "DOCS_MFA_PASSWORD="+mfaPassword, "DOCS_MFA_SECRET="+start.str("secret"))
-	out, err := cmd.Output()
-	if err != nil {
-		t.Fatalf("the browser driver: %v\n%s", err, out)
-	}
-	var res struct {
-		Steps []struct {
-			Step   string
-			Width  int
-			OK     bool
-			Detail any
-		}
-		Problems []string
-	}
-	if err := json.Unmarshal(out, &res); err != nil {
-		t.Fatalf("driver output %q: %v", out, err)
-	}
-	if len(res.Problems) > 0 {
-		t.Fatalf("errors on the page: %v", res.Problems)
-	}
-	if len(res.Steps) < 10 {
-		t.Fatalf("only %d steps ran: %+v", len(res.Steps), res.Steps)
-	}
-	for _, s := range res.Steps {
-		if !s.OK {
-			t.Errorf("%s (width %d): %v", s.Step, s.Width, s.Detail)
-		}
-	}
+	runDriver(t, cmd, 10)
 }

@@ -17,7 +17,6 @@ func TestProblemDocuments(t *testing.T) {
 		code   string
 	}{
 		{"unknown route", req{method: "GET", path: "/api/v1/nope"}, 404, "not_found"},
-		{"unknown route outside the api", req{method: "GET", path: "/"}, 404, "not_found"},
 		{"wrong method", req{method: "PUT", path: "/api/v1/items"}, 405, "method_not_allowed"},
 		{"malformed json", req{method: "POST", path: "/api/v1/items", token: token, body: `{"title":`}, 400, "bad_request"},
 		{"syntax error", req{method: "POST", path: "/api/v1/items", token: token, body: `{"title" "x"}`}, 400, "bad_request"},

@@ -132,8 +132,13 @@ func addRoutes(mux *http.ServeMux, logger *slog.Logger, cfg config, d serverDeps
 		handle("GET /api/v1/openapi.json", handleOpenAPI(d.health.version))
 		handle("GET /docs", handleDocs())
 	}
-	// Everything else: a 404 or 405 problem (see handleNoRoute).
-	mux.Handle("/", handleNoRoute(mux))
+	// Everything else: in development a page of the frontend; else a 404
+	// or 405 problem (see handleNoRoute).
+	var frontend http.Handler
+	if cfg.ServeFrontend {
+		frontend = handleFrontend()
+	}
+	mux.Handle("/", handleNoRoute(mux, frontend))
 	return patterns
 }
 
@@ -146,12 +151,19 @@ func routeRecorder(mux *http.ServeMux) http.Handler {
 	})
 }
 
-// handleNoRoute answers every request no pattern matched. A catch-all route
-// hides ServeMux's own 405, so the allowed methods are found by asking the
-// mux about the same path with each method.
-func handleNoRoute(mux *http.ServeMux) http.Handler {
+// handleNoRoute answers every request no pattern matched: a page read
+// outside the service's own paths (/api/, /docs: a 404 problem when docs are
+// off) goes to frontend when it is served (development); else a catch-all
+// route hides ServeMux's own 405, so the allowed methods are found by asking
+// the mux about the same path with each method.
+func handleNoRoute(mux *http.ServeMux, frontend http.Handler) http.Handler {
 	methods := []string{http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete}
 	return apiFunc(func(w http.ResponseWriter, r *http.Request) error {
+		page := !strings.HasPrefix(r.URL.Path, "/api/") && r.URL.Path != "/docs"
+		if frontend != nil && page && (r.Method == http.MethodGet || r.Method == http.MethodHead) {
+			frontend.ServeHTTP(w, r)
+			return nil
+		}
 		var allow []string
 		for _, m := range methods {
 			probe := &http.Request{Method: m, URL: r.URL, Host: r.Host, Header: http.Header{}}

@@ -15,6 +15,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -260,10 +261,11 @@ func TestMailFlowsEndToEnd(t *testing.T) {
 	}
 }
 
-// Development with no SMTP_HOST logs each mail with its link instead.
+// Development with no SMTP_HOST logs each mail with its link instead; the
+// link opens the service's own page (it serves the frontend).
 func TestDevelopmentLogsMail(t *testing.T) {
 	_, dsn := newTestDB(t)
-	rn := startRun(t, map[string]string{"DATABASE_URL": dsn, "SHUTDOWN_DELAY": "0s"})
+	rn := startRun(t, map[string]string{"DATABASE_URL": dsn, "SHUTDOWN_DELAY": "0s", "PORT": strconv.Itoa(freePort(t))})
 	waitReady(t, rn.url())
 	expectStatus(t, doRequest(t, rn.url(), req{method: "POST", path: "/api/v1/auth/register", body: map[string]any{"email": "dev@example.com", "password": "password-123"}}), 201)
 	deadline := time.Now().Add(10 * time.Second)
@@ -274,11 +276,15 @@ func TestDevelopmentLogsMail(t *testing.T) {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	if line == nil || !strings.Contains(toJSON(line["links"]), "http://localhost:5173/verify-email#token=") {
+	if line == nil || !strings.Contains(toJSON(line["links"]), rn.url()+"/verify-email#token=") {
 		t.Fatalf("development mail line: %v", line)
 	}
 	link := line["links"].([]any)[0].(string)
 	u, _ := url.Parse(link)
+	page := doRequest(t, rn.url(), req{method: "GET", path: u.Path})
+	if page.status != 200 || !strings.Contains(string(page.body), `<script type="module"`) {
+		t.Fatalf("the mailed link's page: %d %.200s", page.status, page.body)
+	}
 	expectStatus(t, doRequest(t, rn.url(), req{method: "POST", path: "/api/v1/auth/verify-email", body: map[string]any{"token": strings.TrimPrefix(u.Fragment, "token=")}}), 204)
 }
 

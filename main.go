@@ -240,8 +240,12 @@ func serve(ctx context.Context, logger *slog.Logger, cfg config, ver, rev string
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(ln) }()
 	logger.Info("listening", "addr", ln.Addr().String())
+	here := "http://" + net.JoinHostPort(browsable(cfg.Host), strconv.Itoa(ln.Addr().(*net.TCPAddr).Port))
+	if cfg.ServeFrontend {
+		logger.Info("frontend", "url", here+"/")
+	}
 	if cfg.DocsEnabled {
-		logger.Info("API reference", "url", "http://"+net.JoinHostPort(browsable(cfg.Host), strconv.Itoa(ln.Addr().(*net.TCPAddr).Port))+"/docs")
+		logger.Info("API reference", "url", here+"/docs")
 	}
 
 	select {

@@ -136,6 +136,9 @@ func TestRunServesMigratesAndStops(t *testing.T) {
 	if docs := rn.logs.linesWith(t, "msg", "API reference"); len(docs) != 1 || docs[0]["url"] != rn.url()[:len("http://")]+"127.0.0.1:"+strconv.Itoa(rn.port)+"/docs" {
 		t.Fatalf("the docs line: %v", docs)
 	}
+	if page := rn.logs.linesWith(t, "msg", "frontend"); len(page) != 1 || page[0]["url"] != rn.url()+"/" {
+		t.Fatalf("the frontend line: %v", page)
+	}
 	if contains(rn.logs.String(), "changethis") || contains(rn.logs.String(), r.str("access_token")) {
 		t.Fatal("a secret reached the log")
 	}

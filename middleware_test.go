@@ -95,7 +95,7 @@ func TestSecurityHeadersOnEveryAnswer(t *testing.T) {
 	for _, r := range []req{
 		{method: "GET", path: "/api/v1/health/live"},
 		{method: "GET", path: "/api/v1/items"},
-		{method: "GET", path: "/nowhere"},
+		{method: "GET", path: "/api/v1/nowhere"},
 		{method: "PUT", path: "/api/v1/items"},
 		{method: "POST", path: "/api/v1/auth/login", body: "{"},
 	} {

@@ -194,6 +194,11 @@ func TestComposeFiles(t *testing.T) {
 		t.Fatalf("nginx depends_on: %v", dep)
 	}
 	ngx := services["nginx"].(map[string]any)
+	// nginx is the frontend's image too: non-root, read-only, the pages mounted read-only.
+	if !strings.Contains(fmt.Sprint(ngx["image"]), "nginx-unprivileged") || ngx["read_only"] != true || fmt.Sprint(ngx["cap_drop"]) != "[ALL]" ||
+		!strings.Contains(fmt.Sprint(ngx["security_opt"]), "no-new-privileges") || !strings.Contains(fmt.Sprint(ngx["volumes"]), "/etc/nginx/html") {
+		t.Fatalf("nginx hardening: %v", ngx)
+	}
 	if ports := fmt.Sprint(ngx["ports"]); !strings.Contains(ports, "127.0.0.1:80:8080") || !strings.Contains(ports, "127.0.0.1:443:8443") || !strings.Contains(fmt.Sprint(ngx["volumes"]), "nginx/certs") {
 		t.Fatalf("with no .env, nginx must publish 80 and 443 on this machine only, and mount the certificates: %v", ngx)
 	}

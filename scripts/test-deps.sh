@@ -3,8 +3,8 @@
 # missing (nginx, chromium, docker-compose, openssl, oathtool as an
 # independent TOTP; promtool from
 # prometheus and a real SMTP server from python3-aiosmtpd, both without
-# recommends, so no daemon of theirs starts), playwright-core from npm, and
-# starts PostgreSQL.
+# recommends, so no daemon of theirs starts), playwright-core and axe-core
+# from npm, and starts PostgreSQL.
 set -euo pipefail
 here=$(dirname "$0")
 "$here/ensure-postgres.sh"
@@ -31,11 +31,13 @@ if [ $((${#missing[@]} + ${#bare[@]})) -gt 0 ]; then
 fi
 
 # playwright-core (no browser download: it drives Debian's chromium) for the
-# docs page test, installed once into a cache outside the repository.
+# docs and frontend tests, and axe-core for the frontend's accessibility
+# check, installed once into a cache outside the repository.
 pw="${E2E_NODE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/backend-e2e}"
-if [ ! -f "$pw/node_modules/playwright-core/index.mjs" ]; then
-  command -v npm >/dev/null 2>&1 || { echo "the docs test needs node and npm" >&2; exit 1; }
+if [ ! -f "$pw/node_modules/playwright-core/index.mjs" ] || [ ! -f "$pw/node_modules/axe-core/axe.min.js" ]; then
+  command -v npm >/dev/null 2>&1 || { echo "the browser tests need node and npm" >&2; exit 1; }
   mkdir -p "$pw"
-  (cd "$pw" && npm init -y >/dev/null && PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm install --no-audit --no-fund playwright-core@1.65.1 >/dev/null)
+  [ -f "$pw/package.json" ] || (cd "$pw" && npm init -y >/dev/null)
+  (cd "$pw" && PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm install --no-audit --no-fund playwright-core@1.65.1 axe-core@4.14.1 >/dev/null)
 fi
 

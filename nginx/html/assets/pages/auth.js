@@ -1,0 +1,202 @@
+// Signing in (with the second step when the account has one), signing up,
+// and the pages mailed links open: recover, reset, verify.
+import { api, Problem } from "../api.js";
+import { h, field, form } from "../dom.js";
+
+const passwordHint = "8 to 128 characters. Not a common password, and not your email or part of it.";
+
+export function loginPage(app) {
+  const card = h("section", { class: "card narrow" });
+  const title = h("h1", { text: "Sign in" });
+  const notice = h("div", { role: "status", "aria-live": "polite" });
+
+  const passwordStep = form({
+    label: "Sign in",
+    submit: "Sign in",
+    fields: [
+      field("email", "Email", { type: "email", autocomplete: "username", required: true, value: app.prefill.email || "" }),
+      field("password", "Password", { type: "password", autocomplete: "current-password", required: true }),
+    ],
+    async onSubmit(v) {
+      notice.replaceChildren();
+      try {
+        await api("POST", "/auth/login?session=cookie", { email: v.email, password: v.password }, { signIn: true });
+      } catch (p) {
+        if (p instanceof Problem && p.code === "mfa_required") return showCodeStep(p);
+        if (p instanceof Problem && p.code === "email_unverified") return offerResend(v.email, p);
+        throw p;
+      }
+      app.prefill = {};
+      await app.signedIn();
+    },
+  });
+
+  // The second step: the password was right; a code finishes it.
+  function showCodeStep(p) {
+    const codeStep = form({
+      label: "Two-factor code",
+      submit: "Verify",
+      fields: [
+        h("p", { text: p.detail }),
+        field("code", "Code from your authenticator app, or a recovery code", {
+          autocomplete: "one-time-code", required: true, spellcheck: "false", autocapitalize: "none",
+        }),
+      ],
+      extra: [h("button", { type: "button", class: "secondary", text: "Start over", onclick: startOver })],
+      async onSubmit(v) {
+        await api("POST", "/auth/login/mfa?session=cookie", { mfa_token: p.mfaToken, code: v.code.trim() }, { signIn: true });
+        await app.signedIn();
+      },
+    });
+    title.textContent = "Two-factor sign-in";
+    passwordStep.replaceWith(codeStep);
+    codeStep.elements.namedItem("code").focus();
+    function startOver() {
+      title.textContent = "Sign in";
+      codeStep.replaceWith(passwordStep);
+      passwordStep.elements.namedItem("password").value = "";
+      passwordStep.elements.namedItem("password").focus();
+    }
+  }
+
+  function offerResend(email, p) {
+    notice.replaceChildren(
+      h("p", { class: "alert", text: p.detail }),
+      h("button", { type: "button", class: "secondary", text: "Send a new link", onclick: async (e) => {
+        e.target.disabled = true;
+        try {
+          const doc = await api("POST", "/auth/verify-email/resend", { email });
+          notice.replaceChildren(h("p", { class: "success", text: doc.detail }));
+        } catch (err) {
+          notice.replaceChildren(h("p", { class: "alert", text: err.detail || String(err) }));
+        }
+      } }),
+    );
+  }
+
+  card.append(title, notice, passwordStep,
+    h("p", {}, h("a", { href: "/recover-password", text: "Forgot your password?" })),
+    h("p", {}, "No account yet? ", h("a", { href: "/signup", text: "Sign up" })));
+  return card;
+}
+
+export function signupPage(app) {
+  return h("section", { class: "card narrow" },
+    h("h1", { text: "Sign up" }),
+    form({
+      label: "Sign up",
+      submit: "Create account",
+      fields: [
+        field("full_name", "Full name (optional)", { autocomplete: "name" }),
+        field("email", "Email", { type: "email", autocomplete: "email", required: true }),
+        field("password", "Password", { type: "password", autocomplete: "new-password", required: true, hint: passwordHint }),
+        field("confirm", "Repeat the password", { type: "password", autocomplete: "new-password", required: true }),
+      ],
+      async onSubmit(v) {
+        if (v.password !== v.confirm) throw mismatch("confirm");
+        await api("POST", "/auth/register", { email: v.email, password: v.password, full_name: v.full_name.trim() || null });
+        app.prefill = { email: v.email.trim().toLowerCase() };
+        app.navigate("/login", { flash: "Your account is ready. We mailed you a link to confirm your address; sign in meanwhile." });
+      },
+    }),
+    h("p", {}, "Have an account? ", h("a", { href: "/login", text: "Sign in" })));
+}
+
+// mismatch is the page's own 422 for a repeated password that differs.
+function mismatch(name) {
+  return new Problem(422, { detail: "The two passwords differ.", errors: [{ field: name, message: "does not match the password above" }] });
+}
+
+export function recoverPage() {
+  const done = h("div", { role: "status", "aria-live": "polite" });
+  return h("section", { class: "card narrow" },
+    h("h1", { text: "Recover your password" }),
+    h("p", { text: "We will mail a link to choose a new password to the address, if it has an account." }),
+    done,
+    form({
+      label: "Recover your password",
+      submit: "Mail me a link",
+      fields: [field("email", "Email", { type: "email", autocomplete: "email", required: true })],
+      async onSubmit(v) {
+        const doc = await api("POST", "/auth/password-recovery", { email: v.email });
+        done.replaceChildren(h("p", { class: "success", text: doc.detail }));
+      },
+    }),
+    h("p", {}, h("a", { href: "/login", text: "Back to sign in" })));
+}
+
+// tokenFromLink reads the token a mailed link carries in its fragment
+// (never sent to a server nor in a Referer), and takes it out of the
+// address bar and the history.
+function tokenFromLink() {
+  const token = new URLSearchParams(location.hash.slice(1)).get("token") || "";
+  if (location.hash) history.replaceState(null, "", location.pathname);
+  return token;
+}
+
+export function resetPage(app) {
+  const token = tokenFromLink();
+  const card = h("section", { class: "card narrow" }, h("h1", { text: "Choose a new password" }));
+  if (!token) {
+    card.append(h("p", { text: "This page opens from the link we mail. " }, h("a", { href: "/recover-password", text: "Ask for a link" })));
+    return card;
+  }
+  card.append(form({
+    label: "Choose a new password",
+    submit: "Change password",
+    fields: [
+      field("new_password", "New password", { type: "password", autocomplete: "new-password", required: true, hint: passwordHint }),
+      field("confirm", "Repeat the new password", { type: "password", autocomplete: "new-password", required: true }),
+    ],
+    async onSubmit(v) {
+      if (v.new_password !== v.confirm) throw mismatch("confirm");
+      try {
+        await api("POST", "/auth/password-reset", { token, new_password: v.new_password });
+      } catch (p) {
+        if (p instanceof Problem && p.code === "invalid_token") {
+          p.detail += " You can ask for a new link on the recovery page.";
+        }
+        throw p;
+      }
+      app.me = null;
+      app.navigate("/login", { flash: "Your password is changed, and every session was signed out. Sign in with the new one." });
+    },
+  }), h("p", {}, h("a", { href: "/recover-password", text: "Ask for a new link" })));
+  return card;
+}
+
+export async function verifyPage(app) {
+  const token = tokenFromLink();
+  const card = h("section", { class: "card narrow" }, h("h1", { text: "Verify your email" }));
+  if (!token) {
+    card.append(h("p", { text: "This page opens from the link we mail to confirm an address." }));
+    return card;
+  }
+  try {
+    await api("POST", "/auth/verify-email", { token });
+  } catch (p) {
+    if (!(p instanceof Problem) || p.code !== "invalid_token") throw p;
+    card.append(h("p", { class: "alert", role: "alert", text: p.detail }), resendForm(app));
+    return card;
+  }
+  if (app.me) await app.refreshMe();
+  card.append(h("p", { class: "success", role: "status", text: "Your email address is verified." }),
+    h("p", {}, h("a", { href: app.me ? "/" : "/login", text: app.me ? "Go to the dashboard" : "Sign in" })));
+  return card;
+}
+
+// resendForm mails a fresh verification link: to the signed-in account, or
+// to an address typed here.
+function resendForm(app) {
+  const done = h("div", { role: "status", "aria-live": "polite" });
+  const fields = app.me ? [] : [field("email", "Email", { type: "email", autocomplete: "email", required: true })];
+  return h("div", {}, done, form({
+    label: "Send a new link",
+    submit: "Send a new link",
+    fields,
+    async onSubmit(v) {
+      const doc = app.me ? await api("POST", "/users/me/verify-email") : await api("POST", "/auth/verify-email/resend", { email: v.email });
+      done.replaceChildren(h("p", { class: "success", text: (doc && doc.detail) || "A new link is on its way." }));
+    },
+  }));
+}

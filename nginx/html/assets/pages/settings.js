@@ -1,0 +1,243 @@
+// Settings: profile, email, password, sessions, two-factor sign-in and its
+// recovery codes, deleting the account.
+import { api } from "../api.js";
+import { h, field, form, confirmButton, when } from "../dom.js";
+
+export async function settingsPage(app) {
+  return [
+    h("h1", { text: "Settings" }),
+    h("div", { class: "stack" },
+      section("Profile", profile(app)),
+      section("Email", email(app)),
+      section("Password", password()),
+      section("Two-factor sign-in", await twoFactor(app)),
+      section("Sessions", await sessions()),
+      section("Delete account", deleteAccount(app))),
+  ];
+}
+
+let n = 0;
+function section(title, ...content) {
+  const id = "settings-" + ++n;
+  return h("section", { class: "card", "aria-labelledby": id }, h("h2", { id, text: title }), content);
+}
+
+function saved(text) {
+  return h("p", { class: "success", role: "status", text });
+}
+
+function profile(app) {
+  const done = h("div", {});
+  return [done, form({
+    label: "Profile",
+    submit: "Save profile",
+    fields: [field("full_name", "Full name", { autocomplete: "name", value: app.me.full_name || "" })],
+    async onSubmit(v) {
+      app.me = await api("PATCH", "/users/me", { full_name: v.full_name.trim() || null });
+      done.replaceChildren(saved("Your profile is saved."));
+    },
+  })];
+}
+
+function email(app) {
+  const done = h("div", {});
+  return [
+    h("p", {}, "Now: ", h("strong", { text: app.me.email }), app.me.email_verified ? " (verified)" : " (not verified)"),
+    done,
+    form({
+      label: "Change email",
+      submit: "Change email",
+      fields: [
+        field("email", "New email", { type: "email", autocomplete: "email", required: true }),
+        field("current_password", "Current password", { type: "password", autocomplete: "current-password", required: true,
+          hint: "Changing the email signs out your other sessions; we mail a link to confirm the new address." }),
+      ],
+      async onSubmit(v, f) {
+        app.me = await api("PATCH", "/users/me", { email: v.email, current_password: v.current_password });
+        f.reset();
+        done.replaceChildren(saved(`Your email is now ${app.me.email}. Follow the link we mailed there to confirm it.`));
+      },
+    }),
+  ];
+}
+
+function password() {
+  const done = h("div", {});
+  return [done, form({
+    label: "Change password",
+    submit: "Change password",
+    fields: [
+      field("current_password", "Current password", { type: "password", autocomplete: "current-password", required: true }),
+      field("new_password", "New password", { type: "password", autocomplete: "new-password", required: true,
+        hint: "8 to 128 characters. Not a common password, and not your email or part of it. Your other sessions are signed out." }),
+    ],
+    async onSubmit(v, f) {
+      await api("POST", "/users/me/password", v);
+      f.reset();
+      done.replaceChildren(saved("Your password is changed; your other sessions are signed out."));
+    },
+  })];
+}
+
+async function sessions() {
+  const list = h("ul", { class: "list", "aria-label": "Your sessions" });
+  const status = h("div", { role: "status", "aria-live": "polite" });
+  async function load() {
+    let page;
+    try {
+      page = await api("GET", "/users/me/sessions?limit=100");
+    } catch (err) {
+      if (err.handled) throw err;
+      list.replaceChildren(h("li", { class: "muted", text: err.detail }));
+      return;
+    }
+    list.replaceChildren(...page.data.map((s) => h("li", {},
+      h("div", { class: "row" },
+        h("span", { class: "title", text: agent(s.user_agent) }),
+        s.current ? h("span", { class: "badge", text: "This device" }) : confirmButton("Sign out", "Sign out this session", async () => {
+          await act(() => api("DELETE", `/users/me/sessions/${s.id}`), "That session is signed out.");
+        })),
+      h("p", { class: "muted desc", text: `From ${s.client_ip} · signed in ${when(s.created_at)} · last used ${when(s.last_used_at)}${s.mfa ? " · with a second factor" : ""}` }))));
+  }
+  async function act(call, message) {
+    try {
+      await call();
+      status.replaceChildren(saved(message));
+    } catch (err) {
+      if (!err.handled) status.replaceChildren(h("p", { class: "alert", text: err.detail || String(err) }));
+    }
+    await load();
+  }
+  await load();
+  return [status, list, h("div", { class: "actions" },
+    confirmButton("Sign out all other sessions", "Sign out every other session", () => act(() => api("DELETE", "/users/me/sessions"), "Every other session is signed out.")))];
+}
+
+// agent is a short name for a User-Agent: the browser and the system.
+function agent(ua) {
+  if (!ua) return "Unknown device";
+  const browser = /(Firefox|Edg|Chrome|Safari)\/[\d.]+/.exec(ua);
+  const system = /(Windows|Android|iPhone|iPad|Mac OS X|Linux)/.exec(ua);
+  if (!browser) return ua.slice(0, 60);
+  const name = { Edg: "Edge" }[browser[1]] || browser[1];
+  return system ? `${name} on ${system[1].replace("Mac OS X", "macOS")}` : name;
+}
+
+// twoFactor is the second factor's section: set up when off (password,
+// then the app's code), new recovery codes or off when on.
+async function twoFactor(app) {
+  const box = h("div", {});
+  const draw = () => box.replaceChildren(...(app.me.mfa_enabled ? on() : off()));
+
+  function off() {
+    return [
+      h("p", { text: "Off. With it on, signing in takes your password and a 6-digit code from an authenticator app on your phone." }),
+      form({
+        label: "Set up an authenticator app",
+        submit: "Set up an authenticator app",
+        fields: [field("current_password", "Current password", { type: "password", autocomplete: "current-password", required: true })],
+        async onSubmit(v) {
+          const enrolment = await api("POST", "/users/me/mfa/totp", v);
+          box.replaceChildren(...pending(enrolment));
+          box.querySelector("h3").focus();
+        },
+      }),
+    ];
+  }
+
+  function pending(enrolment) {
+    const uri = h("input", { id: "otpauth-uri", readonly: true, value: enrolment.otpauth_uri, class: "code" });
+    const copied = h("span", { role: "status", "aria-live": "polite" });
+    return [
+      h("h3", { tabindex: "-1", text: "Add this account to your authenticator app" }),
+      h("p", { text: "In the app, add an account by key and type this key (spaces do not matter):" }),
+      h("p", {}, h("code", { id: "totp-secret", text: enrolment.secret.match(/.{1,4}/g).join(" ") })),
+      h("div", { class: "field" }, h("label", { for: "otpauth-uri", text: "Or paste this setup link into an app that takes one" }), uri),
+      h("div", { class: "actions" }, h("button", { type: "button", class: "secondary", text: "Copy the setup link", onclick: async () => {
+        try {
+          await navigator.clipboard.writeText(enrolment.otpauth_uri);
+          copied.textContent = "Copied.";
+        } catch {
+          uri.select();
+          copied.textContent = "Select and copy the link above.";
+        }
+      } }), copied),
+      form({
+        label: "Confirm the app",
+        submit: "Turn on two-factor sign-in",
+        fields: [field("code", "The 6-digit code the app shows now", { autocomplete: "one-time-code", inputmode: "numeric", required: true, maxlength: 6 })],
+        async onSubmit(v) {
+          const doc = await api("POST", "/users/me/mfa/totp/confirm", { code: v.code.trim() });
+          app.me = await api("GET", "/users/me");
+          box.replaceChildren(...codes(doc.recovery_codes, "Two-factor sign-in is on."));
+          box.querySelector("h3").focus();
+        },
+      }),
+    ];
+  }
+
+  function codes(list, heading) {
+    return [
+      h("h3", { tabindex: "-1", text: heading }),
+      h("p", { text: "These recovery codes sign you in once each if you lose your phone. Keep them somewhere safe now: they are shown only this once." }),
+      h("ol", { class: "codes", "aria-label": "Recovery codes" }, list.map((c) => h("li", { text: c }))),
+      h("div", { class: "actions" },
+        h("button", { type: "button", class: "secondary", text: "Copy the codes", onclick: () => navigator.clipboard.writeText(list.join("\n")).catch(() => {}) }),
+        h("button", { type: "button", text: "I have saved them", onclick: draw })),
+    ];
+  }
+
+  function on() {
+    const factorFields = () => [
+      field("current_password", "Current password", { type: "password", autocomplete: "current-password", required: true }),
+      field("code", "Code from your app, or a recovery code", { autocomplete: "one-time-code", required: true }),
+    ];
+    return [
+      h("p", { text: "On: signing in takes your password and a code from your authenticator app." }),
+      h("h3", { text: "New recovery codes" }),
+      form({
+        label: "New recovery codes",
+        submit: "Make new recovery codes",
+        fields: factorFields(),
+        async onSubmit(v) {
+          const doc = await api("POST", "/users/me/mfa/recovery-codes", { current_password: v.current_password, code: v.code.trim() });
+          box.replaceChildren(...codes(doc.recovery_codes, "New recovery codes: the old ones no longer work."));
+          box.querySelector("h3").focus();
+        },
+      }),
+      h("h3", { text: "Turn it off" }),
+      form({
+        label: "Turn two-factor sign-in off",
+        submit: "Turn two-factor sign-in off",
+        fields: factorFields(),
+        async onSubmit(v) {
+          await api("DELETE", "/users/me/mfa", { current_password: v.current_password, code: v.code.trim() });
+          app.me = await api("GET", "/users/me");
+          draw();
+        },
+      }),
+    ];
+  }
+
+  draw();
+  return box;
+}
+
+function deleteAccount(app) {
+  const status = h("div", { role: "alert" });
+  if (app.me.is_superuser) return h("p", { class: "muted", text: "A superuser cannot delete their own account; another superuser can." });
+  return [
+    h("p", { text: "Your account, its items and its sessions are deleted at once. This cannot be undone." }),
+    status,
+    confirmButton("Delete my account", "Yes, delete my account and items", async () => {
+      try {
+        await api("DELETE", "/users/me");
+      } catch (err) {
+        if (!err.handled) status.replaceChildren(h("p", { class: "alert", text: err.detail || String(err) }));
+        return;
+      }
+      app.me = null;
+      app.navigate("/login", { flash: "Your account is deleted." });
+    }),
+  ];
+}
