@@ -192,6 +192,21 @@ try {
   await page.getByRole("button", { name: /^Delete (Second|Renamed) item$/ }).click();
   await page.getByText("1 item in all").waitFor();
   step("items: deleted one after confirming", true);
+  // A 5xx: the page shows the detail and the request id, and keeps what was
+  // typed. The answer is faked in the browser (the service's own 500s are
+  // tested in Go), as nginx or the service would send it.
+  const rid = "0123456789abcdef0123456789abcdef";
+  await page.route("**/api/v1/items", (route) => route.request().method() !== "POST" ? route.fallback() : route.fulfill({
+    status: 500, contentType: "application/problem+json", headers: { "X-Request-ID": rid },
+    body: JSON.stringify({ type: "about:blank", title: "Internal Server Error", status: 500, detail: "The service failed; it has been logged.",
+      instance: "/api/v1/items", code: "internal", request_id: rid }),
+  }));
+  await page.getByLabel("Title").fill("Kept through a failure");
+  await page.getByRole("button", { name: "Create item" }).click();
+  step("a 5xx shows its request id and keeps what was typed", await shows(page.getByText(`tell us this request id: ${rid}`)) &&
+    await page.getByLabel("Title").inputValue() === "Kept through a failure");
+  await page.unroute("**/api/v1/items");
+  await page.getByLabel("Title").fill("");
   await shot(page, "items", 1280);
   await axe(page, "items", 1280);
 
