@@ -16,6 +16,7 @@
 # Bounded: DURATION seconds a run, loopback only. Needs wrk and psql.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. scripts/fixture.sh
 REV=${1:-HEAD}
 DURATION=${DURATION:-5}
 ROUNDS=${ROUNDS:-4}
@@ -55,14 +56,7 @@ start() {
     sleep 0.1
   done
   curl -fs "$base/api/v1/health" >/dev/null || { echo "the $1 server did not start:" >&2; cat "$work/$1.log" >&2; exit 1; }
-  curl -fs -X POST "$base/api/v1/auth/register" -H 'Content-Type: application/json' \
-    -d '{"email":"bench@example.com","password":"load-test-password"}' >/dev/null
-  token=$(curl -fs -X POST "$base/api/v1/auth/login" -H 'Content-Type: application/json' \
-    -d '{"email":"bench@example.com","password":"load-test-password"}' | sed -E 's/.*"access_token":"([^"]+)".*/\1/')
-  for i in $(seq 1 50); do
-    curl -fs -X POST "$base/api/v1/items" -H "Authorization: Bearer $token" -H 'Content-Type: application/json' \
-      -d "{\"title\":\"item $i\",\"description\":\"a description\"}" >/dev/null
-  done
+  token=$(fixture "$base")
   echo "$token" >"$work/$1.token"
 }
 start old "$PORT"

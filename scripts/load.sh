@@ -15,6 +15,7 @@
 # DURATION seconds per run, loopback only. Needs wrk and psql.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. scripts/fixture.sh
 DURATION=${DURATION:-5}
 ROUNDS=${ROUNDS:-3}
 CONNECTIONS=${CONNECTIONS:-32}
@@ -53,14 +54,7 @@ for _ in $(seq 1 100); do
   sleep 0.1
 done
 
-curl -fs -X POST "$base/api/v1/auth/register" -H 'Content-Type: application/json' \
-  -d '{"email":"bench@example.com","password":"load-test-password"}' >/dev/null
-token=$(curl -fs -X POST "$base/api/v1/auth/login" -H 'Content-Type: application/json' \
-  -d '{"email":"bench@example.com","password":"load-test-password"}' | sed -E 's/.*"access_token":"([^"]+)".*/\1/')
-for i in $(seq 1 50); do
-  curl -fs -X POST "$base/api/v1/items" -H "Authorization: Bearer $token" -H 'Content-Type: application/json' \
-    -d "{\"title\":\"item $i\",\"description\":\"a description\"}" >/dev/null
-done
+token=$(fixture "$base")
 
 rps() { awk '/Requests\/sec/ {print $2}'; }
 run() { wrk -t2 -c"$CONNECTIONS" -d"${DURATION}s" "$@"; }

@@ -1,0 +1,21 @@
+# Sourced by load.sh and compare.sh: the account and items both measure.
+# fixture BASE: registers the measuring account on the server at BASE,
+# signs in, creates 50 items, and prints the bearer token; returns 1, saying
+# which step failed, when any does (a command substitution does not stop at
+# the first error under set -e). The password must pass the new-password
+# policy (TestScriptFixturesPassThePolicy).
+fixture() {
+  local base=$1 token i
+  curl -fsS -X POST "$base/api/v1/auth/register" -H 'Content-Type: application/json' \
+    -d '{"email":"bench@example.com","password":"load-test-password"}' >/dev/null ||
+    { echo "fixture: register failed" >&2; return 1; }
+  token=$(curl -fsS -X POST "$base/api/v1/auth/login" -H 'Content-Type: application/json' \
+    -d '{"email":"bench@example.com","password":"load-test-password"}' | sed -E 's/.*"access_token":"([^"]+)".*/\1/') &&
+    [ ${#token} -eq 43 ] || { echo "fixture: login failed" >&2; return 1; }
+  for i in $(seq 1 50); do
+    curl -fsS -X POST "$base/api/v1/items" -H "Authorization: Bearer $token" -H 'Content-Type: application/json' \
+      -d "{\"title\":\"item $i\",\"description\":\"a description\"}" >/dev/null ||
+      { echo "fixture: item $i failed" >&2; return 1; }
+  done
+  echo "$token"
+}
