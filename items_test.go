@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -113,6 +114,26 @@ func TestItemPatchAndPages(t *testing.T) {
 	all := a.do(req{method: "GET", path: "/api/v1/items?limit=100", token: su})
 	if all.json["count"] != float64(26) {
 		t.Fatalf("superuser sees %v items, want 26", all.json["count"])
+	}
+	// Every offset page is its slice of the whole list, for the owner and
+	// for the superuser (whose list holds another user's item too), with a
+	// next_cursor exactly when rows follow.
+	for _, who := range []string{token, su} {
+		var whole []string
+		for _, it := range a.do(req{method: "GET", path: "/api/v1/items?limit=100", token: who}).json["data"].([]any) {
+			whole = append(whole, it.(map[string]any)["id"].(string))
+		}
+		for offset := 0; offset <= len(whole)+1; offset++ {
+			r := a.do(req{method: "GET", path: fmt.Sprintf("/api/v1/items?limit=4&offset=%d", offset), token: who})
+			var got []string
+			for _, it := range r.json["data"].([]any) {
+				got = append(got, it.(map[string]any)["id"].(string))
+			}
+			want := whole[min(offset, len(whole)):min(offset+4, len(whole))]
+			if !slices.Equal(got, want) || (r.json["next_cursor"] != nil) != (offset+4 < len(whole)) {
+				t.Fatalf("offset %d of %d: got %v, want %v; next_cursor %v", offset, len(whole), got, want, r.json["next_cursor"])
+			}
+		}
 	}
 	users := a.do(req{method: "GET", path: "/api/v1/users?limit=1", token: su})
 	if users.json["count"] != float64(3) || len(users.json["data"].([]any)) != 1 {

@@ -52,17 +52,44 @@ func (s *store) createItem(ctx context.Context, ownerID, title string, descripti
 	return it, classify(err, "Item")
 }
 
+// The item list's two branches: a user's own items, on the index
+// (owner_id, created_at, id), and a superuser's every item, on (created_at,
+// id). Only the branch that applies runs (the other's one-time filter
+// fails).
+const (
+	ownItems = `NOT viewer.is_superuser AND owner_id = viewer.id`
+	allItems = `viewer.is_superuser`
+)
+
+// afterPosition keeps the rows after the position ($4, $5).
+const afterPosition = `(created_at, id) < ($4, $5)`
+
 // itemsPageSQL is a page of the items the session's user may see, newest
-// first: $6 rows from $7 on, after the position ($4, $5). Only the branch
-// that applies runs (the other's one-time filter fails), each on its
-// index, (owner_id, created_at, id) or (created_at, id), from the position
-// on, in order: a page deep in a list costs what the first does.
-const itemsPageSQL = `
-	(SELECT ` + itemColumns + ` FROM items WHERE NOT viewer.is_superuser AND owner_id = viewer.id AND (created_at, id) < ($4, $5)
-	 ORDER BY created_at DESC, id DESC LIMIT $6 OFFSET $7)
-	UNION ALL
-	(SELECT ` + itemColumns + ` FROM items WHERE viewer.is_superuser AND (created_at, id) < ($4, $5)
-	 ORDER BY created_at DESC, id DESC LIMIT $6 OFFSET $7)`
+// first: $6 rows after the position, read on the branch's index from the
+// position on, in order: a page deep in a list costs what the first does.
+var itemsPageSQL = itemsPage(func(string) string { return afterPosition })
+
+// itemsOffsetPageSQL is the same page $7 rows further on. Where it starts
+// is found on the index alone (an index-only scan passes a row without
+// reading it from the table, once vacuum has marked its page all-visible),
+// then only the page's rows are read. Measured: offset 9,980 of 200,000
+// items, 0.17x of a small first page's req/s as LIMIT … OFFSET, 0.24x so.
+// A first page keeps itemsPageSQL: with the skip it measured 0.89x in
+// PostgreSQL.
+var itemsOffsetPageSQL = itemsPage(func(branch string) string {
+	return `(created_at, id) <= (SELECT created_at, id FROM items WHERE ` + branch + ` AND ` + afterPosition + `
+	 ORDER BY created_at DESC, id DESC OFFSET $7 LIMIT 1)`
+})
+
+// itemsPage is the list's statement: in each branch, the first $6 rows of
+// those start(branch) keeps.
+func itemsPage(start func(branch string) string) string {
+	page := func(branch string) string {
+		return `(SELECT ` + itemColumns + ` FROM items WHERE ` + branch + ` AND ` + start(branch) + `
+	 ORDER BY created_at DESC, id DESC LIMIT $6)`
+	}
+	return page(ownItems) + ` UNION ALL ` + page(allItems)
+}
 
 // itemsCountSQL is how many items the session's user owns, from the
 // counts kept with the rows (item_counts): one row, joined to the
@@ -76,8 +103,12 @@ func (s *store) itemsPageAs(ctx context.Context, tokenHash []byte, p sessionPoli
 	var it item
 	var total int
 	items := make([]item, 0, q.limit+1)
+	statement, args := itemsPageSQL, []any{q.after.createdAt, q.after.id, q.limit + 1}
+	if q.offset > 0 {
+		statement, args = itemsOffsetPageSQL, append(args, q.offset)
+	}
 	u, sessionID, err := s.readAsSession(ctx, tokenHash, p, sessionRead{
-		sql: itemsPageSQL, args: []any{q.after.createdAt, q.after.id, q.limit + 1, q.offset},
+		sql: statement, args: args,
 		own: itemFields(&it),
 		each: func() {
 			items = append(items, it.utc())
