@@ -12,10 +12,13 @@ import (
 	"net/netip"
 	"net/url"
 	"os"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/jackc/pgx/v5/pgconn"
 )
 
 // config is every setting the service reads, parsed once at start.
@@ -270,10 +273,12 @@ func loadConfig(lookup lookupEnv) (config, error) {
 	e := &envReader{lookup: lookup}
 	var c config
 
+	// APP_ENV decides every default below: an unknown value is the only
+	// problem worth reporting, since the rest would be judged by a guess.
 	c.Env = e.str("APP_ENV", envDevelopment)
 	if c.Env != envDevelopment && c.Env != envProduction {
-		e.invalid("APP_ENV", c.Env, "is not development or production")
-		c.Env = envProduction // judge the rest by the stricter rules
+		e.invalid("APP_ENV", c.Env, "is neither of the two accepted values, development and production")
+		return c, &configError{problems: e.problems}
 	}
 	prod := c.Env == envProduction
 
@@ -289,6 +294,9 @@ func loadConfig(lookup lookupEnv) (config, error) {
 	c.DatabaseURL = e.str("DATABASE_URL", "")
 	if c.DatabaseURL == "" && !prod {
 		c.DatabaseURL = devDatabaseURL
+	}
+	if c.DatabaseURL != "" {
+		e.databaseURL("DATABASE_URL", c.DatabaseURL)
 	}
 	if lvl := e.str("LOG_LEVEL", "info"); lvl != "" {
 		if err := c.LogLevel.UnmarshalText([]byte(lvl)); err != nil {
@@ -457,17 +465,10 @@ func loadConfig(lookup lookupEnv) (config, error) {
 // checkProduction holds the rules that keep development conveniences out of
 // a live installation.
 func checkProduction(e *envReader, c *config) {
-	switch {
-	case c.DatabaseURL == "":
+	if c.DatabaseURL == "" {
 		e.fail("DATABASE_URL", "is required in production")
-	default:
-		u, err := url.Parse(c.DatabaseURL)
-		if err != nil || u.Host == "" {
-			e.fail("DATABASE_URL", "is not a postgres:// URL")
-			break
-		}
-		pw, _ := u.User.Password()
-		if pw == "" || isPlaceholder(pw) {
+	} else if u, err := url.Parse(c.DatabaseURL); err == nil {
+		if pw, _ := u.User.Password(); pw == "" || isPlaceholder(pw) {
 			e.fail("DATABASE_URL", "has a missing or placeholder password")
 		}
 	}
@@ -533,6 +534,23 @@ func (e *envReader) secretKey(name string, prod bool) []byte {
 	}
 	e.fail(name, "must be at least %d random bytes written as hex or base64 (openssl rand -base64 32)", minSecretKeyBytes)
 	return nil
+}
+
+// databaseURL checks that DATABASE_URL is a PostgreSQL URL the driver can
+// use, so a typo stops the start instead of a retry loop; an error quotes
+// only what was written, its password masked.
+func (e *envReader) databaseURL(name, value string) {
+	shown := redactDSN(value)
+	u, err := url.Parse(value)
+	if err != nil || (u.Scheme != "postgres" && u.Scheme != "postgresql") || (u.Host == "" && u.Query().Get("host") == "") {
+		e.invalid(name, shown, "is not a URL such as postgres://user:password@host:5432/dbname?sslmode=disable")
+		return
+	}
+	if _, err := pgconn.ParseConfig(value); err != nil {
+		// The driver's reason follows its own (masked) copy of the URL.
+		_, why, _ := strings.Cut(err.Error(), "`: ")
+		e.invalid(name, shown, "is not a usable PostgreSQL URL: %s", why)
+	}
 }
 
 // isLoopback reports whether host (an address or "localhost") is this
@@ -632,6 +650,9 @@ func redactDSN(dsn string) string {
 		}
 		return u.String()
 	}
+	// Not a URL Go can parse (a typo): mask what looks like a URL's
+	// password, then a key=value password.
+	dsn = urlPassword.ReplaceAllString(dsn, "${1}xxxxx@")
 	fields := strings.Fields(dsn)
 	for i, f := range fields {
 		if strings.HasPrefix(strings.ToLower(f), "password=") {
@@ -640,3 +661,7 @@ func redactDSN(dsn string) string {
 	}
 	return strings.Join(fields, " ")
 }
+
+// urlPassword is the password of a "//user:password@" in a string that does
+// not parse as a URL.
+var urlPassword = regexp.MustCompile(`(//[^/:@\s]*:)[^@\s]*@`)

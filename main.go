@@ -148,8 +148,13 @@ func serve(ctx context.Context, logger *slog.Logger, cfg config, ver, rev string
 	if cfg.Env == envDevelopment {
 		created, err := ensureDatabase(ctx, cfg.DatabaseURL)
 		switch {
+		case refusal(err) != "":
+			ls.close()
+			return exitError{code: 2, err: errors.New(refusal(err))}
+		case unreachable(err, cfg.DatabaseURL) != "":
+			logger.Warn("could not create the development database: "+unreachable(err, cfg.DatabaseURL), "error", err.Error())
 		case err != nil:
-			logger.Warn("could not create the development database; is PostgreSQL running?", "error", err.Error())
+			logger.Warn("could not create the development database", "error", err.Error())
 		case created != "":
 			logger.Info("created the development database", "database", created)
 		}
@@ -172,10 +177,15 @@ func serve(ctx context.Context, logger *slog.Logger, cfg config, ver, rev string
 		stopBackground()
 		bg.Wait()
 	}()
+	refused := make(chan error, 1) // a database that refuses us for good stops the start
 	bg.Go(func() {
-		prepareDatabase(bgCtx, logger, db, func(ctx context.Context) error {
+		err := prepareDatabase(bgCtx, logger, db, cfg.DatabaseURL, func(ctx context.Context) error {
 			return ensureFirstSuperuser(ctx, logger, cfg, deps.store, deps.hasher)
 		})
+		if err != nil {
+			refused <- err
+			return
+		}
 		if bgCtx.Err() == nil {
 			health.ready.Store(true)
 			close(health.readyCh)
@@ -251,6 +261,9 @@ func serve(ctx context.Context, logger *slog.Logger, cfg config, ver, rev string
 	select {
 	case err := <-serveErr:
 		return err
+	case err := <-refused:
+		srv.Close()
+		return exitError{code: 2, err: err}
 	case <-ctx.Done():
 	}
 	return drain(logger, cfg, srv, ln, health, &deps.metrics.inFlight)
@@ -297,8 +310,10 @@ func drain(logger *slog.Logger, cfg config, srv *http.Server, ln net.Listener, h
 
 // prepareDatabase migrates the schema and then runs seed (the first
 // superuser), retrying until the database answers, so the server can start
-// before it. It returns once both succeeded, or when ctx ends.
-func prepareDatabase(ctx context.Context, logger *slog.Logger, db *sql.DB, seed func(context.Context) error) {
+// before it. It returns nil once both succeeded or when ctx ends, and an
+// error naming DATABASE_URL when the database refuses the service for a
+// reason no retry can fix (refusal).
+func prepareDatabase(ctx context.Context, logger *slog.Logger, db *sql.DB, dsn string, seed func(context.Context) error) error {
 	delay := 500 * time.Millisecond
 	for {
 		err := func() error {
@@ -316,12 +331,19 @@ func prepareDatabase(ctx context.Context, logger *slog.Logger, db *sql.DB, seed 
 			return nil
 		}()
 		if err == nil {
-			return
+			return nil
 		}
-		logger.Warn("database not ready; retrying", "error", err.Error(), "retry_in", delay.String())
+		if why := refusal(err); why != "" {
+			return errors.New(why)
+		}
+		msg := "database not ready; retrying"
+		if why := unreachable(err, dsn); why != "" {
+			msg = "database not ready (" + why + "); retrying"
+		}
+		logger.Warn(msg, "error", err.Error(), "retry_in", delay.String())
 		select {
 		case <-ctx.Done():
-			return
+			return nil
 		case <-time.After(delay):
 		}
 		delay = min(delay*2, 10*time.Second)

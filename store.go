@@ -71,8 +71,8 @@ func jitter(d time.Duration, frac float64) time.Duration {
 // did. Production databases are made by their operators.
 func ensureDatabase(ctx context.Context, dsn string) (created string, err error) {
 	u, err := url.Parse(dsn)
-	if err != nil || u.Scheme == "" {
-		return "", errors.New("DATABASE_URL is not a URL; create the database by hand")
+	if err != nil {
+		return "", err // loadConfig has refused such a URL already
 	}
 	name := strings.TrimPrefix(u.Path, "/")
 	if name == "" || name == "postgres" {
@@ -101,6 +101,39 @@ func ensureDatabase(ctx context.Context, dsn string) (created string, err error)
 		return "", err
 	}
 	return name, nil
+}
+
+// refusal explains a database error that retrying cannot fix, because the
+// cause is the configuration: no such role, a wrong password, no such
+// database, permission denied. It is "" for anything else (a server that is
+// starting, restarting or not reachable yet), which is worth a retry.
+func refusal(err error) string {
+	var pgErr *pgconn.PgError
+	if !errors.As(err, &pgErr) {
+		return ""
+	}
+	advice := map[string]string{
+		"28000": "check the user in DATABASE_URL (or create that role), and that the server's pg_hba.conf lets it in",
+		"28P01": "check the password in DATABASE_URL",
+		"3D000": "create that database (createdb), or change its name in DATABASE_URL",
+		"42501": "grant the role what the service needs (CONNECT on the database, CREATE on its schema), or use the database's owner",
+	}[pgErr.Code]
+	if advice == "" {
+		return ""
+	}
+	return fmt.Sprintf("DATABASE_URL: PostgreSQL refused: %s; %s", pgErr.Message, advice)
+}
+
+// unreachable says where the database was looked for when nothing answered.
+func unreachable(err error, dsn string) string {
+	if !errors.Is(err, syscall.ECONNREFUSED) {
+		return ""
+	}
+	host := "the host in DATABASE_URL"
+	if u, perr := url.Parse(dsn); perr == nil && u.Host != "" {
+		host = u.Host
+	}
+	return "nothing answers at " + host + "; is PostgreSQL running there?"
 }
 
 func quoteIdent(s string) string {
