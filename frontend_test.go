@@ -170,3 +170,48 @@ func TestDevelopmentFrontendURLIsTheService(t *testing.T) {
 		}
 	}
 }
+
+// What the catch-all answers is labelled by what it is, in the access line
+// and in the metrics: a wrong method or an unknown route on an API path is
+// "unmatched", never the frontend's "/", and a page is "frontend".
+func TestCatchAllRouteLabels(t *testing.T) {
+	a := newTestApp(t, nil)
+	for _, c := range []struct {
+		method, path string
+		status       int
+		route        string
+	}{
+		{"DELETE", "/api/v1/health", 405, routeUnmatched},
+		{"PUT", "/api/v1/items", 405, routeUnmatched},
+		{"GET", "/api/v1/nope", 404, routeUnmatched},
+		{"POST", "/login", 404, routeUnmatched},
+		{"GET", "/login", 200, routeFrontend},
+		{"GET", "/api/v1/health/live", 200, "GET /api/v1/health/live"},
+	} {
+		r := a.do(req{method: c.method, path: c.path})
+		expectStatus(t, r, c.status)
+		var line map[string]any
+		for _, l := range a.logs.linesWith(t, "request_id", r.header.Get("X-Request-ID")) {
+			if l["msg"] == "request" {
+				line = l
+			}
+		}
+		if line == nil || line["route"] != c.route {
+			t.Errorf("%s %s: access line %v, want route %q", c.method, c.path, line, c.route)
+		}
+	}
+	var text strings.Builder
+	a.deps.metrics.write(&text)
+	for _, want := range []string{
+		`http_requests_total{route="unmatched",method="DELETE",status="405"} 1`,
+		`http_requests_total{route="unmatched",method="PUT",status="405"} 1`,
+		`http_requests_total{route="frontend",method="GET",status="200"} 1`,
+	} {
+		if !strings.Contains(text.String(), want) {
+			t.Errorf("metrics lack %s", want)
+		}
+	}
+	if strings.Contains(text.String(), `route="/"`) {
+		t.Error(`a metric is labelled route="/"`)
+	}
+}

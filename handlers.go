@@ -142,14 +142,27 @@ func addRoutes(mux *http.ServeMux, logger *slog.Logger, cfg config, d serverDeps
 	return patterns
 }
 
-// routeRecorder keeps the matched pattern for the access log: ServeMux sets
-// r.Pattern on the request it receives, which outer layers do not hold.
+// routeRecorder keeps the matched pattern for the access log and the
+// metrics: ServeMux sets r.Pattern on the request it receives, which outer
+// layers do not hold. The catch-all names its answers itself.
 func routeRecorder(mux *http.ServeMux) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		defer func() { stateFrom(r.Context()).route = r.Pattern }()
+		defer func() {
+			if st := stateFrom(r.Context()); st.route == "" {
+				st.route = r.Pattern
+			}
+		}()
 		mux.ServeHTTP(w, r)
 	})
 }
+
+// The route labels of what the catch-all answers: never the catch-all's
+// own "/" pattern, so a wrong method on an API path is not counted as a
+// page of the frontend.
+const (
+	routeUnmatched = "unmatched" // a 404 or 405
+	routeFrontend  = "frontend"  // a page or asset, served in development
+)
 
 // handleNoRoute answers every request no pattern matched: a page read
 // outside the service's own paths (/api/, /docs: a 404 problem when docs are
@@ -160,10 +173,13 @@ func handleNoRoute(mux *http.ServeMux, frontend http.Handler) http.Handler {
 	methods := []string{http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete}
 	return apiFunc(func(w http.ResponseWriter, r *http.Request) error {
 		page := !strings.HasPrefix(r.URL.Path, "/api/") && r.URL.Path != "/docs"
+		st := stateFrom(r.Context())
 		if frontend != nil && page && (r.Method == http.MethodGet || r.Method == http.MethodHead) {
+			st.route = routeFrontend
 			frontend.ServeHTTP(w, r)
 			return nil
 		}
+		st.route = routeUnmatched
 		var allow []string
 		for _, m := range methods {
 			probe := &http.Request{Method: m, URL: r.URL, Host: r.Host, Header: http.Header{}}

@@ -261,9 +261,6 @@ func (m *metrics) addLimiter(l *rateLimits) {
 
 // observe records one answered request; route is the ServeMux pattern.
 func (m *metrics) observe(route, method string, status int, d time.Duration) {
-	if route == "" || route == "/" {
-		route = "unmatched" // bounded: never the raw path
-	}
 	if !knownMethod(method) {
 		method = "other"
 	}

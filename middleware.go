@@ -117,6 +117,9 @@ func accessLog(logger *slog.Logger, m *metrics, life *healthState) func(http.Han
 			}
 			took := time.Since(start) // one monotonic clock read, where time.Now takes two
 			end := start.Add(took)
+			if st.route == "" {
+				st.route = routeUnmatched // answered before the mux (a preflight, a refusal): bounded, never the raw path
+			}
 			m.observe(st.route, r.Method, sw.status, took)
 			// Levels are for alerting: a 5xx is ours to fix; 4xx answers,
 			// 429s and clients that left are the clients' business.

@@ -205,7 +205,7 @@ func TestAccessLineSameThroughAnyHandler(t *testing.T) {
 		t.Fatalf("our line has no request_id: %v", lines[0])
 	}
 	delete(lines[0], "request_id") // the context's ids are our handler's, on every line
-	want := map[string]any{"level": "ERROR", "msg": "request", "method": "GET", "route": "", "path": "/x", "status": float64(500),
+	want := map[string]any{"level": "ERROR", "msg": "request", "method": "GET", "route": "unmatched", "path": "/x", "status": float64(500),
 		"client_ip": "127.0.0.1", "user_agent": "probe/1", "error": "panic: boom"}
 	for i, l := range lines {
 		for k, v := range want {
