@@ -8,6 +8,7 @@ import (
 	"io"
 	"mime"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 )
@@ -89,11 +90,15 @@ func bodyReadError(err error, otherwise string) error {
 }
 
 // unmarshalStrict turns every decoding failure into a sentence a frontend
-// can show: unknown fields and trailing data are 400, wrong types are 422
-// naming the field.
+// can show: anything but one JSON object, unknown fields and trailing data
+// are 400, wrong types are 422 naming the field.
 func unmarshalStrict(body []byte, v any) error {
-	if len(bytes.TrimSpace(body)) == 0 {
+	body = bytes.TrimSpace(body)
+	if len(body) == 0 {
 		return newError(codeBadRequest, "The request body is empty; send a JSON object.")
+	}
+	if bytes.Equal(body, []byte("null")) { // encoding/json takes null as "leave v as it is"
+		return newError(codeBadRequest, "The request body must be a JSON object.")
 	}
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()
@@ -154,6 +159,19 @@ func (o *opt[T]) UnmarshalJSON(b []byte) error {
 		return nil
 	}
 	return json.Unmarshal(b, &o.V)
+}
+
+// repeatedParams names each scalar query parameter given more than once:
+// which of the values was meant cannot be guessed, and an unchecked second
+// one must not slip past validation.
+func repeatedParams(q url.Values, names ...string) []fieldError {
+	var fields []fieldError
+	for _, name := range names {
+		if len(q[name]) > 1 {
+			fields = append(fields, fieldError{Field: name, Message: "must be given once"})
+		}
+	}
+	return fields
 }
 
 // pathID is the {id} of the route, or a 404 when it is not a UUID.

@@ -122,7 +122,10 @@ func startSession(w http.ResponseWriter, r *http.Request, s *store, au *auditor,
 // a browser session (the cookie) instead of a bearer token.
 func sessionKindProblem(r *http.Request) error {
 	q := r.URL.Query()
-	if v, set := q["session"]; set && (len(v) != 1 || v[0] != "cookie") {
+	if fields := repeatedParams(q, "session"); len(fields) > 0 {
+		return validationError(fields)
+	}
+	if v, set := q["session"]; set && v[0] != "cookie" {
 		return validationError([]fieldError{{Field: "session", Message: "must be cookie (a browser session), or absent for a bearer token"}})
 	}
 	return nil
@@ -202,6 +205,9 @@ func decodeLogin(r *http.Request) (loginRequest, error) {
 		default:
 			return loginRequest{}, newError(codeBadRequest, fmt.Sprintf("The form has an unknown field %q.", key))
 		}
+	}
+	if fields := repeatedParams(r.PostForm, "username", "password", "grant_type"); len(fields) > 0 {
+		return loginRequest{}, validationError(fields)
 	}
 	var req loginRequest
 	if vs, ok := r.PostForm["username"]; ok {

@@ -80,6 +80,9 @@ func (c *cursors) decode(list, s string) (p position, ok bool) {
 func (c *cursors) query(r *http.Request, list string) (pageQuery, error) {
 	q := pageQuery{limit: defaultLimit, after: beforeAll, list: list}
 	v := r.URL.Query()
+	if fields := repeatedParams(v, "limit", "offset", "cursor"); len(fields) > 0 {
+		return q, validationError(fields)
+	}
 	var fields []fieldError
 	if s, ok := v["limit"]; ok {
 		n, err := strconv.Atoi(s[0])

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"fmt"
 	"net/http"
 	"strings"
 	"testing"
@@ -59,7 +60,14 @@ func TestEveryEndpointRejectsBadInput(t *testing.T) {
 			}
 			expectProblem(t, send(`{"`+e.field+`": "x",`, ""), http.StatusBadRequest, "bad_request")
 			expectProblem(t, send(`{} {}`, ""), http.StatusBadRequest, "bad_request")
-			expectProblem(t, send(`"just a string"`, ""), http.StatusBadRequest, "bad_request")
+			// One JSON object, nothing else: null is not an empty object.
+			for _, notObject := range []string{`"just a string"`, `null`, ` null `, `[]`, `[{}]`, `0`, `true`} {
+				r := send(notObject, "")
+				expectProblem(t, r, http.StatusBadRequest, "bad_request")
+				if r.str("detail") != "The request body must be a JSON object." {
+					t.Fatalf("%s: %s", notObject, r.body)
+				}
+			}
 			expectProblem(t, send(oversized, ""), http.StatusRequestEntityTooLarge, "payload_too_large")
 			expectProblem(t, send(`{"`+e.field+`": "x"}`, "text/plain"), http.StatusUnsupportedMediaType, "unsupported_media_type")
 			r := send(`{"`+e.field+`": ["not", "a", "string"]}`, "")
@@ -103,6 +111,22 @@ func TestEveryEndpointRejectsBadInput(t *testing.T) {
 			t.Fatalf("?%s: %d %s", q, r.status, r.body)
 		}
 	}
+	// A scalar query parameter given twice is 422 naming it, whatever its
+	// values: the second one is never left unchecked.
+	for _, list := range []struct{ path, token string }{{"/api/v1/items", token}, {"/api/v1/users", su}, {"/api/v1/users/me/sessions", token}} {
+		for _, q := range []string{"limit=5&limit=abc", "limit=5&limit=5", "offset=0&offset=-1", "cursor=a&cursor=b"} {
+			r := a.do(req{method: "GET", path: list.path + "?" + q, token: list.token})
+			expectProblem(t, r, 422, "validation_failed")
+			if f := fieldErrors(r); len(f) != 1 || f[0] != q[:strings.IndexByte(q, '=')] {
+				t.Fatalf("%s?%s: fields %v", list.path, q, f)
+			}
+		}
+	}
+	r := a.do(req{method: "POST", path: "/api/v1/auth/login?session=cookie&session=cookie", header: map[string]string{"Sec-Fetch-Site": "same-origin"}, body: map[string]any{"email": "u@example.com", "password": "password-123"}})
+	if expectProblem(t, r, 422, "validation_failed"); fmt.Sprint(fieldErrors(r)) != "[session]" {
+		t.Fatalf("?session twice: %s", r.body)
+	}
+
 	for _, id := range []string{"%27%3B--", "..%2F..%2Fetc", "00000000-0000-0000-0000-000000000000%00", strings.Repeat("f", 1000)} {
 		expectProblem(t, a.do(req{method: "GET", path: "/api/v1/items/" + id, token: token}), 404, "not_found")
 		expectProblem(t, a.do(req{method: "GET", path: "/api/v1/users/" + id, token: su}), 404, "not_found")
@@ -115,4 +139,9 @@ func TestLoginFormOversized(t *testing.T) {
 	expectProblem(t, r, http.StatusRequestEntityTooLarge, "payload_too_large")
 	r = a.do(req{method: "POST", path: "/api/v1/auth/login", contentType: "application/x-www-form-urlencoded", body: "username=%zz&password=x"})
 	expectProblem(t, r, http.StatusBadRequest, "bad_request")
+	// A field given twice: which one was meant cannot be guessed.
+	r = a.do(req{method: "POST", path: "/api/v1/auth/login", contentType: "application/x-www-form-urlencoded", body: "username=a%40b.co&username=c%40d.co&password=password-123"})
+	if expectProblem(t, r, http.StatusUnprocessableEntity, "validation_failed"); fmt.Sprint(fieldErrors(r)) != "[username]" {
+		t.Fatalf("username twice: %s", r.body)
+	}
 }

@@ -6,7 +6,9 @@ import (
 	"fmt"
 	"mime"
 	"net/http"
+	"net/url"
 	"regexp"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -144,10 +146,23 @@ var (
 	dateTimeRe = regexp.MustCompile(`^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?Z$`)
 )
 
+// specPattern compiles a schema's pattern once. The spec writes its
+// patterns in the part of ECMA-262 that Go's regexp reads the same way.
+var specPatterns sync.Map
+
+func specPattern(p string) *regexp.Regexp {
+	if re, ok := specPatterns.Load(p); ok {
+		return re.(*regexp.Regexp)
+	}
+	re := regexp.MustCompile(p)
+	specPatterns.Store(p, re)
+	return re
+}
+
 // validate checks v against the subset of JSON Schema the spec uses: type
 // (one or a list), required, properties, additionalProperties: false, items,
-// enum, minLength/maxLength, minimum/maximum, and the uuid and date-time
-// formats (date-times must be UTC, as the contract says).
+// enum, minLength/maxLength, pattern, minimum/maximum, and the uuid and
+// date-time formats (date-times must be UTC, as the contract says).
 func validate(t testing.TB, schema map[string]any, v any, at string) []string {
 	schema = resolve(t, schema)
 	var problems []string
@@ -178,6 +193,9 @@ func validate(t testing.TB, schema map[string]any, v any, at string) []string {
 		}
 		if max, ok := schema["maxLength"].(float64); ok && n > int(max) {
 			fail("longer than %v", max)
+		}
+		if pattern, ok := schema["pattern"].(string); ok && !specPattern(pattern).MatchString(x) {
+			fail("%q does not match %s", x, pattern)
 		}
 		switch schema["format"] {
 		case "uuid":
@@ -415,3 +433,125 @@ func (f *fakeT) Name() string             { return "fake" }
 func (f *fakeT) Setenv(string, string)    {}
 func (f *fakeT) TempDir() string          { return "" }
 func (f *fakeT) Context() context.Context { return context.Background() }
+
+// Every example in the spec follows the schema it illustrates: a docs
+// reader copies them.
+func TestSpecExamplesFollowTheirSchemas(t *testing.T) {
+	n := 0
+	check := func(where string, schema map[string]any, example any) {
+		n++
+		for _, p := range validate(t, schema, example, where) {
+			t.Errorf("example: %s", p)
+		}
+	}
+	for path, item := range spec(t)["paths"].(map[string]any) {
+		for method, o := range item.(map[string]any) {
+			for status, r := range asMap(asMap(o)["responses"]) {
+				for mt, m := range asMap(resolve(t, asMap(r))["content"]) {
+					media, where := asMap(m), fmt.Sprintf("%s %s %s %s", method, path, status, mt)
+					if ex, ok := media["example"]; ok {
+						check(where, asMap(media["schema"]), ex)
+					}
+					for name, ex := range asMap(media["examples"]) {
+						check(where+" "+name, asMap(media["schema"]), asMap(resolve(t, asMap(ex)))["value"])
+					}
+				}
+			}
+		}
+	}
+	for name, s := range asMap(asMap(spec(t)["components"])["schemas"]) {
+		if ex, ok := asMap(s)["example"]; ok {
+			check("schema "+name, asMap(s), ex)
+		}
+	}
+	if n < 15 {
+		t.Fatalf("only %d examples checked", n)
+	}
+}
+
+// requestField is the schema of one field of an operation's request body.
+func requestField(t *testing.T, method, path, mediaType, field string) map[string]any {
+	t.Helper()
+	op, _ := specOperation(t, method, path)
+	body := resolve(t, asMap(asMap(asMap(asMap(op["requestBody"])["content"])[mediaType])["schema"]))
+	f := asMap(asMap(body["properties"])[field])
+	if f == nil {
+		t.Fatalf("%s %s (%s) documents no field %s", method, path, mediaType, field)
+	}
+	return f
+}
+
+// The spec states every rule the service enforces on a value: for each
+// field below, a value the schema accepts is never refused by the service
+// on that field, and a value the schema refuses is refused by the service,
+// 422 naming the field.
+func TestSpecStatesWhatTheServiceRefuses(t *testing.T) {
+	a := newTestApp(t, nil)
+	_, token := a.signup("u@example.com")
+	recovery := []string{"abcd-efgh-ijkl-mnop-qrst-uvwx", "ABCD EFGH IJKL MNOP QRST UVWX", "abcdefghijklmnopqrstuvwx", " 2345-6723-4567-2345-6723-4567 "}
+	goodPasswords := []string{"pass word", "pässwörd", "密码密码密码密码", "pass\u00a0word", "a\u200bzero-width", "😀😀😀😀😀😀😀😀"}
+	badPasswords := []string{"pass\x01word", "pass\x7fword", "pass\u0085word", "pass\x00word", "pass\tword", "short"}
+	for _, c := range []struct {
+		method, path, mediaType string
+		token                   string
+		field                   string
+		body                    func(v string) any
+		accepted, refused       []string
+	}{
+		{"POST", "/api/v1/auth/password-reset", contentJSON, "", "token",
+			func(v string) any { return map[string]any{"token": v, "new_password": "a-fine-new-passphrase"} },
+			[]string{"x", strings.Repeat("t", 128)}, []string{"", "a\x00b", strings.Repeat("t", 129)}},
+		{"POST", "/api/v1/auth/verify-email", contentJSON, "", "token",
+			func(v string) any { return map[string]any{"token": v} },
+			[]string{"x"}, []string{"", "a\x00b"}},
+		{"POST", "/api/v1/auth/login/mfa", contentJSON, "", "code",
+			func(v string) any { return map[string]any{"mfa_token": "no-such-sign-in", "code": v} },
+			append([]string{"123456", "000000"}, recovery...),
+			[]string{"", "12345", "1234567", "12345a", "abcd-efgh-ijkl-mnop-qrst-uvw1", "abcd-efgh-ijkl-mnop-qrst-uvw", "١٢٣٤٥٦"}},
+		{"POST", "/api/v1/auth/login/mfa", contentJSON, "", "mfa_token",
+			func(v string) any { return map[string]any{"mfa_token": v, "code": "123456"} },
+			[]string{"x"}, []string{"", "a\x00b"}},
+		{"POST", "/api/v1/auth/login", contentJSON, "", "password",
+			func(v string) any { return map[string]any{"email": "u@example.com", "password": v} },
+			goodPasswords, badPasswords},
+		{"POST", "/api/v1/auth/login", contentJSON, "", "email",
+			func(v string) any { return map[string]any{"email": v, "password": "password-1234"} },
+			[]string{"a@b.co", "first.last+tag@xn--bcher-kva.example"}, []string{"a@b", "ä@b.co", "a b@c.de", "a@b.", strings.Repeat("a", 250) + "@b.co"}},
+		{"POST", "/api/v1/auth/login", "application/x-www-form-urlencoded", "", "password",
+			func(v string) any { return url.Values{"username": {"u@example.com"}, "password": {v}}.Encode() },
+			goodPasswords, badPasswords},
+		{"POST", "/api/v1/auth/login", "application/x-www-form-urlencoded", "", "username",
+			func(v string) any { return url.Values{"username": {v}, "password": {"password-1234"}}.Encode() },
+			[]string{"a@b.co"}, []string{"a@b", strings.Repeat("a", 250) + "@b.co"}},
+		{"POST", "/api/v1/items", contentJSON, token, "title",
+			func(v string) any { return map[string]any{"title": v} },
+			[]string{"a\x01b", "tab\there", strings.Repeat("é", 255)}, []string{"", "a\x00b", strings.Repeat("é", 256)}},
+		{"POST", "/api/v1/items", contentJSON, token, "description",
+			func(v string) any { return map[string]any{"title": "t", "description": v} },
+			[]string{"line\nbreak", ""}, []string{"a\x00b"}},
+		{"PATCH", "/api/v1/users/me", contentJSON, token, "full_name",
+			func(v string) any { return map[string]any{"full_name": v} },
+			[]string{"Ada\u00a0Lovelace", ""}, []string{"a\x00b"}},
+	} {
+		schema := requestField(t, c.method, c.path, c.mediaType, c.field)
+		send := func(v string) response {
+			return a.do(req{method: c.method, path: c.path, token: c.token, contentType: c.mediaType, body: c.body(v)})
+		}
+		for _, v := range c.accepted {
+			if p := validate(t, schema, v, c.field); len(p) > 0 {
+				t.Errorf("%s %s: the schema refuses %q, which the service takes: %v", c.method, c.path, v, p)
+			}
+			if r := send(v); r.status == 422 && slices.Contains(fieldErrors(r), c.field) {
+				t.Errorf("%s %s: the service refuses %q on %s, which the schema accepts: %s", c.method, c.path, v, c.field, r.body)
+			}
+		}
+		for _, v := range c.refused {
+			if p := validate(t, schema, v, c.field); len(p) == 0 {
+				t.Errorf("%s %s: the schema accepts %q, which the service refuses", c.method, c.path, v)
+			}
+			if r := send(v); r.status != 422 || !slices.Contains(fieldErrors(r), c.field) {
+				t.Errorf("%s %s: %q on %s answered %d %s, want 422 naming it", c.method, c.path, v, c.field, r.status, r.body)
+			}
+		}
+	}
+}
