@@ -61,6 +61,9 @@ try {
       await op.locator(".result .status").waitFor();
       await page.waitForFunction((id) => !document.querySelector("#" + id + " .result").textContent.includes("Sending"), opId);
       return {
+        // Every child of the result is an element: a stray text node (a
+        // "null") is a rendering bug.
+        stray: await op.locator(".result").evaluate((el) => [...el.childNodes].filter((n) => n.nodeType !== 1).map((n) => n.textContent)),
         status: (await op.locator(".result .status").textContent()).trim(),
         body: (await op.locator(".result pre.body").count()) ? await op.locator(".result pre.body").textContent() : "",
         headers: (await op.locator(".result pre.headers").count()) ? await op.locator(".result pre.headers").textContent() : "",
@@ -68,7 +71,7 @@ try {
       };
     };
     let r = await send("getMe");
-    steps.push({ step: "GET /users/me", ok: r.status.startsWith("200") && r.body.includes("admin@example.com") && r.headers.includes("x-request-id"), detail: r });
+    steps.push({ step: "GET /users/me", ok: r.status.startsWith("200") && r.body.includes("admin@example.com") && r.headers.includes("x-request-id") && r.stray.length === 0, detail: r });
     r = await send("createItem");
     steps.push({ step: "POST /items with the example", ok: r.status.startsWith("201") && r.headers.includes("location: /api/v1/items/"), detail: r });
     // Paging by cursor: a page of one names the next, in the body and the
@@ -85,7 +88,10 @@ try {
     steps.push({ step: "GET /items?cursor=", ok: r.status.startsWith("200") && r.body.includes('"next_cursor": null') && r.body.includes('"count": 2'), detail: r });
     expectedConsole.push("422");
     r = await send("createItem", '{"title": ""}');
-    steps.push({ step: "POST /items invalid", ok: r.status.startsWith("422") && r.problem.includes("validation_failed"), detail: r });
+    steps.push({ step: "POST /items invalid", ok: r.status.startsWith("422") && r.problem.includes("validation_failed") && r.stray.length === 0, detail: r });
+    // A 204 shows its status and headers and nothing else.
+    r = await send("deleteMyOtherSessions");
+    steps.push({ step: "DELETE /users/me/sessions (204)", ok: r.status.startsWith("204") && r.body === "" && r.stray.length === 0, detail: r });
 
     // The filter narrows the list; Markdown renders as elements.
     await page.fill("#filter", "sessions");
