@@ -15,16 +15,19 @@ run: build
 	exec ./bin/server
 
 ## test: every test, against the real PostgreSQL, with the race detector;
-## then the Kubernetes manifests' offline checks (a module of their own)
+## then the offline checks of the images' build contexts and of the
+## Kubernetes manifests (modules of their own)
 test:
 	./scripts/test-deps.sh
 	E2E_REQUIRED=1 $(GO) test -race -count=1 -timeout 30m ./...
+	cd deploy/image/check && $(GO) test -count=1 ./...
 	cd deploy/k8s/check && $(GO) test -count=1 ./...
 
 ## check: formatting and vet, as CI runs them
 check:
 	@test -z "$$(gofmt -l .)" || { echo "gofmt would change:"; gofmt -l .; exit 1; }
 	$(GO) vet ./... ./testdata/barelive
+	cd deploy/image/check && $(GO) vet ./...
 	cd deploy/k8s/check && $(GO) vet ./...
 	@! git ls-files --eol | grep 'i/-text' || { echo "binary files are tracked (see above); build outputs belong in .gitignore"; exit 1; }
 

@@ -72,6 +72,15 @@ func TestBinaryInAnEmptyRoot(t *testing.T) {
 	if out, err := jail("-healthcheck").CombinedOutput(); err != nil {
 		t.Fatalf("healthcheck against the live server: %v %s\nserver:\n%s", err, out, logs)
 	}
+	// Development serves the frontend from the binary alone: the pages are
+	// embedded, so the context must have carried them.
+	index, _ := os.ReadFile("nginx/html/index.html")
+	for path, want := range map[string]string{"/": string(index), "/login": string(index), "/assets/app.js": ""} {
+		r := doRequest(t, fmt.Sprintf("http://127.0.0.1:%d", port), req{method: "GET", path: path})
+		if r.status != 200 || (want != "" && string(r.body) != want) || r.header.Get("Content-Security-Policy") != pageCSP {
+			t.Fatalf("GET %s from the chrooted binary: %d %.80q", path, r.status, r.body)
+		}
+	}
 	srv.Process.Signal(syscall.SIGTERM)
 	done := make(chan error, 1)
 	go func() { done <- srv.Wait() }()
@@ -129,8 +138,10 @@ func composeConfigWith(t *testing.T, env []string, files ...string) map[string]a
 	for _, f := range files {
 		args = append(args, "-f", f)
 	}
-	// A fresh clone: a copy of the files with no .env, and no variables set.
+	// A fresh clone: a copy of the files with no .env, and no variables set
+	// (and the frontend's build context, which compose checks exists).
 	dir := t.TempDir()
+	os.Mkdir(filepath.Join(dir, "nginx"), 0o755)
 	for _, f := range files {
 		src, err := os.ReadFile(f)
 		if err != nil {
@@ -194,10 +205,17 @@ func TestComposeFiles(t *testing.T) {
 		t.Fatalf("nginx depends_on: %v", dep)
 	}
 	ngx := services["nginx"].(map[string]any)
-	// nginx is the frontend's image too: non-root, read-only, the pages mounted read-only.
-	if !strings.Contains(fmt.Sprint(ngx["image"]), "nginx-unprivileged") || ngx["read_only"] != true || fmt.Sprint(ngx["cap_drop"]) != "[ALL]" ||
-		!strings.Contains(fmt.Sprint(ngx["security_opt"]), "no-new-privileges") || !strings.Contains(fmt.Sprint(ngx["volumes"]), "/etc/nginx/html") {
+	// nginx is the frontend's image, built from nginx/ (its Dockerfile
+	// non-root): read-only, no capabilities, only the certificates mounted.
+	build, _ := ngx["build"].(map[string]any)
+	if ctx, _ := build["context"].(string); !strings.HasSuffix(ctx, "/nginx") || !strings.Contains(fmt.Sprint(ngx["image"]), "backend-frontend") {
+		t.Fatalf("nginx is not built from ./nginx as the frontend image: %v %v", ngx["build"], ngx["image"])
+	}
+	if ngx["read_only"] != true || fmt.Sprint(ngx["cap_drop"]) != "[ALL]" || !strings.Contains(fmt.Sprint(ngx["security_opt"]), "no-new-privileges") {
 		t.Fatalf("nginx hardening: %v", ngx)
+	}
+	if vols := asSlice(ngx["volumes"]); len(vols) != 1 || !strings.Contains(fmt.Sprint(vols[0]), "/etc/nginx/certs") {
+		t.Fatalf("nginx mounts %v; the image carries everything but the certificates", vols)
 	}
 	if ports := fmt.Sprint(ngx["ports"]); !strings.Contains(ports, "127.0.0.1:80:8080") || !strings.Contains(ports, "127.0.0.1:443:8443") || !strings.Contains(fmt.Sprint(ngx["volumes"]), "nginx/certs") {
 		t.Fatalf("with no .env, nginx must publish 80 and 443 on this machine only, and mount the certificates: %v", ngx)

@@ -72,7 +72,8 @@ func startNginxOn(t *testing.T, httpsPort int, apiPorts ...int) *nginxInFront {
 	t.Cleanup(func() { os.RemoveAll(prefix) })
 	n := &nginxInFront{http: freePort(t), https: httpsPort, logs: &logBuffer{}}
 
-	conf, err := os.ReadFile("nginx/nginx.conf")
+	nginxImageLayout(t, prefix)
+	conf, err := os.ReadFile(filepath.Join(prefix, "nginx.conf"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -93,13 +94,6 @@ func startNginxOn(t *testing.T, httpsPort int, apiPorts ...int) *nginxInFront {
 		}
 	}
 	os.WriteFile(filepath.Join(prefix, "nginx.conf"), []byte(replaced), 0o644)
-	copyTree(t, "nginx/snippets", filepath.Join(prefix, "snippets"))
-	copyTree(t, "nginx/html", filepath.Join(prefix, "html"))
-	mime, err := os.ReadFile("/etc/nginx/mime.types")
-	if err != nil {
-		t.Fatal(err)
-	}
-	os.WriteFile(filepath.Join(prefix, "mime.types"), mime, 0o644)
 	certs := filepath.Join(prefix, "certs")
 	os.MkdirAll(certs, 0o755)
 	os.MkdirAll(filepath.Join(prefix, "logs"), 0o755)
@@ -157,6 +151,45 @@ func startNginxOn(t *testing.T, httpsPort int, apiPorts ...int) *nginxInFront {
 		time.Sleep(50 * time.Millisecond)
 	}
 	return n
+}
+
+// nginxImageLayout lays out /etc/nginx under prefix as the frontend
+// image's COPY lines (nginx/Dockerfile) build it, with Debian's mime.types
+// for the base image's; so the tests run the files the image ships.
+func nginxImageLayout(t *testing.T, prefix string) {
+	t.Helper()
+	dockerfile, err := os.ReadFile("nginx/Dockerfile")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(string(dockerfile), "\n") {
+		fields := strings.Fields(line)
+		if len(fields) < 3 || fields[0] != "COPY" {
+			continue
+		}
+		dest := fields[len(fields)-1]
+		if !strings.HasPrefix(dest, "/etc/nginx/") {
+			t.Fatalf("nginx/Dockerfile copies outside /etc/nginx: %s", line)
+		}
+		for _, src := range fields[1 : len(fields)-1] {
+			from := filepath.Join("nginx", src)
+			to := filepath.Join(prefix, strings.TrimPrefix(dest, "/etc/nginx/"))
+			if st, err := os.Stat(from); err != nil {
+				t.Fatalf("nginx/Dockerfile: COPY %s: %v", src, err)
+			} else if st.IsDir() {
+				copyTree(t, from, to)
+			} else {
+				b, _ := os.ReadFile(from)
+				os.MkdirAll(to, 0o755)
+				os.WriteFile(filepath.Join(to, filepath.Base(src)), b, 0o644)
+			}
+		}
+	}
+	mime, err := os.ReadFile("/etc/nginx/mime.types")
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(filepath.Join(prefix, "mime.types"), mime, 0o644)
 }
 
 func copyTree(t *testing.T, from, to string) {
@@ -573,4 +606,85 @@ func TestNginxUpstreamKeepalive(t *testing.T) {
 		t.Fatalf("%d of %d idle upstream connections closed within 5 s", len(closedAt), open)
 	}
 	t.Logf("%d upstream connection(s) for %d requests, the last closed by nginx after %v idle", open, requests, closedAt[open-1].Sub(idleSince).Round(time.Millisecond))
+}
+
+// The frontend image as Kubernetes runs it (nginx -c frontend.conf, behind
+// the ingress): the pages over plain HTTP with their own headers and
+// caching, nginx's liveness path for the probes, and nothing of the API,
+// which the ingress routes to the service itself.
+func TestFrontendImageAloneServesThePages(t *testing.T) {
+	bin := needTool(t, "nginx")
+	prefix, err := os.MkdirTemp("", "nginx-frontend-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(prefix) })
+	nginxImageLayout(t, prefix)
+	os.MkdirAll(filepath.Join(prefix, "logs"), 0o755)
+	os.Chmod(prefix, 0o755)
+	port := freePort(t)
+	conf, _ := os.ReadFile(filepath.Join(prefix, "frontend.conf"))
+	replaced := strings.NewReplacer("listen 8080;", fmt.Sprintf("listen 127.0.0.1:%d;", port),
+		"pid /tmp/nginx.pid;", "pid "+filepath.Join(prefix, "nginx.pid")+";").Replace(string(conf))
+	if !strings.Contains(replaced, fmt.Sprintf(":%d;", port)) {
+		t.Fatal("frontend.conf no longer has the listen line the test replaces")
+	}
+	os.WriteFile(filepath.Join(prefix, "frontend.conf"), []byte(replaced), 0o644)
+	logs := &logBuffer{}
+	cmd := exec.Command(bin, "-p", prefix, "-c", filepath.Join(prefix, "frontend.conf"), "-g", "daemon off;")
+	cmd.Stdout, cmd.Stderr = logs, logs
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.WaitDelay = 5 * time.Second
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL); cmd.Wait() })
+	base := fmt.Sprintf("http://127.0.0.1:%d", port)
+	for i := 0; ; i++ {
+		if resp, err := http.Get(base + "/nginx-health"); err == nil {
+			resp.Body.Close()
+			break
+		}
+		if i > 100 {
+			t.Fatalf("nginx -c frontend.conf did not start:\n%s", logs)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	get := func(path string, header map[string]string) response {
+		hr, _ := http.NewRequest("GET", base+path, nil)
+		for k, v := range header {
+			hr.Header.Set(k, v)
+		}
+		resp, err := http.DefaultClient.Do(hr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		body, _ := io.ReadAll(resp.Body)
+		return response{status: resp.StatusCode, header: resp.Header, body: body}
+	}
+	if r := get("/nginx-health", nil); r.status != 200 || string(r.body) != "ok\n" {
+		t.Fatalf("/nginx-health: %d %q", r.status, r.body)
+	}
+	index, _ := os.ReadFile("nginx/html/index.html")
+	for _, path := range []string{"/", "/login", "/items"} {
+		r := get(path, nil)
+		if r.status != 200 || string(r.body) != string(index) || r.header.Get("Content-Security-Policy") != pageCSP ||
+			r.header.Get("Cache-Control") != "no-cache" || r.header.Get("X-Frame-Options") != "DENY" || r.header.Get("Strict-Transport-Security") != "" {
+			t.Fatalf("GET %s: %d %v", path, r.status, r.header)
+		}
+	}
+	if r := get("/assets/app.js", nil); r.status != 200 || r.header.Get("Cache-Control") != "no-cache" || !strings.HasPrefix(r.header.Get("Content-Type"), "application/javascript") && !strings.HasPrefix(r.header.Get("Content-Type"), "text/javascript") {
+		t.Fatalf("/assets/app.js: %d %v", r.status, r.header)
+	}
+	if r := get("/assets/nope.js", nil); r.status != 404 || r.header.Get("Cache-Control") != "no-store" {
+		t.Fatalf("a missing asset: %d %v", r.status, r.header)
+	}
+	if r := get("/api/v1/health", nil); r.status != 404 {
+		t.Fatalf("the frontend alone answered an API path: %d %.80q", r.status, r.body)
+	}
+	// Behind the ingress's TLS, the pages carry HSTS.
+	if r := get("/", map[string]string{"X-Forwarded-Proto": "https"}); r.header.Get("Strict-Transport-Security") != "max-age=63072000; includeSubDomains" {
+		t.Fatalf("HSTS behind TLS: %v", r.header)
+	}
 }
