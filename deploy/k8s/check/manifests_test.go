@@ -1,6 +1,7 @@
-// Package check holds the offline checks of the Kubernetes manifests: every
-// manifest decodes strictly (unknown fields are errors) into the real
-// k8s.io/api types, and the invariants the service depends on hold. It is a
+// Package check holds the offline checks of the Kubernetes manifests:
+// kustomize renders them as a cluster would get them, every object decodes
+// strictly (unknown fields are errors) into the real k8s.io/api types, and
+// the invariants the service and the frontend depend on hold. It is a
 // module of its own so that the service's go.mod stays the standard library
 // and pgx.
 package check
@@ -11,9 +12,9 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/netip"
+	"net/url"
 	"os"
-	"os/exec"
-	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -23,36 +24,48 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
 	policyv1 "k8s.io/api/policy/v1"
+	"sigs.k8s.io/kustomize/api/krusty"
+	"sigs.k8s.io/kustomize/kyaml/filesys"
 	"sigs.k8s.io/yaml"
 )
 
-type manifests struct {
-	deployment *appsv1.Deployment
-	service    *corev1.Service
-	configMap  *corev1.ConfigMap
-	pdb        *policyv1.PodDisruptionBudget
-	hpa        *autoscalingv2.HorizontalPodAutoscaler
-	netpol     *networkingv1.NetworkPolicy
+// rendered is what kustomize makes of deploy/k8s, as a cluster would get
+// it, each object decoded strictly into its k8s.io/api type, by name.
+type rendered struct {
+	deployments map[string]*appsv1.Deployment
+	services    map[string]*corev1.Service
+	configMaps  map[string]*corev1.ConfigMap
+	pdbs        map[string]*policyv1.PodDisruptionBudget
+	hpas        map[string]*autoscalingv2.HorizontalPodAutoscaler
+	netpols     map[string]*networkingv1.NetworkPolicy
+	ingresses   map[string]*networkingv1.Ingress
+}
+
+// kustomization is the kustomization file's fields, decoded strictly.
+type kustomization struct {
+	APIVersion string            `json:"apiVersion"`
+	Kind       string            `json:"kind"`
+	Labels     []json.RawMessage `json:"labels"`
+	Resources  []string          `json:"resources"`
+	Images     []struct {
+		Name    string `json:"name"`
+		NewName string `json:"newName"`
+		NewTag  string `json:"newTag"`
+	} `json:"images"`
 }
 
 // strict decodes one manifest's JSON into v, refusing unknown fields.
-func strict(t *testing.T, file string, doc []byte, v any) {
+func strict(t *testing.T, what string, doc []byte, v any) {
 	t.Helper()
 	dec := json.NewDecoder(bytes.NewReader(doc))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
-		t.Fatalf("%s: %v", file, err)
+		t.Fatalf("%s: %v", what, err)
 	}
 }
 
-func load(t *testing.T) manifests {
+func readKustomization(t *testing.T) kustomization {
 	t.Helper()
-	var kust struct {
-		APIVersion string            `json:"apiVersion"`
-		Kind       string            `json:"kind"`
-		Labels     []json.RawMessage `json:"labels"`
-		Resources  []string          `json:"resources"`
-	}
 	raw, err := os.ReadFile("../kustomization.yaml")
 	if err != nil {
 		t.Fatal(err)
@@ -61,48 +74,71 @@ func load(t *testing.T) manifests {
 	if err != nil {
 		t.Fatal(err)
 	}
-	strict(t, "kustomization.yaml", js, &kust)
-	var m manifests
-	for _, file := range kust.Resources {
-		raw, err := os.ReadFile(filepath.Join("..", file))
+	var k kustomization
+	strict(t, "kustomization.yaml", js, &k)
+	return k
+}
+
+// render runs kustomize (its Go API, as kubectl kustomize does) over
+// deploy/k8s and decodes every object it yields.
+func render(t *testing.T) rendered {
+	t.Helper()
+	readKustomization(t)
+	rm, err := krusty.MakeKustomizer(krusty.MakeDefaultOptions()).Run(filesys.MakeFsOnDisk(), "..")
+	if err != nil {
+		t.Fatalf("kustomize: %v", err)
+	}
+	r := rendered{map[string]*appsv1.Deployment{}, map[string]*corev1.Service{}, map[string]*corev1.ConfigMap{},
+		map[string]*policyv1.PodDisruptionBudget{}, map[string]*autoscalingv2.HorizontalPodAutoscaler{},
+		map[string]*networkingv1.NetworkPolicy{}, map[string]*networkingv1.Ingress{}}
+	for _, res := range rm.Resources() {
+		y, err := res.AsYAML()
 		if err != nil {
 			t.Fatal(err)
 		}
-		for _, part := range strings.Split(string(raw), "\n---") {
-			js, err := yaml.YAMLToJSON([]byte(part))
-			if err != nil {
-				t.Fatalf("%s: %v", file, err)
-			}
-			var meta struct{ Kind string }
-			json.Unmarshal(js, &meta)
-			switch meta.Kind {
-			case "Deployment":
-				m.deployment = &appsv1.Deployment{}
-				strict(t, file, js, m.deployment)
-			case "Service":
-				m.service = &corev1.Service{}
-				strict(t, file, js, m.service)
-			case "ConfigMap":
-				m.configMap = &corev1.ConfigMap{}
-				strict(t, file, js, m.configMap)
-			case "PodDisruptionBudget":
-				m.pdb = &policyv1.PodDisruptionBudget{}
-				strict(t, file, js, m.pdb)
-			case "HorizontalPodAutoscaler":
-				m.hpa = &autoscalingv2.HorizontalPodAutoscaler{}
-				strict(t, file, js, m.hpa)
-			case "NetworkPolicy":
-				m.netpol = &networkingv1.NetworkPolicy{}
-				strict(t, file, js, m.netpol)
-			default:
-				t.Fatalf("%s: unexpected kind %q", file, meta.Kind)
-			}
+		js, err := yaml.YAMLToJSON(y)
+		if err != nil {
+			t.Fatal(err)
+		}
+		kind, name := res.GetKind(), res.GetName()
+		what := kind + " " + name
+		into := func(m any, v any) {
+			strict(t, what, js, v)
+			reflectSet(m, name, v)
+		}
+		switch kind {
+		case "Deployment":
+			into(r.deployments, &appsv1.Deployment{})
+		case "Service":
+			into(r.services, &corev1.Service{})
+		case "ConfigMap":
+			into(r.configMaps, &corev1.ConfigMap{})
+		case "PodDisruptionBudget":
+			into(r.pdbs, &policyv1.PodDisruptionBudget{})
+		case "HorizontalPodAutoscaler":
+			into(r.hpas, &autoscalingv2.HorizontalPodAutoscaler{})
+		case "NetworkPolicy":
+			into(r.netpols, &networkingv1.NetworkPolicy{})
+		case "Ingress":
+			into(r.ingresses, &networkingv1.Ingress{})
+		default:
+			t.Fatalf("unexpected kind %q", kind)
 		}
 	}
-	if m.deployment == nil || m.service == nil || m.configMap == nil || m.pdb == nil || m.hpa == nil || m.netpol == nil {
-		t.Fatalf("missing manifests: %+v", m)
+	for _, name := range []string{"backend-api", "backend-frontend"} {
+		if r.deployments[name] == nil || r.services[name] == nil || r.pdbs[name] == nil || r.netpols[name] == nil {
+			t.Fatalf("%s lacks a Deployment, Service, PDB or NetworkPolicy", name)
+		}
 	}
-	return m
+	if r.configMaps["backend-config"] == nil || r.hpas["backend-api"] == nil || r.ingresses["backend"] == nil {
+		t.Fatal("missing the ConfigMap, the API's HPA or the Ingress")
+	}
+	return r
+}
+
+// reflectSet puts v into the map m (a map[string]*T) under name.
+func reflectSet(m any, name string, v any) {
+	reflect.ValueOf(m).SetMapIndex(reflect.ValueOf(name), reflect.ValueOf(v))
 }
 
 // envExample is the service's documented production settings.
@@ -132,10 +168,19 @@ func duration(t *testing.T, s string) time.Duration {
 	return d
 }
 
-func TestManifests(t *testing.T) {
-	m := load(t)
+// The API: probes, drain, hardening, settings and secrets as files, and
+// its Service, PDB, HPA and NetworkPolicy in agreement.
+func TestAPIManifests(t *testing.T) {
+	r := render(t)
 	env := envExample(t)
-	d := m.deployment
+	d := r.deployments["backend-api"]
+	m := struct {
+		service   *corev1.Service
+		configMap *corev1.ConfigMap
+		pdb       *policyv1.PodDisruptionBudget
+		hpa       *autoscalingv2.HorizontalPodAutoscaler
+		netpol    *networkingv1.NetworkPolicy
+	}{r.services["backend-api"], r.configMaps["backend-config"], r.pdbs["backend-api"], r.hpas["backend-api"], r.netpols["backend-api"]}
 	if d.Spec.Replicas == nil || *d.Spec.Replicas != 3 {
 		t.Errorf("replicas %v, want 3", d.Spec.Replicas)
 	}
@@ -287,14 +332,161 @@ func TestManifests(t *testing.T) {
 	}
 }
 
-// kubectl, where installed, renders the kustomization as a cluster would.
-func TestKustomizeRenders(t *testing.T) {
-	kubectl, err := exec.LookPath("kubectl")
-	if err != nil {
-		t.Log("kubectl is not installed; the manifests were decoded one by one")
-		return
+// The frontend: the same discipline as the API (non-root, read-only root,
+// no capabilities, probes, a PDB, a NetworkPolicy), running the image's
+// frontend.conf.
+func TestFrontendManifests(t *testing.T) {
+	r := render(t)
+	d := r.deployments["backend-frontend"]
+	if d.Spec.Replicas == nil || *d.Spec.Replicas < 2 {
+		t.Errorf("replicas %v, want at least 2", d.Spec.Replicas)
 	}
-	if out, err := exec.Command(kubectl, "kustomize", "..").CombinedOutput(); err != nil {
-		t.Fatalf("kubectl kustomize: %v\n%s", err, out)
+	ru := d.Spec.Strategy.RollingUpdate
+	if ru == nil || ru.MaxUnavailable == nil || ru.MaxUnavailable.IntValue() != 0 {
+		t.Errorf("strategy %+v, want maxUnavailable 0", d.Spec.Strategy)
+	}
+	pod := d.Spec.Template.Spec
+	if len(pod.Containers) != 1 {
+		t.Fatalf("%d containers", len(pod.Containers))
+	}
+	c := pod.Containers[0]
+	ps := pod.SecurityContext
+	if ps == nil || ps.RunAsNonRoot == nil || !*ps.RunAsNonRoot || ps.RunAsUser == nil || *ps.RunAsUser == 0 ||
+		ps.SeccompProfile == nil || ps.SeccompProfile.Type != corev1.SeccompProfileTypeRuntimeDefault || pod.AutomountServiceAccountToken == nil || *pod.AutomountServiceAccountToken {
+		t.Errorf("pod security context %+v", ps)
+	}
+	cs := c.SecurityContext
+	if cs == nil || cs.ReadOnlyRootFilesystem == nil || !*cs.ReadOnlyRootFilesystem || cs.AllowPrivilegeEscalation == nil || *cs.AllowPrivilegeEscalation ||
+		cs.Capabilities == nil || fmt.Sprint(cs.Capabilities.Drop) != "[ALL]" {
+		t.Errorf("container security context %+v", cs)
+	}
+	if c.Resources.Requests.Cpu().IsZero() || c.Resources.Limits.Memory().IsZero() {
+		t.Errorf("resources %+v", c.Resources)
+	}
+	for name, p := range map[string]*corev1.Probe{"readiness": c.ReadinessProbe, "liveness": c.LivenessProbe} {
+		if p == nil || p.HTTPGet == nil || p.HTTPGet.Path != "/nginx-health" {
+			t.Errorf("%s probe %+v, want /nginx-health", name, p)
+		}
+	}
+	// It runs the image's frontend.conf, which listens on the container's port.
+	conf, err := os.ReadFile("../../../nginx/frontend.conf")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Join(append(c.Command, c.Args...), " ") != "nginx -c /etc/nginx/frontend.conf -g daemon off;" {
+		t.Errorf("command %v %v, want nginx -c /etc/nginx/frontend.conf", c.Command, c.Args)
+	}
+	if len(c.Ports) != 1 || !strings.Contains(string(conf), fmt.Sprintf("listen %d;", c.Ports[0].ContainerPort)) {
+		t.Errorf("ports %v: frontend.conf listens elsewhere", c.Ports)
+	}
+	// The read-only root leaves nginx /tmp for its pid and temporary files.
+	tmp := false
+	for _, vm := range c.VolumeMounts {
+		for _, v := range pod.Volumes {
+			tmp = tmp || (vm.MountPath == "/tmp" && v.Name == vm.Name && v.EmptyDir != nil)
+		}
+	}
+	if !tmp {
+		t.Error("no emptyDir at /tmp for nginx's pid and temporary files")
+	}
+	sel := d.Spec.Selector.MatchLabels
+	svc, pdb, np := r.services["backend-frontend"], r.pdbs["backend-frontend"], r.netpols["backend-frontend"]
+	if fmt.Sprint(svc.Spec.Selector) != fmt.Sprint(sel) || fmt.Sprint(pdb.Spec.Selector.MatchLabels) != fmt.Sprint(sel) || fmt.Sprint(np.Spec.PodSelector.MatchLabels) != fmt.Sprint(sel) {
+		t.Errorf("selectors disagree: deployment %v service %v pdb %v netpol %v", sel, svc.Spec.Selector, pdb.Spec.Selector, np.Spec.PodSelector)
+	}
+	if pdb.Spec.MinAvailable == nil || pdb.Spec.MinAvailable.IntValue() >= int(*d.Spec.Replicas) {
+		t.Errorf("PDB minAvailable %v must leave room for a disruption", pdb.Spec.MinAvailable)
+	}
+	// Only the ingress controller reaches it; it reaches nothing.
+	if len(np.Spec.Ingress) != 1 || len(np.Spec.Ingress[0].From) == 0 || len(np.Spec.Ingress[0].Ports) != 1 || np.Spec.Ingress[0].Ports[0].Port.IntValue() != int(c.Ports[0].ContainerPort) {
+		t.Errorf("NetworkPolicy ingress %+v, want the ingress controller to the http port only", np.Spec.Ingress)
+	}
+	if fmt.Sprint(np.Spec.PolicyTypes) != "[Ingress Egress]" || len(np.Spec.Egress) != 0 {
+		t.Errorf("NetworkPolicy egress %v %+v, want none allowed", np.Spec.PolicyTypes, np.Spec.Egress)
+	}
+}
+
+// The Ingress serves FRONTEND_URL's host over TLS, and routes the API to
+// the API's Service and everything else to the frontend's, each by a port
+// those Services have: one origin for the pages and the API.
+func TestIngress(t *testing.T) {
+	r := render(t)
+	frontend, err := url.Parse(r.configMaps["backend-config"].Data["FRONTEND_URL"])
+	if err != nil {
+		t.Fatal(err)
+	}
+	routes := map[string]string{}
+	for name, ing := range r.ingresses {
+		if ing.Spec.IngressClassName == nil || *ing.Spec.IngressClassName == "" {
+			t.Errorf("Ingress %s names no ingress class", name)
+		}
+		if len(ing.Spec.TLS) != 1 || fmt.Sprint(ing.Spec.TLS[0].Hosts) != "["+frontend.Host+"]" || ing.Spec.TLS[0].SecretName == "" {
+			t.Errorf("Ingress %s TLS %+v, want FRONTEND_URL's host %s", name, ing.Spec.TLS, frontend.Host)
+		}
+		for _, rule := range ing.Spec.Rules {
+			if rule.Host != frontend.Host || rule.HTTP == nil {
+				t.Errorf("Ingress %s rule for host %q, want %s", name, rule.Host, frontend.Host)
+				continue
+			}
+			for _, p := range rule.HTTP.Paths {
+				svc := r.services[p.Backend.Service.Name]
+				if svc == nil {
+					t.Errorf("Ingress %s sends %s to a Service that is not deployed: %s", name, p.Path, p.Backend.Service.Name)
+					continue
+				}
+				found := false
+				for _, sp := range svc.Spec.Ports {
+					found = found || sp.Name == p.Backend.Service.Port.Name
+				}
+				if !found || p.Backend.Service.Port.Name != "http" {
+					t.Errorf("Ingress %s sends %s to port %q of %s", name, p.Path, p.Backend.Service.Port.Name, svc.Name)
+				}
+				routes[p.Path] = p.Backend.Service.Name
+			}
+		}
+	}
+	if routes["/api"] != "backend-api" || routes["/"] != "backend-frontend" || routes["/api/v1/auth"] != "backend-api" {
+		t.Errorf("routes %v, want /api and /api/v1/auth to the API, / to the frontend", routes)
+	}
+	if a := r.ingresses["backend-auth"].Annotations; a["nginx.ingress.kubernetes.io/limit-rps"] == "" {
+		t.Errorf("sign-in has no edge rate: %v", a)
+	}
+	for name, ing := range r.ingresses {
+		if ing.Annotations["nginx.ingress.kubernetes.io/limit-connections"] == "" {
+			t.Errorf("Ingress %s has no per-client connection cap", name)
+		}
+	}
+}
+
+// Image names and tags are set in one place, kustomization.yaml's images:
+// every container runs the registry name and tag given there, and the
+// manifests themselves name the image without a tag.
+func TestImagesComeFromKustomize(t *testing.T) {
+	k := readKustomization(t)
+	want := map[string]string{}
+	for _, img := range k.Images {
+		if img.NewName == "" || img.NewTag == "" {
+			t.Errorf("images: %s needs newName and newTag", img.Name)
+		}
+		want[img.Name] = img.NewName + ":" + img.NewTag
+	}
+	for _, file := range k.Resources {
+		src, _ := os.ReadFile("../" + file)
+		for _, line := range strings.Split(string(src), "\n") {
+			if f := strings.Fields(line); len(f) >= 2 && f[0] == "image:" && (want[f[1]] == "" || strings.Contains(f[1], ":")) {
+				t.Errorf("%s: %q; name an image of kustomization.yaml's images, without a tag", file, strings.TrimSpace(line))
+			}
+		}
+	}
+	r := render(t)
+	for name, d := range r.deployments {
+		for _, c := range d.Spec.Template.Spec.Containers {
+			if c.Image != want[name] {
+				t.Errorf("%s runs %q, want %q from kustomization.yaml", name, c.Image, want[name])
+			}
+		}
+	}
+	if len(want) != 2 {
+		t.Errorf("images: %v, want backend-api and backend-frontend", want)
 	}
 }
