@@ -133,11 +133,6 @@ func composeConfig(t *testing.T, files ...string) map[string]any {
 // composeConfigWith is composeConfig with the variables env set.
 func composeConfigWith(t *testing.T, env []string, files ...string) map[string]any {
 	t.Helper()
-	bin := needTool(t, "docker-compose")
-	args := []string{}
-	for _, f := range files {
-		args = append(args, "-f", f)
-	}
 	// A fresh clone: a copy of the files with no .env, and no variables set
 	// (and the frontend's build context, which compose checks exists).
 	dir := t.TempDir()
@@ -148,6 +143,18 @@ func composeConfigWith(t *testing.T, env []string, files ...string) map[string]a
 			t.Fatal(err)
 		}
 		os.WriteFile(filepath.Join(dir, f), src, 0o644)
+	}
+	return composeConfigIn(t, dir, env, files...)
+}
+
+// composeConfigIn is what docker-compose makes of the files in dir (with
+// the .env there, if any) and the variables env.
+func composeConfigIn(t *testing.T, dir string, env []string, files ...string) map[string]any {
+	t.Helper()
+	bin := needTool(t, "docker-compose")
+	args := []string{}
+	for _, f := range files {
+		args = append(args, "-f", f)
 	}
 	cmd := exec.Command(bin, append(args, "config")...)
 	cmd.Dir = dir
