@@ -1,4 +1,4 @@
-// Command server is the accounts-and-items API: see README.md.
+// Command server is the accounts-and-items API: see README.md and docs/.
 package main
 
 import (
@@ -80,7 +80,7 @@ func run(ctx context.Context, args []string, lookup lookupEnv, stdin io.Reader, 
 	if err := fs.Parse(args[1:]); errors.Is(err, flag.ErrHelp) {
 		// Asked for, the usage is the answer: on stdout, and not a failure.
 		fs.SetOutput(stdout)
-		fmt.Fprintf(stdout, "Usage of %s (settings come from the environment; see README.md):\n", args[0])
+		fmt.Fprintf(stdout, "Usage of %s (settings come from the environment; see docs/configuration.md):\n", args[0])
 		fs.PrintDefaults()
 		return nil
 	} else if err != nil {

@@ -301,12 +301,17 @@ func TestComposeFiles(t *testing.T) {
 // .env.production.example, the build's in the README.
 func TestComposeVariablesAreDocumented(t *testing.T) {
 	example := readEnvFile(t, ".env.production.example")
-	readme, _ := os.ReadFile("README.md")
+	var readme []byte
+	docs, _ := filepath.Glob("docs/*.md")
+	for _, f := range append([]string{"README.md"}, docs...) {
+		b, _ := os.ReadFile(f)
+		readme = append(readme, b...)
+	}
 	for _, f := range []string{"docker-compose.yml", "docker-compose.dev.yml"} {
 		src, _ := os.ReadFile(f)
 		for _, m := range regexp.MustCompile(`\$\{([A-Z][A-Z0-9_]*)`).FindAllStringSubmatch(string(src), -1) {
 			if _, ok := example[m[1]]; !ok && !strings.Contains(string(readme), "`"+m[1]+"`") {
-				t.Errorf("%s reads %s, which neither .env.production.example nor the README documents", f, m[1])
+				t.Errorf("%s reads %s, which neither .env.production.example nor README.md and docs/ document", f, m[1])
 			}
 		}
 	}
