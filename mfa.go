@@ -122,47 +122,6 @@ func handleTOTPConfirm(s *store, a *authenticator, au *auditor, m *mailer) http.
 	})
 }
 
-// reauthWithCode is a body that re-authenticates with the password and a
-// second-factor code (or a recovery code).
-type reauthWithCode struct {
-	CurrentPassword opt[string] `json:"current_password"`
-	Code            opt[string] `json:"code"`
-}
-
-func (q reauthWithCode) valid() []fieldError {
-	var p problems
-	p.add("current_password", requiredPassword(q.CurrentPassword))
-	p.add("code", codeProblem(q.Code, true))
-	return p
-}
-
-// bothFactors is the handler of a change that needs the caller's password
-// and a code first: it reads and checks both (a wrong one is 422 on its
-// field, and counts as a failed login), then makes the change.
-func bothFactors(s *store, pw *passwordHasher, limits *rateLimits, a *authenticator, change func(w http.ResponseWriter, r *http.Request, me user) error) http.Handler {
-	return apiFunc(func(w http.ResponseWriter, r *http.Request) error {
-		req, err := decode[reauthWithCode](r)
-		if err != nil {
-			return err
-		}
-		me := currentUser(r)
-		if !me.MFAEnabled {
-			return newError(codeConflict, "Two-factor sign-in is not on.")
-		}
-		if err := requireCurrentPassword(w, r, s, pw, limits, req.CurrentPassword.V); err != nil {
-			return err
-		}
-		ok, _, err := checkCode(w, r, s, limits, a, me, req.Code.V)
-		if err != nil {
-			return err
-		}
-		if !ok {
-			return validationError([]fieldError{{Field: "code", Message: "is not a code of your app, nor an unused recovery code"}})
-		}
-		return change(w, r, me)
-	})
-}
-
 // handleMFADisable is DELETE /users/me/mfa: the factor and its recovery
 // codes go, after the password and a code.
 func handleMFADisable(s *store, pw *passwordHasher, limits *rateLimits, a *authenticator, au *auditor, m *mailer) http.Handler {
