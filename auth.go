@@ -107,7 +107,7 @@ func (q *registerRequest) normalize() { q.Email.V = normalizeEmail(q.Email.V) }
 func (q registerRequest) valid() []fieldError {
 	var p problems
 	p.add("email", requiredEmail(q.Email))
-	p.add("password", firstOf(requiredPassword(q.Password), newPasswordProblem(q.Password.V, q.Email.V)))
+	p.add("password", firstOf(requiredPassword(q.Password), newPasswordProblem(q.Password.V, q.Email.V, q.FullName.V)))
 	p.add("full_name", fullNameProblem(q.FullName))
 	return p
 }

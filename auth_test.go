@@ -217,7 +217,7 @@ func TestSessionLifecycle(t *testing.T) {
 	// Deleting the user ends their sessions and their items.
 	t7 := a.login("s@example.com", "password-789")
 	a.do(req{method: "POST", path: "/api/v1/items", token: t7, body: map[string]any{"title": "doomed"}})
-	expectStatus(t, a.do(req{method: "DELETE", path: "/api/v1/users/me", token: t7}), 204)
+	expectStatus(t, a.do(req{method: "DELETE", path: "/api/v1/users/me", token: t7, body: map[string]any{"current_password": "password-789"}}), 204)
 	if me(t7) != 401 {
 		t.Fatal("deleted user's session alive")
 	}

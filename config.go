@@ -480,8 +480,8 @@ func checkProduction(e *envReader, c *config) {
 			e.fail("FIRST_SUPERUSER_PASSWORD", "is a placeholder")
 		case len([]rune(c.FirstSuperuserPassword)) < minProductionSecret:
 			e.fail("FIRST_SUPERUSER_PASSWORD", "must be at least %d characters in production", minProductionSecret)
-		case newPasswordProblem(c.FirstSuperuserPassword, c.FirstSuperuserEmail) != "":
-			e.fail("FIRST_SUPERUSER_PASSWORD", "%s", newPasswordProblem(c.FirstSuperuserPassword, c.FirstSuperuserEmail))
+		case newPasswordProblem(c.FirstSuperuserPassword, c.FirstSuperuserEmail, nil) != "":
+			e.fail("FIRST_SUPERUSER_PASSWORD", "%s", newPasswordProblem(c.FirstSuperuserPassword, c.FirstSuperuserEmail, nil))
 		}
 	}
 	for _, o := range c.CORSOrigins {

@@ -2,14 +2,26 @@ package main
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"log/slog"
 	"net/http"
 )
 
 // How a caller proves who they are, below the handlers that ask: a password
-// under the failure budgets, a second-factor code under the same budgets,
-// and re-authentication before a change that account recovery relies on.
+// under the failure budgets, a second-factor code under the same budgets
+// and the ceiling on guessing, and re-authentication before a change that
+// account recovery relies on.
+
+// credentials is what checking a caller's factors draws on.
+type credentials struct {
+	store  *store
+	hasher *passwordHasher
+	limits *rateLimits
+	mfa    *authenticator
+	audit  *auditor
+	mailer *mailer
+}
 
 // checkPassword verifies password for account (nil when no account has
 // that email: one hash is spent all the same, so timing tells nothing)
@@ -17,30 +29,30 @@ import (
 // given back when the password is right, or when it could not be checked.
 // The hash goes first when the caller signs in from a network the account
 // used before, or is signed in already (re-authentication).
-func checkPassword(w http.ResponseWriter, r *http.Request, s *store, pw *passwordHasher, limits *rateLimits, email string, account *user, password string) (ok, stale bool, err error) {
+func (c credentials) checkPassword(w http.ResponseWriter, r *http.Request, email string, account *user, password string) (ok, stale bool, err error) {
 	ctx := r.Context()
 	st := stateFrom(ctx)
 	network := clientNetwork(st.clientIP)
 	known := false
 	if account != nil {
-		if known, err = s.loginNetworkKnown(ctx, account.ID, network, knownNetworkTTL); err != nil {
+		if known, err = c.store.loginNetworkKnown(ctx, account.ID, network, knownNetworkTTL); err != nil {
 			return false, false, err
 		}
 	}
-	attempt, err := limits.reservePasswordFailure(w, r, email, known)
+	attempt, err := c.limits.reservePasswordFailure(w, r, email, known)
 	if err != nil {
 		return false, false, err
 	}
 	claim := hashClaim{network: network, first: known || st.user != nil}
 	release := context.WithoutCancel(ctx) // a client gone mid-hash must not keep a failure it did not make
 	if account == nil {
-		if err := pw.burn(ctx, claim, password); err != nil {
+		if err := c.hasher.burn(ctx, claim, password); err != nil {
 			attempt.succeeded(release)
 			return false, false, err
 		}
 		return false, false, nil
 	}
-	ok, stale, err = pw.verify(ctx, claim, password, account.passwordHash)
+	ok, stale, err = c.hasher.verify(ctx, claim, password, account.passwordHash)
 	if err != nil || ok {
 		attempt.succeeded(release)
 	}
@@ -56,11 +68,11 @@ func hashClaimOf(r *http.Request, first bool) hashClaim {
 
 // rehashPassword upgrades a hash made with older parameters. A failure is
 // logged, not answered: the login itself succeeded.
-func rehashPassword(r *http.Request, s *store, pw *passwordHasher, userID, password string, logger *slog.Logger) {
+func (c credentials) rehashPassword(r *http.Request, userID, password string, logger *slog.Logger) {
 	ctx := r.Context()
-	hash, err := pw.hash(ctx, hashClaimOf(r, true), password)
+	hash, err := c.hasher.hash(ctx, hashClaimOf(r, true), password)
 	if err == nil {
-		_, _, err = s.updateUser(ctx, userID, userChanges{PasswordHash: &hash}, keepSessions)
+		_, _, err = c.store.updateUser(ctx, userID, userChanges{PasswordHash: &hash}, keepSessions)
 	}
 	if err != nil {
 		logger.WarnContext(ctx, "could not upgrade a password hash", "user_id", userID, "error", err.Error())
@@ -95,79 +107,152 @@ func (a *authenticator) verifyCode(ctx context.Context, s *store, u user, code s
 	return ok, false, err
 }
 
-// checkCode verifies a second-factor code of u under the same failure
-// budgets as a password: a failure is reserved first and given back when
-// the code is right.
-func checkCode(w http.ResponseWriter, r *http.Request, s *store, limits *rateLimits, a *authenticator, u user, code string) (ok, recovered bool, err error) {
+// errMFALocked is the second step of an account past the ceiling of wrong
+// codes: lockout by design, since whoever holds the password should not
+// keep trying; the mailed reset link unlocks it.
+var errMFALocked = newError(codeMFALocked,
+	"Too many wrong codes in a row: two-factor sign-in is locked on this account until its password is reset through a mailed link.")
+
+// checkCode verifies a second-factor code of u, after its password, under
+// the same failure budgets as a password (a failure reserved first, given
+// back when the code is right) and under the account's ceiling of wrong
+// codes in a row (errMFALocked once reached). A wrong code is audited, and
+// the owner is mailed when the streak says someone is guessing.
+func (c credentials) checkCode(w http.ResponseWriter, r *http.Request, u user, code string) (ok, recovered bool, err error) {
 	ctx := r.Context()
+	release := context.WithoutCancel(ctx)
 	network := clientNetwork(stateFrom(ctx).clientIP)
-	known, err := s.loginNetworkKnown(ctx, u.ID, network, knownNetworkTTL)
+	known, err := c.store.loginNetworkKnown(ctx, u.ID, network, knownNetworkTTL)
 	if err != nil {
 		return false, false, err
 	}
-	attempt, err := limits.reservePasswordFailure(w, r, u.Email, known)
+	attempt, err := c.limits.reservePasswordFailure(w, r, u.Email, known)
 	if err != nil {
 		return false, false, err
 	}
-	ok, recovered, err = a.verifyCode(ctx, s, u, code)
-	if err != nil || ok {
-		attempt.succeeded(context.WithoutCancel(ctx))
+	streak, locked, err := c.store.reserveCodeFailure(ctx, u.ID)
+	if err != nil || locked {
+		attempt.succeeded(release) // nothing was checked
+		if locked {
+			return false, false, errMFALocked
+		}
+		return false, false, err
 	}
-	return ok, recovered, err
+	ok, recovered, err = c.mfa.verifyCode(ctx, c.store, u, code)
+	switch {
+	case err != nil:
+		attempt.succeeded(release)
+		return false, false, errors.Join(err, c.store.giveBackCodeFailure(release, u.ID))
+	case ok:
+		attempt.succeeded(release)
+		return true, recovered, c.store.endCodeStreak(release, u.ID)
+	}
+	return false, false, c.codeFailed(r, u, streak)
 }
 
-// requireCurrentPassword re-authenticates the caller. A wrong password is
-// 422 on current_password (401 would sign the frontend out), and counts
-// against the account's failure budgets like a failed login.
-func requireCurrentPassword(w http.ResponseWriter, r *http.Request, s *store, pw *passwordHasher, limits *rateLimits, password string) error {
+// codeFailed records a wrong code of u, the streak-th in a row: an audit
+// event, and at mfaAlertAfter in a row (at most once an hour) a notice
+// that someone who knows the password is trying; at the ceiling, the lock's
+// notice and event.
+func (c credentials) codeFailed(r *http.Request, u user, streak int) error {
+	ctx := context.WithoutCancel(r.Context())
+	c.audit.record(r, "mfa.failed", "", u.ID)
+	if streak < mfaAlertAfter {
+		return nil
+	}
+	var event string
+	err := c.store.inTx(ctx, func(tx *sql.Tx) error {
+		if streak >= mfaCeiling {
+			event = "mfa.locked"
+			return c.mailer.mailNotice(ctx, tx, "mfa_locked", u.Email)
+		}
+		due, err := c.store.claimStreakAlert(ctx, tx, u.ID)
+		if err != nil || !due {
+			return err
+		}
+		event = "mfa.failed_streak"
+		return c.mailer.mailNotice(ctx, tx, "mfa_failed_streak", u.Email)
+	})
+	if err != nil {
+		return classify(err, "Notice")
+	}
+	if event != "" {
+		c.audit.record(r, event, "", u.ID, slog.Int("streak", streak))
+	}
+	return nil
+}
+
+// recoveryCodeUsed audits a spent recovery code of u and mails its notice.
+func (c credentials) recoveryCodeUsed(r *http.Request, u user) error {
+	ctx := r.Context()
+	c.audit.record(r, "mfa.recovery_code_used", u.ID, u.ID)
+	err := c.store.inTx(ctx, func(tx *sql.Tx) error { return c.mailer.mailNotice(ctx, tx, "mfa_recovery_code_used", u.Email) })
+	return classify(err, "Notice")
+}
+
+// reauth is the part of a request body that re-authenticates the caller
+// before a change that account recovery relies on (ASVS 7.5.1): the
+// current password, and on an account with a second factor a code of its
+// app or an unused recovery code.
+type reauth struct {
+	CurrentPassword opt[string] `json:"current_password"`
+	Code            opt[string] `json:"code"`
+}
+
+// valid checks the form only; reauthenticate checks the factors.
+func (q reauth) valid() []fieldError {
+	var p problems
+	p.add("current_password", requiredPassword(q.CurrentPassword))
+	if q.Code.Set {
+		p.add("code", codeProblem(q.Code, true))
+	}
+	return p
+}
+
+// unneeded names the fields of q that a request without a change recovery
+// relies on sent for nothing.
+func (q reauth) unneeded(why string) []fieldError {
+	var p problems
+	if q.CurrentPassword.Set {
+		p.add("current_password", why)
+	}
+	if q.Code.Set {
+		p.add("code", why)
+	}
+	return p
+}
+
+// reauthenticate checks every factor the caller has, in this order, each
+// failure counting against the login budgets:
+//  1. the password: a wrong one is 422 on current_password;
+//  2. on an account with a second factor, a code (TOTP or recovery): past
+//     the ceiling of wrong codes in a row, 403 mfa_locked; a missing or
+//     wrong one (a TOTP step already used included) is 422 on code.
+//
+// A recovery code it accepts is spent, audited and its notice mailed. An
+// account without a second factor needs the password only.
+func (c credentials) reauthenticate(w http.ResponseWriter, r *http.Request, q reauth) error {
 	me := currentUser(r)
-	ok, _, err := checkPassword(w, r, s, pw, limits, me.Email, &me, password)
+	ok, _, err := c.checkPassword(w, r, me.Email, &me, q.CurrentPassword.V)
 	if err != nil {
 		return err
 	}
 	if !ok {
 		return validationError([]fieldError{{Field: "current_password", Message: "is not your current password"}})
 	}
+	if !me.MFAEnabled {
+		return nil
+	}
+	ok, recovered, err := c.checkCode(w, r, me, q.Code.V)
+	switch {
+	case err != nil:
+		return err
+	case !ok && !q.Code.Set:
+		return validationError([]fieldError{{Field: "code", Message: "is required: your account has two-factor sign-in; enter a code of your app, or a recovery code"}})
+	case !ok:
+		return validationError([]fieldError{{Field: "code", Message: "is not a code of your app, nor an unused recovery code"}})
+	case recovered:
+		return c.recoveryCodeUsed(r, me)
+	}
 	return nil
-}
-
-// reauthWithCode is a body that re-authenticates with the password and a
-// second-factor code (or a recovery code).
-type reauthWithCode struct {
-	CurrentPassword opt[string] `json:"current_password"`
-	Code            opt[string] `json:"code"`
-}
-
-func (q reauthWithCode) valid() []fieldError {
-	var p problems
-	p.add("current_password", requiredPassword(q.CurrentPassword))
-	p.add("code", codeProblem(q.Code, true))
-	return p
-}
-
-// bothFactors is the handler of a change that needs the caller's password
-// and a code first: it reads and checks both (a wrong one is 422 on its
-// field, and counts as a failed login), then makes the change.
-func bothFactors(s *store, pw *passwordHasher, limits *rateLimits, a *authenticator, change func(w http.ResponseWriter, r *http.Request, me user) error) http.Handler {
-	return apiFunc(func(w http.ResponseWriter, r *http.Request) error {
-		req, err := decode[reauthWithCode](r)
-		if err != nil {
-			return err
-		}
-		me := currentUser(r)
-		if !me.MFAEnabled {
-			return newError(codeConflict, "Two-factor sign-in is not on.")
-		}
-		if err := requireCurrentPassword(w, r, s, pw, limits, req.CurrentPassword.V); err != nil {
-			return err
-		}
-		ok, _, err := checkCode(w, r, s, limits, a, me, req.Code.V)
-		if err != nil {
-			return err
-		}
-		if !ok {
-			return validationError([]fieldError{{Field: "code", Message: "is not a code of your app, nor an unused recovery code"}})
-		}
-		return change(w, r, me)
-	})
 }

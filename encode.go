@@ -70,6 +70,8 @@ func (u user) appendJSON(b []byte) []byte {
 	b = strconv.AppendBool(b, u.EmailVerified)
 	b = append(b, `,"mfa_enabled":`...)
 	b = strconv.AppendBool(b, u.MFAEnabled)
+	b = append(b, `,"pending_email":`...)
+	b = appendNullableString(b, u.PendingEmail)
 	b = append(b, `,"created_at":`...)
 	b = appendJSONTime(b, u.CreatedAt)
 	return append(b, '}')

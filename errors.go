@@ -27,6 +27,7 @@ const (
 	codeMFARequired      errorCode = "mfa_required"            // 401: the password was right; a second factor completes the login
 	codeMFAEnrollment    errorCode = "mfa_enrollment_required" // 403: the account must enrol a second factor first
 	codeCSRF             errorCode = "csrf"                    // 403: a cookie-borne change from another origin
+	codeMFALocked        errorCode = "mfa_locked"              // 403: too many wrong codes in a row; a password reset unlocks
 	codeInternal         errorCode = "internal"
 	codeUnavailable      errorCode = "unavailable"
 )
@@ -40,7 +41,7 @@ func (c errorCode) status() int {
 		return http.StatusBadRequest
 	case codeUnauthorized, codeMFARequired:
 		return http.StatusUnauthorized
-	case codeForbidden, codeEmailUnverified, codeMFAEnrollment, codeCSRF:
+	case codeForbidden, codeEmailUnverified, codeMFAEnrollment, codeCSRF, codeMFALocked:
 		return http.StatusForbidden
 	case codeNotFound:
 		return http.StatusNotFound

@@ -84,6 +84,7 @@ func addRoutes(mux *http.ServeMux, logger *slog.Logger, cfg config, d serverDeps
 		patterns = append(patterns, pattern)
 	}
 	s, pw, rl, au, ml, pages, mfa := d.store, d.hasher, d.limits, d.audit, d.mailer, d.cursors, d.mfa
+	creds := credentials{store: s, hasher: pw, limits: rl, mfa: mfa, audit: au, mailer: ml}
 	authLimit := rl.limit(rl.auth, failClosed)
 	apiLimit := rl.limit(rl.api, failOpen)
 	sessions := cfg.sessions()
@@ -94,23 +95,23 @@ func addRoutes(mux *http.ServeMux, logger *slog.Logger, cfg config, d serverDeps
 	handle("GET /api/v1/health/live", handleLive())
 
 	handle("POST /api/v1/auth/register", authLimit(handleRegister(s, pw, au, ml)))
-	handle("POST /api/v1/auth/login", authLimit(handleLogin(s, pw, rl, au, sessions, cfg.EmailVerification == "required", logger)))
-	handle("POST /api/v1/auth/login/mfa", authLimit(handleLoginMFA(s, rl, mfa, au, ml, sessions, d.metrics.mfaChallenge, logger)))
+	handle("POST /api/v1/auth/login", authLimit(handleLogin(creds, sessions, cfg.EmailVerification == "required", logger)))
+	handle("POST /api/v1/auth/login/mfa", authLimit(handleLoginMFA(creds, sessions, d.metrics.mfaChallenge, logger)))
 	handle("POST /api/v1/auth/logout", apiLimit(enrolling(handleLogout(s, au))))
 	handle("POST /api/v1/auth/password-recovery", authLimit(handleRecovery(s, au)))
 	handle("POST /api/v1/auth/password-reset", authLimit(handleReset(s, pw, ml, au)))
-	handle("POST /api/v1/auth/verify-email", authLimit(handleVerify(s, au)))
+	handle("POST /api/v1/auth/verify-email", authLimit(handleVerify(s, au, ml)))
 	handle("POST /api/v1/auth/verify-email/resend", authLimit(handleVerificationRequest(s, au)))
 
 	handle("GET /api/v1/users/me", apiLimit(enrolling(handleMeGet())))
-	handle("PATCH /api/v1/users/me", apiLimit(user(handleMePatch(s, pw, rl, au, ml)))) // an email change also spends the auth budget
-	handle("POST /api/v1/users/me/password", authLimit(user(handlePasswordChange(s, pw, rl, au, ml))))
-	handle("DELETE /api/v1/users/me", apiLimit(user(handleMeDelete(s, au))))
+	handle("PATCH /api/v1/users/me", apiLimit(user(handleMePatch(creds)))) // an email change also spends the auth budget
+	handle("POST /api/v1/users/me/password", authLimit(user(handlePasswordChange(creds))))
+	handle("DELETE /api/v1/users/me", authLimit(user(handleMeDelete(creds))))
 	handle("POST /api/v1/users/me/verify-email", authLimit(user(handleResendVerification(s, ml))))
-	handle("POST /api/v1/users/me/mfa/totp", authLimit(enrolling(handleTOTPStart(s, pw, rl, mfa))))
+	handle("POST /api/v1/users/me/mfa/totp", authLimit(enrolling(handleTOTPStart(creds))))
 	handle("POST /api/v1/users/me/mfa/totp/confirm", authLimit(enrolling(handleTOTPConfirm(s, mfa, au, ml))))
-	handle("DELETE /api/v1/users/me/mfa", authLimit(user(handleMFADisable(s, pw, rl, mfa, au, ml))))
-	handle("POST /api/v1/users/me/mfa/recovery-codes", authLimit(user(handleRecoveryCodes(s, pw, rl, mfa, au, ml))))
+	handle("DELETE /api/v1/users/me/mfa", authLimit(user(handleMFADisable(creds))))
+	handle("POST /api/v1/users/me/mfa/recovery-codes", authLimit(user(handleRecoveryCodes(creds))))
 	handle("GET /api/v1/users/me/sessions", apiLimit(handleSessionList(s, sessions, pages))) // authenticates as user does, in its own statement
 	handle("DELETE /api/v1/users/me/sessions/{id}", apiLimit(user(handleSessionDelete(s, au))))
 	handle("DELETE /api/v1/users/me/sessions", apiLimit(user(handleSessionDeleteOthers(s, au))))

@@ -496,6 +496,40 @@ func (a *testApp) deliverMail() []*mail.Message {
 	}
 }
 
+// changeEmail moves the signed-in account of token to the address to, as
+// its owner would: the change asked for with the re-authentication in
+// reauth, then the link mailed to the new address followed.
+func (a *testApp) changeEmail(token, to string, reauth map[string]any) {
+	a.t.Helper()
+	body := map[string]any{"email": to}
+	for k, v := range reauth {
+		body[k] = v
+	}
+	r := a.do(req{method: "PATCH", path: "/api/v1/users/me", token: token, body: body})
+	if r.status != 200 || r.str("pending_email") != to {
+		a.t.Fatalf("asking for an email change: %d %s", r.status, r.body)
+	}
+	link := tokenFrom(a.t, mailTo(a.t, a.deliverMail(), to, "Confirm your new email"), "/verify-email")
+	expectStatus(a.t, a.do(req{method: "POST", path: "/api/v1/auth/verify-email", body: map[string]any{"token": link}}), 204)
+}
+
+// deliverMailVia is deliverMail through a real SMTP server at port: what
+// the app queued reaches its inbox as the server's worker would send it.
+func (a *testApp) deliverMailVia(port int) {
+	a.t.Helper()
+	w := &outboxWorker{store: a.deps.store, mailer: a.deps.mailer, logger: slog.New(slog.DiscardHandler), maxAttempts: 10,
+		send: smtpSender(smtpConfig{Host: "127.0.0.1", Port: port, TLS: "none"}, a.cfg.MailFrom.Address)}
+	for {
+		worked, err := w.processOne(context.Background())
+		if err != nil {
+			a.t.Fatalf("outbox: %v", err)
+		}
+		if !worked {
+			return
+		}
+	}
+}
+
 // mailTo is the one mail of mails to `to` whose subject contains subject.
 func mailTo(t testing.TB, mails []*mail.Message, to, subject string) *mail.Message {
 	t.Helper()

@@ -97,7 +97,7 @@ func BenchmarkItemListNaiveSQL(b *testing.B) {
 		var sessionID string
 		var lastUsed time.Time
 		now := a.deps.store.timestamp()
-		u, err := scanUser(a.db.QueryRowContext(ctx, liveSessionSQL, hash, now, now.Add(-a.cfg.SessionIdle)), &sessionID, &lastUsed)
+		u, err := a.deps.store.scanUser(a.db.QueryRowContext(ctx, liveSessionSQL, hash, now, now.Add(-a.cfg.SessionIdle)), &sessionID, &lastUsed)
 		if err != nil {
 			return err
 		}

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"database/sql"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -39,7 +38,8 @@ var errBadCredentials = newError(codeUnauthorized, "Incorrect email or password.
 
 // handleLogin checks the failure budgets before hashing, spends one hash
 // whether or not the email exists, and gives both failures the same words.
-func handleLogin(s *store, pw *passwordHasher, limits *rateLimits, au *auditor, sessions sessionPolicy, requireVerified bool, logger *slog.Logger) http.Handler {
+func handleLogin(c credentials, sessions sessionPolicy, requireVerified bool, logger *slog.Logger) http.Handler {
+	s, au := c.store, c.audit
 	return apiFunc(func(w http.ResponseWriter, r *http.Request) error {
 		if err := sessionKindProblem(r); err != nil {
 			return err
@@ -60,7 +60,7 @@ func handleLogin(s *store, pw *passwordHasher, limits *rateLimits, au *auditor, 
 		failed := func(reason string) {
 			au.record(r, "login.failed", "", u.ID, slog.String("reason", reason))
 		}
-		ok, stale, err := checkPassword(w, r, s, pw, limits, req.Email.V, account, req.Password.V)
+		ok, stale, err := c.checkPassword(w, r, req.Email.V, account, req.Password.V)
 		var ae *apiError
 		if errors.As(err, &ae) && ae.Code == codeRateLimited {
 			failed("rate_limited")
@@ -83,9 +83,17 @@ func handleLogin(s *store, pw *passwordHasher, limits *rateLimits, au *auditor, 
 			return newError(codeEmailUnverified, "Verify your email first: follow the link we mailed you, or ask for a new one.")
 		}
 		if stale {
-			rehashPassword(r, s, pw, u.ID, req.Password.V, logger)
+			c.rehashPassword(r, u.ID, req.Password.V, logger)
 		}
 		if u.MFAEnabled {
+			// Past the ceiling of wrong codes, the second step is locked: say
+			// so now, to the holder of the password only.
+			if locked, err := s.mfaLocked(ctx, u.ID); err != nil {
+				return err
+			} else if locked {
+				failed("mfa_locked")
+				return errMFALocked
+			}
 			return challengeMFA(r, s, u)
 		}
 		return startSession(w, r, s, au, sessions, u, false, logger)
@@ -210,7 +218,8 @@ var (
 // mfa_token is single use, lives 5 minutes and works only from the client
 // network that gave the password; a wrong code counts against the login's
 // failure budgets, like a wrong password.
-func handleLoginMFA(s *store, limits *rateLimits, a *authenticator, au *auditor, m *mailer, sessions sessionPolicy, counted func(string), logger *slog.Logger) http.Handler {
+func handleLoginMFA(c credentials, sessions sessionPolicy, counted func(string), logger *slog.Logger) http.Handler {
+	s, au := c.store, c.audit
 	return apiFunc(func(w http.ResponseWriter, r *http.Request) error {
 		if err := sessionKindProblem(r); err != nil {
 			return err
@@ -234,13 +243,12 @@ func handleLoginMFA(s *store, limits *rateLimits, a *authenticator, au *auditor,
 		} else if err != nil {
 			return err
 		}
-		ok, recovered, err := checkCode(w, r, s, limits, a, u, req.Code.V)
+		ok, recovered, err := c.checkCode(w, r, u, req.Code.V)
 		if err != nil {
 			return err
 		}
 		if !ok {
 			counted("failed")
-			au.record(r, "mfa.failed", "", u.ID)
 			return errWrongCode
 		}
 		if err := s.spendMFAChallenge(ctx, challenge); errors.Is(err, errMissing) {
@@ -250,9 +258,8 @@ func handleLoginMFA(s *store, limits *rateLimits, a *authenticator, au *auditor,
 		}
 		counted("passed")
 		if recovered {
-			au.record(r, "mfa.recovery_code_used", u.ID, u.ID)
-			if err := s.inTx(ctx, func(tx *sql.Tx) error { return m.mailNotice(ctx, tx, "mfa_recovery_code_used", u.Email) }); err != nil {
-				return classify(err, "Notice")
+			if err := c.recoveryCodeUsed(r, u); err != nil {
+				return err
 			}
 		}
 		return startSession(w, r, s, au, sessions, u, true, logger)

@@ -175,10 +175,11 @@ func TestWrongCurrentPasswordsCount(t *testing.T) {
 		t.Fatalf("RateLimit-Policy=%q", got)
 	}
 	// The taken address was never confirmed to a guesser; the owner, from
-	// elsewhere, still changes the email with the right password.
+	// elsewhere, still asks for the email change with the right password
+	// (it waits for the new address's link).
 	other := map[string]string{"X-Forwarded-For": "203.0.113.5"}
 	r = a.do(req{method: "PATCH", path: "/api/v1/users/me", token: token, header: other, body: map[string]any{"email": "new@example.com", "current_password": "password-123"}})
-	if r.status != 200 || r.str("email") != "new@example.com" {
+	if r.status != 200 || r.str("email") != "me@example.com" || r.str("pending_email") != "new@example.com" {
 		t.Fatalf("email change with the right password: %d %s", r.status, r.body)
 	}
 	// The email change spends the auth budget (per IP), not the generous api one.

@@ -37,11 +37,15 @@ var (
 
 // mailSubjects are the fixed subjects, one per kind of mail.
 var mailSubjects = map[string]string{
-	purposeVerify:      "Confirm your email address",
-	purposeReset:       "Reset your password",
-	"password_changed": "Your password was changed",
-	"password_reset":   "Your password was reset",
-	"email_changed":    "Your email address was changed",
+	purposeVerify:            "Confirm your email address",
+	purposeReset:             "Reset your password",
+	"password_changed":       "Your password was changed",
+	"password_reset":         "Your password was reset",
+	"email_changed":          "Your email address was changed",
+	purposeEmailChange:       "Confirm your new email address",
+	"email_change_requested": "A change of your email address was asked for",
+	"mfa_failed_streak":      "Someone who knows your password is trying to sign in",
+	"mfa_locked":             "Two-factor sign-in is locked on your account",
 
 	"mfa_enabled":            "Two-factor sign-in was turned on",
 	"mfa_disabled":           "Two-factor sign-in was turned off",
@@ -50,7 +54,7 @@ var mailSubjects = map[string]string{
 }
 
 // The pages of the frontend a mailed link opens.
-var tokenPages = map[string]string{purposeVerify: "/verify-email", purposeReset: "/reset-password"}
+var tokenPages = map[string]string{purposeVerify: "/verify-email", purposeReset: "/reset-password", purposeEmailChange: "/verify-email"}
 
 var tokenTTLs = map[string]time.Duration{purposeVerify: verifyTokenTTL, purposeReset: resetTokenTTL}
 
@@ -95,7 +99,7 @@ func newMailer(s *store, cfg config, now func() time.Time, logger *slog.Logger) 
 // address, and queues the mail that carries it, in tx. Past a cap it does
 // neither and returns nil.
 func (m *mailer) mailToken(ctx context.Context, tx *sql.Tx, u user, purpose string) error {
-	if capped, err := m.overCap(ctx, tx, u, purpose); err != nil || capped {
+	if capped, err := m.overCap(ctx, tx, u.ID, u.Email, purpose); err != nil || capped {
 		return err
 	}
 	token, hash := newToken()
@@ -105,32 +109,52 @@ func (m *mailer) mailToken(ctx context.Context, tx *sql.Tx, u user, purpose stri
 	return m.queue(ctx, tx, purpose, u.Email, m.link(tokenPages[purpose], token))
 }
 
+// mailEmailChange asks newEmail to confirm that it is u's new address: a
+// link (bound to newEmail, and to the session keep that asked) to the new
+// address, within its cap, and a notice to the current one, in tx. The
+// account's email stays as it is until the link is followed. changed is
+// false when the cap held the link back: nothing is pending then.
+func (m *mailer) mailEmailChange(ctx context.Context, tx *sql.Tx, u user, newEmail string, keep []byte) (changed bool, err error) {
+	if capped, err := m.overCap(ctx, tx, u.ID, newEmail, purposeEmailChange); err != nil || capped {
+		return false, err
+	}
+	token, hash := newToken()
+	if err := m.store.requestEmailChange(ctx, tx, u.ID, newEmail, hash, keep); err != nil {
+		return false, err
+	}
+	if err := m.queue(ctx, tx, purposeEmailChange, newEmail, m.link(tokenPages[purposeEmailChange], token)); err != nil {
+		return false, err
+	}
+	return true, m.mailNotice(ctx, tx, "email_change_requested", u.Email)
+}
+
 // mailNotice queues a security notice of kind to the address to (the
 // account's address before the change).
 func (m *mailer) mailNotice(ctx context.Context, tx *sql.Tx, kind, to string) error {
 	return m.queue(ctx, tx, kind, to, m.link(noticePage, ""))
 }
 
-// overCap reports whether one more mail of purpose to u would pass a cap.
-// The recipient's lock makes concurrent requests count one after another.
-func (m *mailer) overCap(ctx context.Context, tx *sql.Tx, u user, purpose string) (bool, error) {
-	if err := m.store.lockRecipient(ctx, tx, u.Email); err != nil {
+// overCap reports whether one more mail of purpose for userID to recipient
+// would pass a cap. The recipient's lock makes concurrent requests count
+// one after another.
+func (m *mailer) overCap(ctx context.Context, tx *sql.Tx, userID, recipient, purpose string) (bool, error) {
+	if err := m.store.lockRecipient(ctx, tx, recipient); err != nil {
 		return false, err
 	}
 	since := m.store.timestamp().Add(-mailCapWindow)
-	n, err := m.store.tokenMailsSince(ctx, tx, u.Email, since)
+	n, err := m.store.tokenMailsSince(ctx, tx, recipient, since)
 	if err != nil {
 		return false, err
 	}
 	capped := n >= maxTokenMails
 	if !capped && purpose == purposeReset {
-		if n, err = m.store.resetTokensSince(ctx, tx, u.ID, since); err != nil {
+		if n, err = m.store.resetTokensSince(ctx, tx, userID, since); err != nil {
 			return false, err
 		}
 		capped = n >= maxResetMails
 	}
 	if capped {
-		m.logger.InfoContext(ctx, "mail not sent: the hourly cap for the address or account is reached", "kind", purpose, "user_id", u.ID)
+		m.logger.InfoContext(ctx, "mail not sent: the hourly cap for the address or account is reached", "kind", purpose, "user_id", userID)
 	}
 	return capped, nil
 }

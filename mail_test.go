@@ -113,7 +113,7 @@ func (s *smtpServer) waitMail(t *testing.T, to, subject string, skip int) *mail.
 }
 
 // parts returns the text and HTML parts of a multipart/alternative message.
-func parts(t *testing.T, m *mail.Message) (text, html string) {
+func parts(t testing.TB, m *mail.Message) (text, html string) {
 	t.Helper()
 	mt, params, err := mime.ParseMediaType(m.Header.Get("Content-Type"))
 	if err != nil || mt != "multipart/alternative" {
@@ -145,7 +145,7 @@ var linkToken = regexp.MustCompile(`(https?://[^\s"<#]+)#token=([A-Za-z0-9_-]+)`
 
 // tokenFrom is the token of the link in a mail's text part, checked to be
 // the same link as in its HTML part.
-func tokenFrom(t *testing.T, m *mail.Message, path string) string {
+func tokenFrom(t testing.TB, m *mail.Message, path string) string {
 	t.Helper()
 	text, html := parts(t, m)
 	match := linkToken.FindStringSubmatch(text)
@@ -233,15 +233,22 @@ func TestMailFlowsEndToEnd(t *testing.T) {
 	expectProblem(t, doRequest(t, base, req{method: "POST", path: "/api/v1/auth/password-reset", body: map[string]any{"token": reset, "new_password": "another-password"}}), 400, "invalid_token")
 	recoverLink(t, smtp.waitMail(t, "alice@example.com", "was reset", 0))
 
-	// An email change: a link to the new address, a notice to the old one.
+	// An email change: nothing changes until the new address follows its
+	// link; the old one hears that a change was asked for, then that it
+	// was made.
 	tok := login("brand-new-password").str("access_token")
-	expectStatus(t, doRequest(t, base, req{method: "PATCH", path: "/api/v1/users/me", token: tok, body: map[string]any{"email": "alice2@example.com", "current_password": "brand-new-password"}}), 200)
-	recoverLink(t, smtp.waitMail(t, "alice@example.com", "email address was changed", 0))
-	verify2 := tokenFrom(t, smtp.waitMail(t, "alice2@example.com", "Confirm", 0), "/verify-email")
-	if me := doRequest(t, base, req{method: "GET", path: "/api/v1/users/me", token: tok}); me.json["email_verified"] != false {
-		t.Fatalf("a new email starts unverified: %s", me.body)
+	r = doRequest(t, base, req{method: "PATCH", path: "/api/v1/users/me", token: tok, body: map[string]any{"email": "alice2@example.com", "current_password": "brand-new-password"}})
+	if r.status != 200 || r.str("email") != "alice@example.com" || r.str("pending_email") != "alice2@example.com" {
+		t.Fatalf("asking for an email change: %d %s", r.status, r.body)
 	}
+	recoverLink(t, smtp.waitMail(t, "alice@example.com", "change of your email address was asked for", 0))
+	verify2 := tokenFrom(t, smtp.waitMail(t, "alice2@example.com", "Confirm your new email", 0), "https://app.example.com/verify-email")
+	expectStatus(t, login("brand-new-password"), 200) // still the old address
 	expectStatus(t, doRequest(t, base, req{method: "POST", path: "/api/v1/auth/verify-email", body: map[string]any{"token": verify2}}), 204)
+	recoverLink(t, smtp.waitMail(t, "alice@example.com", "email address was changed", 0))
+	if me := doRequest(t, base, req{method: "GET", path: "/api/v1/users/me", token: tok}); me.str("email") != "alice2@example.com" || me.json["email_verified"] != true || me.json["pending_email"] != nil {
+		t.Fatalf("after following the link: %s", me.body)
+	}
 
 	// A password change: a notice to the account's address.
 	expectStatus(t, doRequest(t, base, req{method: "POST", path: "/api/v1/users/me/password", token: tok,
@@ -458,5 +465,103 @@ func TestDatabaseDumpHoldsNoToken(t *testing.T) {
 	}
 	if strings.Contains(rn.logs.String(), "#token=") {
 		t.Fatal("a production-like log holds a link")
+	}
+}
+
+// An email change waits for the new address to prove itself, through the
+// real SMTP server: the account keeps its address and shows pending_email;
+// a registration of the address voids the change, and so does another
+// account's confirmed change to it, and so does time; following a live link
+// switches the address, verified, and ends every other session but the one
+// that asked.
+func TestEmailChangeWaitsForTheNewAddress(t *testing.T) {
+	dsn, smtp, rn := startWithSMTP(t)
+	base := rn.url()
+	db := mustOpen(t, dsn)
+	call := func(method, path, token string, body any) response {
+		return doRequest(t, base, req{method: method, path: path, token: token, body: body})
+	}
+	signUp := func(email string) (first, second string) {
+		expectStatus(t, call("POST", "/api/v1/auth/register", "", map[string]any{"email": email, "password": "password-123"}), 201)
+		login := func() string {
+			return call("POST", "/api/v1/auth/login", "", map[string]any{"email": email, "password": "password-123"}).str("access_token")
+		}
+		return login(), login()
+	}
+	ask := func(token, to string) string {
+		t.Helper()
+		r := call("PATCH", "/api/v1/users/me", token, map[string]any{"email": to, "current_password": "password-123"})
+		if r.status != 200 || r.str("pending_email") != to {
+			t.Fatalf("asking for %s: %d %s", to, r.status, r.body)
+		}
+		return r.str("email")
+	}
+	follow := func(link string) response {
+		return call("POST", "/api/v1/auth/verify-email", "", map[string]any{"token": link})
+	}
+	pending := func(token string) any { return call("GET", "/api/v1/users/me", token, nil).json["pending_email"] }
+	linkTo := func(to string, skip int) string {
+		return tokenFrom(t, smtp.waitMail(t, to, "Confirm your new email", skip), "https://app.example.com/verify-email")
+	}
+
+	asker, other := signUp("alice@example.com")
+	if email := ask(asker, "carol@example.com"); email != "alice@example.com" {
+		t.Fatalf("the address changed before its link: %s", email)
+	}
+	recoverLink(t, smtp.waitMail(t, "alice@example.com", "change of your email address was asked for", 0))
+	toCarol := linkTo("carol@example.com", 0)
+
+	// A registration of the address voids the change: nothing reserved it.
+	signUp("carol@example.com")
+	if p := pending(asker); p != nil {
+		t.Fatalf("pending_email after the address was registered: %v", p)
+	}
+	expectProblem(t, follow(toCarol), 400, "invalid_token")
+
+	// Time voids it: a link 24 hours old.
+	ask(asker, "dave@example.com")
+	toDave := linkTo("dave@example.com", 0)
+	if _, err := db.Exec(`UPDATE account_tokens SET created_at = created_at - interval '25 hours', expires_at = expires_at - interval '25 hours' WHERE email = 'dave@example.com';
+		UPDATE users SET pending_email_expires_at = pending_email_expires_at - interval '25 hours' WHERE pending_email = 'dave@example.com'`); err != nil {
+		t.Fatal(err)
+	}
+	if p := pending(asker); p != nil {
+		t.Fatalf("pending_email after its link expired: %v", p)
+	}
+	expectProblem(t, follow(toDave), 400, "invalid_token")
+
+	// Another account's confirmed change to the address voids it.
+	bobAsker, _ := signUp("bob@example.com")
+	ask(asker, "gina@example.com")
+	ask(bobAsker, "gina@example.com")
+	aliceToGina, bobToGina := linkTo("gina@example.com", 0), linkTo("gina@example.com", 1)
+	expectStatus(t, follow(bobToGina), 204)
+	expectProblem(t, follow(aliceToGina), 400, "invalid_token")
+	if p := pending(asker); p != nil {
+		t.Fatalf("pending_email after another account took the address: %v", p)
+	}
+
+	// A live link switches the address: verified, the asking session kept,
+	// the other one ended, the old address told.
+	ask(asker, "erin@example.com")
+	expectStatus(t, follow(linkTo("erin@example.com", 0)), 204)
+	me := call("GET", "/api/v1/users/me", asker, nil)
+	if me.str("email") != "erin@example.com" || me.json["email_verified"] != true || me.json["pending_email"] != nil {
+		t.Fatalf("after the link: %s", me.body)
+	}
+	expectProblem(t, call("GET", "/api/v1/users/me", other, nil), 401, "unauthorized")
+	recoverLink(t, smtp.waitMail(t, "alice@example.com", "email address was changed", 0))
+	expectStatus(t, call("POST", "/api/v1/auth/login", "", map[string]any{"email": "erin@example.com", "password": "password-123"}), 200)
+	expectProblem(t, call("POST", "/api/v1/auth/login", "", map[string]any{"email": "alice@example.com", "password": "password-123"}), 401, "unauthorized")
+	// Asking for the address one has cancels nothing there is, and a link
+	// is spent once.
+	expectProblem(t, follow(toCarol), 400, "invalid_token")
+	if r := call("PATCH", "/api/v1/users/me", asker, map[string]any{"email": "gina@example.com", "current_password": "password-123"}); r.status != 409 {
+		t.Fatalf("asking for an address another account holds: %d %s", r.status, r.body)
+	}
+	var live int
+	db.QueryRow(`SELECT count(*) FROM account_tokens WHERE purpose = 'email_change' AND used_at IS NULL`).Scan(&live)
+	if live != 0 {
+		t.Fatalf("%d email-change links still live", live)
 	}
 }

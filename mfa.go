@@ -8,8 +8,9 @@ import (
 )
 
 // The second factor's settings: enrol an authenticator, confirm it, turn it
-// off, make new recovery codes. Each needs the caller to re-authenticate;
-// each change is mailed and audited.
+// off, make new recovery codes. Starting an enrolment needs the password;
+// turning it off and new codes need every factor (reauthenticate); each
+// change is mailed and audited.
 
 // currentPassword is a body that re-authenticates with the password.
 type currentPassword struct {
@@ -30,8 +31,9 @@ type totpEnrolmentResponse struct {
 var errMFAAlreadyOn = newError(codeConflict, "Two-factor sign-in is already on; turn it off first to enrol another app.")
 
 // handleTOTPStart is POST /users/me/mfa/totp: a pending enrolment, after
-// the current password (a stolen session alone cannot bind an app).
-func handleTOTPStart(s *store, pw *passwordHasher, limits *rateLimits, a *authenticator) http.Handler {
+// the current password (a stolen session alone cannot bind an app). An
+// account with a factor already is 409 before anything is checked.
+func handleTOTPStart(c credentials) http.Handler {
 	return apiFunc(func(w http.ResponseWriter, r *http.Request) error {
 		req, err := decode[currentPassword](r)
 		if err != nil {
@@ -41,11 +43,12 @@ func handleTOTPStart(s *store, pw *passwordHasher, limits *rateLimits, a *authen
 		if me.MFAEnabled {
 			return errMFAAlreadyOn
 		}
-		if err := requireCurrentPassword(w, r, s, pw, limits, req.CurrentPassword.V); err != nil {
+		if err := c.reauthenticate(w, r, reauth{CurrentPassword: req.CurrentPassword}); err != nil {
 			return err
 		}
 		secret := make([]byte, secretBytes)
 		rand.Read(secret)
+		s, a := c.store, c.mfa
 		started, err := s.startTOTP(r.Context(), me.ID, a.sealer.seal(secret, []byte(me.ID)))
 		if err != nil {
 			return err
@@ -122,12 +125,26 @@ func handleTOTPConfirm(s *store, a *authenticator, au *auditor, m *mailer) http.
 	})
 }
 
+var errMFANotOn = newError(codeConflict, "Two-factor sign-in is not on.")
+
 // handleMFADisable is DELETE /users/me/mfa: the factor and its recovery
-// codes go, after the password and a code.
-func handleMFADisable(s *store, pw *passwordHasher, limits *rateLimits, a *authenticator, au *auditor, m *mailer) http.Handler {
-	return bothFactors(s, pw, limits, a, func(w http.ResponseWriter, r *http.Request, me user) error {
+// codes go, re-authenticated with every factor.
+func handleMFADisable(c credentials) http.Handler {
+	s, au, m := c.store, c.audit, c.mailer
+	return apiFunc(func(w http.ResponseWriter, r *http.Request) error {
+		req, err := decode[reauth](r)
+		if err != nil {
+			return err
+		}
+		if err := c.reauthenticate(w, r, req); err != nil {
+			return err
+		}
+		me := currentUser(r)
+		if !me.MFAEnabled {
+			return errMFANotOn
+		}
 		ctx := r.Context()
-		err := s.inTx(ctx, func(tx *sql.Tx) error {
+		err = s.inTx(ctx, func(tx *sql.Tx) error {
 			if _, _, err := s.updateUserTx(ctx, tx, me.ID, userChanges{DisableMFA: true}, keepSessions); err != nil {
 				return err
 			}
@@ -143,12 +160,24 @@ func handleMFADisable(s *store, pw *passwordHasher, limits *rateLimits, a *authe
 }
 
 // handleRecoveryCodes is POST /users/me/mfa/recovery-codes: ten new codes,
-// shown once; the old ones are void. After the password and a code.
-func handleRecoveryCodes(s *store, pw *passwordHasher, limits *rateLimits, a *authenticator, au *auditor, m *mailer) http.Handler {
-	return bothFactors(s, pw, limits, a, func(w http.ResponseWriter, r *http.Request, me user) error {
+// shown once; the old ones are void. Re-authenticated with every factor.
+func handleRecoveryCodes(c credentials) http.Handler {
+	s, au, m := c.store, c.audit, c.mailer
+	return apiFunc(func(w http.ResponseWriter, r *http.Request) error {
+		req, err := decode[reauth](r)
+		if err != nil {
+			return err
+		}
+		if err := c.reauthenticate(w, r, req); err != nil {
+			return err
+		}
+		me := currentUser(r)
+		if !me.MFAEnabled {
+			return errMFANotOn
+		}
 		ctx := r.Context()
 		codes, hashes := newRecoveryCodes()
-		err := s.inTx(ctx, func(tx *sql.Tx) error {
+		err = s.inTx(ctx, func(tx *sql.Tx) error {
 			if err := s.replaceRecoveryCodes(ctx, tx, me.ID, hashes); err != nil {
 				return err
 			}

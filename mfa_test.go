@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"fmt"
 	"net/url"
 	"os/exec"
 	"slices"
@@ -400,7 +401,7 @@ func TestMFABadInputWritesNothing(t *testing.T) {
 		{"/api/v1/users/me/mfa/totp/confirm", "POST", map[string]any{"code": "12345a"}, "code"},
 		{"/api/v1/users/me/mfa/totp/confirm", "POST", map[string]any{"code": "<script>"}, "code"},
 		{"/api/v1/users/me/mfa/totp/confirm", "POST", map[string]any{"code": strings.Repeat("1", 5000)}, "code"},
-		{"/api/v1/users/me/mfa", "DELETE", map[string]any{"current_password": password}, "code"},
+		{"/api/v1/users/me/mfa", "DELETE", map[string]any{"current_password": password, "code": "12345"}, "code"},
 		{"/api/v1/users/me/mfa/recovery-codes", "POST", map[string]any{"code": "123456"}, "current_password"},
 		{"/api/v1/auth/login/mfa", "POST", map[string]any{"mfa_token": "x", "code": "12 34 56"}, "code"},
 		{"/api/v1/auth/login/mfa", "POST", map[string]any{"code": "123456"}, "mfa_token"},
@@ -424,4 +425,79 @@ func TestMFABadInputWritesNothing(t *testing.T) {
 	// MFA is not on: turning it off or regenerating codes is a conflict.
 	expectProblem(t, a.do(req{method: "DELETE", path: "/api/v1/users/me/mfa", token: token, body: map[string]any{"current_password": password, "code": "123456"}}), 409, "conflict")
 	expectProblem(t, a.do(req{method: "POST", path: "/api/v1/users/me/mfa/totp/confirm", token: token, body: map[string]any{"code": "123456"}}), 409, "conflict")
+}
+
+// The ceiling on guessing: 100 wrong codes in a row, from 12 client
+// networks (none past its own budget), lock the account's second step. The
+// owner then gets 403 mfa_locked for the right password and the right code
+// alike, from a network the account knows, until a password reset through
+// the mailed link. The owner was told twice, through the real SMTP server:
+// once that someone who knows the password is failing the code (at the
+// fifth, not again within the hour), once that the account is locked.
+func TestCodeGuessingHitsACeiling(t *testing.T) {
+	smtp := startSMTP(t, freePort(t), t.TempDir())
+	a := newTestApp(t, behindProxy(map[string]string{"FRONTEND_URL": "https://app.example.com"}))
+	const email = "owner@example.com"
+	a.register(email, "password-123")
+	owner := map[string]string{"X-Forwarded-For": "198.51.100.7"}
+	login := func(from map[string]string, password string) response {
+		return a.do(req{method: "POST", path: "/api/v1/auth/login", header: from, body: map[string]any{"email": email, "password": password}})
+	}
+	second := func(from map[string]string, mfaToken, code string) response {
+		return a.do(req{method: "POST", path: "/api/v1/auth/login/mfa", header: from, body: map[string]any{"mfa_token": mfaToken, "code": code}})
+	}
+	token := a.do(req{method: "POST", path: "/api/v1/auth/login", header: owner, body: map[string]any{"email": email, "password": "password-123"}}).str("access_token")
+	secret, _ := enrolMFA(t, a, token, "password-123")
+	a.clock.Advance(30 * time.Second)
+	ownersStep := login(owner, "password-123").str("mfa_token") // the owner's sign-in, under way when the guessing starts
+
+	failed := 0
+	for network := 1; failed < mfaCeiling; network++ {
+		from := map[string]string{"X-Forwarded-For": fmt.Sprintf("203.0.113.%d", network)}
+		step := login(from, "password-123")
+		expectProblem(t, step, 401, "mfa_required")
+		for range 9 { // within each network's budget of 10
+			if failed == mfaCeiling {
+				break
+			}
+			expectProblem(t, second(from, step.str("mfa_token"), wrongCode(t, secret, a.clock.Now())), 401, "unauthorized")
+			failed++
+		}
+		if network == 12 && failed < mfaCeiling {
+			t.Fatalf("12 networks made only %d wrong codes", failed)
+		}
+	}
+
+	// Locked: the right code on the owner's own step, the right password
+	// from the owner's known network, all 403 mfa_locked.
+	a.clock.Advance(30 * time.Second)
+	expectProblem(t, second(owner, ownersStep, oathCode(t, secret, a.clock.Now())), 403, "mfa_locked")
+	expectProblem(t, login(owner, "password-123"), 403, "mfa_locked")
+	expectProblem(t, login(owner, "wrong-password"), 401, "unauthorized") // the lock shows only to the password's holder
+	expectProblem(t, a.do(req{method: "DELETE", path: "/api/v1/users/me/mfa", token: token, header: owner,
+		body: map[string]any{"current_password": "password-123", "code": oathCode(t, secret, a.clock.Now())}}), 403, "mfa_locked")
+
+	a.deliverMailVia(smtp.port)
+	if n := countMail(t, smtp, email, "Someone who knows your password"); n != 1 {
+		t.Fatalf("%d notices that someone is guessing, want 1 within the hour", n)
+	}
+	recoverLink(t, smtp.waitMail(t, email, "locked", 0))
+	for _, event := range []string{"mfa.failed_streak", "mfa.locked"} {
+		if n := len(a.logs.linesWith(t, "event", event)); n != 1 {
+			t.Fatalf("%d %s events, want 1", n, event)
+		}
+	}
+	if n := len(a.logs.linesWith(t, "event", "mfa.failed")); n != mfaCeiling {
+		t.Fatalf("%d mfa.failed events, want %d", n, mfaCeiling)
+	}
+
+	// The mailed reset unlocks it, and the owner signs in with both factors.
+	expectStatus(t, a.do(req{method: "POST", path: "/api/v1/auth/password-recovery", header: owner, body: map[string]any{"email": email}}), 202)
+	a.deliverMailVia(smtp.port)
+	reset := tokenFrom(t, smtp.waitMail(t, email, "Reset", 0), "https://app.example.com/reset-password")
+	expectStatus(t, a.do(req{method: "POST", path: "/api/v1/auth/password-reset", header: owner, body: map[string]any{"token": reset, "new_password": "a-fresh-passphrase"}}), 204)
+	a.clock.Advance(30 * time.Second)
+	step := login(owner, "a-fresh-passphrase")
+	expectProblem(t, step, 401, "mfa_required")
+	expectStatus(t, second(owner, step.str("mfa_token"), oathCode(t, secret, a.clock.Now())), 200)
 }

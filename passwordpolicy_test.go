@@ -12,23 +12,48 @@ func TestNewPasswordProblem(t *testing.T) {
 	if n := len(commonPasswords()); n < 10000 {
 		t.Fatalf("%d common passwords, want at least 10,000", n)
 	}
+	ada := "Ada María Lovelace-Byron"
 	for _, c := range []struct {
 		pw, email, want string // want: a word of the message, or "" for accepted
+		name            *string
 	}{
-		{"password1", "x@example.com", "common"},
-		{"PassWord1", "x@example.com", "common"}, // compared case-insensitively
-		{"iloveyou1", "x@example.com", "common"},
-		{"12345678", "x@example.com", "common"},
-		{"alice.smith forever", "alice.smith@wonderland.org", "(alice.smith)"},
-		{"my name is SMITH!", "alice.smith@wonderland.org", "(smith)"},
-		{"wonderland-2026", "alice.smith@wonderland.org", "(wonderland)"},
-		{"all the news today", "bob+news@mail.example.com", "(news)"},
-		{"correct horse battery", "alice.smith@wonderland.org", ""},
-		{"joe and ann went out", "jo.ann@ab.io", ""},        // pieces under 4 characters are not checked
-		{"online forever and ever", "x@example.online", ""}, // nor the top-level domain
-		{strings.Repeat("ü", 128), "x@example.com", ""},
+		{"password1", "x@example.com", "common", nil},
+		{"PassWord1", "x@example.com", "common", nil}, // compared case-insensitively
+		{"iloveyou1", "x@example.com", "common", nil},
+		{"12345678", "x@example.com", "common", nil},
+		{"alice.smith forever", "alice.smith@wonderland.org", "(alice.smith)", nil},
+		{"my name is SMITH!", "alice.smith@wonderland.org", "(smith)", nil},
+		{"wonderland-2026", "alice.smith@wonderland.org", "(wonderland)", nil},
+		{"all the news today", "bob+news@mail.example.com", "(news)", nil},
+		{"correct horse battery", "alice.smith@wonderland.org", "", nil},
+		{"joe and ann went out", "jo.ann@ab.io", "", nil},        // pieces under 4 characters are not checked
+		{"online forever and ever", "x@example.online", "", nil}, // nor the top-level domain
+		{strings.Repeat("ü", 128), "x@example.com", "", nil},
+		// A common password in disguise is still one: spaces around it
+		// (plain, no-break, em), a format character inside (zero-width
+		// space, soft hyphen, word joiner, BOM), a Cyrillic or Greek
+		// look-alike letter, fullwidth forms, and capitals among them.
+		{" password123", "x@example.com", "common", nil},
+		{"password123 ", "x@example.com", "common", nil},
+		{"\u00a0password123", "x@example.com", "common", nil},
+		{"password123\u2003", "x@example.com", "common", nil},
+		{"pass\u200bword123", "x@example.com", "common", nil},
+		{"password\u00ad123", "x@example.com", "common", nil},
+		{"\ufeffpassword123\u2060", "x@example.com", "common", nil},
+		{"pаssword123", "x@example.com", "common", nil}, // Cyrillic а
+		{"passwοrd123", "x@example.com", "common", nil}, // Greek ο
+		{"ｐａｓｓｗｏｒｄ１２３", "x@example.com", "common", nil}, // fullwidth
+		{"PАSSWΟRD123", "x@example.com", "common", nil}, // Cyrillic А, Greek Ο
+		// ... and so is the email's word, or a word of the full name.
+		{"ѕmith rules ok", "alice.smith@wonderland.org", "(smith)", nil},
+		{"all hail ada", "x@example.com", "(Ada)", &ada},
+		{"byron's last poem", "x@example.com", "(Byron)", &ada},
+		{"maría y josé 99", "x@example.com", "(María)", &ada},
+		{"LOVELACE for ever", "x@example.com", "(Lovelace)", &ada},
+		{"an ad for 99 mice", "x@example.com", "", &ada}, // "ad" is under 3 letters, and no name word is in it
+		{"correct horse battery", "x@example.com", "", &ada},
 	} {
-		got := newPasswordProblem(c.pw, c.email)
+		got := newPasswordProblem(c.pw, c.email, c.name)
 		if (c.want == "") != (got == "") || !strings.Contains(got, c.want) {
 			t.Errorf("newPasswordProblem(%q, %q) = %q, want %q", c.pw, c.email, got, c.want)
 		}
@@ -62,6 +87,9 @@ func TestNewPasswordPolicyAtEveryEndpoint(t *testing.T) {
 		refused(a.do(req{method: "POST", path: "/api/v1/auth/register", body: map[string]any{"email": email, "password": pw}}), "password", why)
 		refused(a.do(req{method: "POST", path: "/api/v1/users", token: su, body: map[string]any{"email": email, "password": pw}}), "password", why)
 	}
+	// A disguised common password, and a word of the name being registered.
+	refused(a.do(req{method: "POST", path: "/api/v1/auth/register", body: map[string]any{"email": email, "password": "\u00a0pаsswοrd123"}}), "password", "most common")
+	refused(a.do(req{method: "POST", path: "/api/v1/auth/register", body: map[string]any{"email": email, "full_name": "Alice Liddell", "password": "liddell in a looking glass"}}), "password", "name")
 	if users() != before {
 		t.Fatal("a refused password made an account")
 	}
@@ -115,7 +143,7 @@ func TestScriptFixturesPassThePolicy(t *testing.T) {
 		}
 		for _, m := range re.FindAllStringSubmatch(string(src), -1) {
 			n++
-			if problem := newPasswordProblem(m[2], m[1]); problem != "" {
+			if problem := newPasswordProblem(m[2], m[1], nil); problem != "" {
 				t.Errorf("%s: %s's password %s", script, m[1], problem)
 			}
 		}

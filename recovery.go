@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"database/sql"
 	"errors"
 	"net/http"
@@ -86,13 +87,13 @@ func handleReset(s *store, pw *passwordHasher, m *mailer, au *auditor) http.Hand
 			return err
 		}
 		ctx, hash := r.Context(), hashToken(req.Token.V)
-		email, err := s.liveTokenEmail(ctx, hash, purposeReset)
+		email, name, err := s.liveTokenAccount(ctx, hash, purposeReset)
 		if errors.Is(err, errMissing) {
 			return errInvalidToken // before paying for a hash
 		} else if err != nil {
 			return err
 		}
-		if p := newPasswordProblem(req.NewPassword.V, email); p != "" {
+		if p := newPasswordProblem(req.NewPassword.V, email, name); p != "" {
 			return validationError([]fieldError{{Field: "new_password", Message: p}})
 		}
 		pwHash, err := pw.hash(ctx, hashClaimOf(r, true), req.NewPassword.V)
@@ -137,22 +138,27 @@ func (q verifyRequest) valid() []fieldError {
 }
 
 // handleVerify spends a verification token: the address it was mailed to
-// is verified, if it is still the account's.
-func handleVerify(s *store, au *auditor) http.Handler {
+// is verified, if it is still the account's. A token of an email change
+// first makes its address the account's (confirmEmailChange).
+func handleVerify(s *store, au *auditor, m *mailer) http.Handler {
 	return apiFunc(func(w http.ResponseWriter, r *http.Request) error {
 		req, err := decode[verifyRequest](r)
 		if err != nil {
 			return err
 		}
 		ctx := r.Context()
-		var userID string
+		var t spentToken
+		var revoked int64
 		err = s.inTx(ctx, func(tx *sql.Tx) error {
-			id, email, err := s.spendToken(ctx, tx, hashToken(req.Token.V), purposeVerify)
-			if err != nil {
+			if t, err = s.spendTokenOf(ctx, tx, hashToken(req.Token.V), purposeVerify, purposeEmailChange); err != nil {
 				return err
 			}
-			userID = id
-			ok, err := s.markEmailVerified(ctx, tx, id, email)
+			if t.purpose == purposeEmailChange {
+				if revoked, err = confirmEmailChange(ctx, tx, s, m, t); err != nil {
+					return err
+				}
+			}
+			ok, err := s.markEmailVerified(ctx, tx, t.userID, t.email)
 			if err == nil && !ok {
 				err = errMissing // the email changed since the link was mailed
 			}
@@ -163,10 +169,31 @@ func handleVerify(s *store, au *auditor) http.Handler {
 		} else if err != nil {
 			return classify(err, "Token")
 		}
-		au.record(r, "email.verified", userID, userID)
+		if t.purpose == purposeEmailChange {
+			au.record(r, "email.changed", t.userID, t.userID)
+			au.sessionsRevoked(r, "email_changed", t.userID, t.userID, revoked)
+		}
+		au.record(r, "email.verified", t.userID, t.userID)
 		w.WriteHeader(http.StatusNoContent)
 		return nil
 	})
+}
+
+// confirmEmailChange makes t's address its account's, in tx: the link
+// proved the new mailbox. Every session ends but the one that asked for
+// the change, links mailed to the old address die, the old address gets a
+// notice, and no other account's change to the address waits any more. It
+// returns how many sessions ended.
+func confirmEmailChange(ctx context.Context, tx *sql.Tx, s *store, m *mailer, t spentToken) (int64, error) {
+	u, err := s.lockUserByID(ctx, tx, t.userID)
+	if err != nil || u.Email == t.email {
+		return 0, err
+	}
+	_, revoked, err := s.updateUserTx(ctx, tx, u.ID, userChanges{Email: &t.email}, revokeOtherSessions(t.keepSession))
+	if err != nil {
+		return 0, err
+	}
+	return revoked, m.mailNotice(ctx, tx, "email_changed", u.Email)
 }
 
 // handleResendVerification mails the caller a fresh verification link,

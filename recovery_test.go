@@ -42,13 +42,13 @@ func TestTokensDieWithTheirState(t *testing.T) {
 	t.Run("email change", func(t *testing.T) {
 		reset := recoverAccount(t, a, "alice@example.com")
 		token := signIn("password-456")
-		expectStatus(t, a.do(req{method: "PATCH", path: "/api/v1/users/me", token: token,
-			body: map[string]any{"email": "alice2@example.com", "current_password": "password-456"}}), 200)
+		a.changeEmail(token, "alice2@example.com", map[string]any{"current_password": "password-456"})
 		expectProblem(t, resetWith(a, reset, "attacker-chosen-1"), 400, "invalid_token")
 		expectProblem(t, a.do(req{method: "POST", path: "/api/v1/auth/verify-email", body: map[string]any{"token": verify}}), 400, "invalid_token")
 		// Changed back, the old address's links stay dead.
-		expectStatus(t, a.do(req{method: "PATCH", path: "/api/v1/users/me", token: token,
-			body: map[string]any{"email": "alice@example.com", "current_password": "password-456"}}), 200)
+		a.clock.Advance(mailCapWindow + time.Minute)
+		token = a.login("alice2@example.com", "password-456")
+		a.changeEmail(token, "alice@example.com", map[string]any{"current_password": "password-456"})
 		expectProblem(t, a.do(req{method: "POST", path: "/api/v1/auth/verify-email", body: map[string]any{"token": verify}}), 400, "invalid_token")
 		a.deliverMail()
 	})
@@ -159,5 +159,52 @@ func TestVerificationResendBadInput(t *testing.T) {
 	a.db.QueryRow(`SELECT count(*) FROM mail_outbox`).Scan(&queued)
 	if queued != 0 {
 		t.Fatalf("bad input queued %d rows", queued)
+	}
+}
+
+// An address cannot be squatted with an account that has a second factor:
+// an attacker who moves their MFA account to a victim's unregistered
+// address gets only a pending change, which the victim's registration
+// voids; the victim signs up, verifies and signs in with their password
+// alone, under either verification setting.
+func TestNoSquattingWithASecondFactor(t *testing.T) {
+	for _, verification := range []string{"optional", "required"} {
+		t.Run(verification, func(t *testing.T) {
+			a := newTestApp(t, map[string]string{"EMAIL_VERIFICATION": verification})
+			a.register("attacker@example.com", "password-123")
+			a.deliverMail()
+			// (required: the attacker verified their own address first)
+			link := func(to, subject string) string {
+				return tokenFrom(t, mailTo(t, a.deliverMail(), to, subject), "/verify-email")
+			}
+			if verification == "required" {
+				expectStatus(t, a.do(req{method: "POST", path: "/api/v1/auth/verify-email/resend", body: map[string]any{"email": "attacker@example.com"}}), 202)
+				expectStatus(t, a.do(req{method: "POST", path: "/api/v1/auth/verify-email", body: map[string]any{"token": link("attacker@example.com", "Confirm")}}), 204)
+			}
+			token := a.login("attacker@example.com", "password-123")
+			secret, _ := enrolMFA(t, a, token, "password-123")
+			a.clock.Advance(30 * time.Second)
+			r := a.do(req{method: "PATCH", path: "/api/v1/users/me", token: token,
+				body: map[string]any{"email": "victim@example.com", "current_password": "password-123", "code": oathCode(t, secret, a.clock.Now())}})
+			if r.status != 200 || r.str("email") != "attacker@example.com" || r.str("pending_email") != "victim@example.com" {
+				t.Fatalf("the move: %d %s", r.status, r.body)
+			}
+			squat := link("victim@example.com", "Confirm your new email")
+
+			// The address's owner signs up: the address is free.
+			reg := a.do(req{method: "POST", path: "/api/v1/auth/register", body: map[string]any{"email": "victim@example.com", "password": "owner-of-this-inbox-9"}})
+			expectStatus(t, reg, 201)
+			expectStatus(t, a.do(req{method: "POST", path: "/api/v1/auth/verify-email", body: map[string]any{"token": link("victim@example.com", "Confirm your email")}}), 204)
+			login := a.do(req{method: "POST", path: "/api/v1/auth/login", body: map[string]any{"email": "victim@example.com", "password": "owner-of-this-inbox-9"}})
+			expectStatus(t, login, 200)
+			if me := a.do(req{method: "GET", path: "/api/v1/users/me", token: login.str("access_token")}); me.json["mfa_enabled"] != false || me.str("id") != reg.str("id") {
+				t.Fatalf("the owner's account: %s", me.body)
+			}
+			// The attacker's link is void; their account keeps its own address.
+			expectProblem(t, a.do(req{method: "POST", path: "/api/v1/auth/verify-email", body: map[string]any{"token": squat}}), 400, "invalid_token")
+			if me := a.do(req{method: "GET", path: "/api/v1/users/me", token: token}); me.str("email") != "attacker@example.com" || me.json["pending_email"] != nil {
+				t.Fatalf("the attacker's account: %s", me.body)
+			}
+		})
 	}
 }

@@ -10,11 +10,12 @@ import (
 // The SQL of account tokens and of the mail outbox.
 
 const (
-	purposeReset  = "reset"
-	purposeVerify = "verify"
+	purposeReset       = "reset"
+	purposeVerify      = "verify"
+	purposeEmailChange = "email_change" // confirms a new address, which the account then takes
 
 	resetTokenTTL  = 30 * time.Minute
-	verifyTokenTTL = 24 * time.Hour
+	verifyTokenTTL = 24 * time.Hour // a verification's, and an email change's
 )
 
 // insertToken stores a token's hash for userID, bound to the address it is
@@ -31,22 +32,61 @@ func (s *store) insertToken(ctx context.Context, tx *sql.Tx, tokenHash []byte, u
 // the address it was mailed to; a token that is unknown, spent, voided or
 // expired is errMissing.
 func (s *store) spendToken(ctx context.Context, tx *sql.Tx, tokenHash []byte, purpose string) (userID, email string, err error) {
-	now := s.timestamp()
-	err = tx.QueryRowContext(ctx, `
-		UPDATE account_tokens SET used_at = $3
-		WHERE token_hash = $1 AND purpose = $2 AND used_at IS NULL AND expires_at > $3
-		RETURNING user_id, email`, tokenHash, purpose, now).Scan(&userID, &email)
-	return userID, email, classify(err, "Token")
+	t, err := s.spendTokenOf(ctx, tx, tokenHash, purpose)
+	return t.userID, t.email, err
 }
 
-// liveTokenEmail is the address a token that can still be used was issued
-// for, without spending it, or errMissing: a reset checks the token, and
-// the new password against the account's email, before paying for a hash.
-func (s *store) liveTokenEmail(ctx context.Context, tokenHash []byte, purpose string) (string, error) {
-	var email string
-	err := s.db.QueryRowContext(ctx, `SELECT email FROM account_tokens
-		WHERE token_hash = $1 AND purpose = $2 AND used_at IS NULL AND expires_at > $3`, tokenHash, purpose, s.timestamp()).Scan(&email)
-	return email, classify(err, "Token")
+// spentToken is what a spent token was issued for.
+type spentToken struct {
+	userID, email, purpose string
+	keepSession            []byte // an email change's: the session that asked for it
+}
+
+// spendTokenOf is spendToken for a token of any of purposes, saying which.
+func (s *store) spendTokenOf(ctx context.Context, tx *sql.Tx, tokenHash []byte, purposes ...string) (spentToken, error) {
+	var t spentToken
+	err := tx.QueryRowContext(ctx, `
+		UPDATE account_tokens SET used_at = $3
+		WHERE token_hash = $1 AND purpose = ANY($2) AND used_at IS NULL AND expires_at > $3
+		RETURNING user_id, email, purpose, keep_session`, tokenHash, purposes, s.timestamp()).Scan(&t.userID, &t.email, &t.purpose, &t.keepSession)
+	return t, classify(err, "Token")
+}
+
+// requestEmailChange records a change of userID's address to email, which
+// waits for the link whose token hash is given: the account's earlier
+// pending change is void, and GET /users/me shows this one until the link
+// is spent, voided or expired. keepSession is the session that asked.
+func (s *store) requestEmailChange(ctx context.Context, tx *sql.Tx, userID, email string, tokenHash, keepSession []byte) error {
+	now := s.timestamp()
+	expires := now.Add(verifyTokenTTL)
+	if err := s.cancelEmailChange(ctx, tx, userID); err != nil {
+		return err
+	}
+	_, err := tx.ExecContext(ctx, `INSERT INTO account_tokens (token_hash, user_id, purpose, email, created_at, expires_at, keep_session)
+		VALUES ($1, $2, $3, $4, $5, $6, $7)`, tokenHash, userID, purposeEmailChange, email, now, expires, keepSession)
+	if err == nil {
+		_, err = tx.ExecContext(ctx, `UPDATE users SET pending_email = $2, pending_email_expires_at = $3 WHERE id = $1`, userID, email, expires)
+	}
+	return classify(err, "Email change")
+}
+
+// cancelEmailChange voids userID's pending email change, if any.
+func (s *store) cancelEmailChange(ctx context.Context, tx *sql.Tx, userID string) error {
+	_, err := tx.ExecContext(ctx, `DELETE FROM account_tokens WHERE user_id = $1 AND purpose = $2 AND used_at IS NULL`, userID, purposeEmailChange)
+	if err == nil {
+		_, err = tx.ExecContext(ctx, `UPDATE users SET pending_email = NULL, pending_email_expires_at = NULL WHERE id = $1`, userID)
+	}
+	return classify(err, "Email change")
+}
+
+// liveTokenAccount is the address a token that can still be used was
+// issued for, and its account's full name, without spending it, or
+// errMissing: a reset checks the token, and the new password against the
+// account's email and name, before paying for a hash.
+func (s *store) liveTokenAccount(ctx context.Context, tokenHash []byte, purpose string) (email string, fullName *string, err error) {
+	err = s.db.QueryRowContext(ctx, `SELECT t.email, u.full_name FROM account_tokens t JOIN users u ON u.id = t.user_id
+		WHERE t.token_hash = $1 AND t.purpose = $2 AND t.used_at IS NULL AND t.expires_at > $3`, tokenHash, purpose, s.timestamp()).Scan(&email, &fullName)
+	return email, fullName, classify(err, "Token")
 }
 
 // resetTokensSince counts the reset links issued to userID since t, spent
@@ -58,12 +98,12 @@ func (s *store) resetTokensSince(ctx context.Context, tx *sql.Tx, userID string,
 	return n, err
 }
 
-// tokenMailsSince counts the reset and verification mails queued to
-// recipient since t: the per-address cap.
+// tokenMailsSince counts the reset, verification and email-change mails
+// queued to recipient since t: the per-address cap.
 func (s *store) tokenMailsSince(ctx context.Context, tx *sql.Tx, recipient string, t time.Time) (int, error) {
 	var n int
-	err := tx.QueryRowContext(ctx, `SELECT count(*) FROM mail_outbox WHERE recipient = $1 AND kind IN ($2, $3) AND created_at > $4`,
-		recipient, purposeReset, purposeVerify, t).Scan(&n)
+	err := tx.QueryRowContext(ctx, `SELECT count(*) FROM mail_outbox WHERE recipient = $1 AND kind IN ($2, $3, $4) AND created_at > $5`,
+		recipient, purposeReset, purposeVerify, purposeEmailChange, t).Scan(&n)
 	return n, err
 }
 

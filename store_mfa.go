@@ -116,3 +116,62 @@ func (s *store) deleteStaleMFAChallenges(ctx context.Context) error {
 	_, err := s.db.ExecContext(ctx, `DELETE FROM mfa_challenges WHERE expires_at <= $1`, s.timestamp())
 	return err
 }
+
+// The ceiling on second-factor guessing (NIST 800-63B 5.2.2): wrong codes
+// in a row, over every network, before the second step refuses every code
+// until a password reset; and the streak after which the owner is told.
+const (
+	mfaCeiling    = 100
+	mfaAlertAfter = 5
+	mfaAlertEvery = time.Hour
+)
+
+// reserveCodeFailure counts one more wrong code for userID before the code
+// is checked, so concurrent guesses cannot pass the ceiling: it returns
+// the streak with this one, or locked (and counts nothing) when the
+// account has reached the ceiling.
+func (s *store) reserveCodeFailure(ctx context.Context, userID string) (streak int, locked bool, err error) {
+	var before int
+	err = s.db.QueryRowContext(ctx, `
+		WITH before AS (SELECT mfa_failures FROM users WHERE id = $1 FOR UPDATE)
+		UPDATE users SET mfa_failures = least(before.mfa_failures + 1, $2) FROM before WHERE users.id = $1
+		RETURNING before.mfa_failures`, userID, mfaCeiling).Scan(&before)
+	if err != nil {
+		return 0, false, classify(err, "User")
+	}
+	return before + 1, before >= mfaCeiling, nil
+}
+
+// endCodeStreak: a right code ends the streak.
+func (s *store) endCodeStreak(ctx context.Context, userID string) error {
+	_, err := s.db.ExecContext(ctx, `UPDATE users SET mfa_failures = 0 WHERE id = $1 AND mfa_failures > 0`, userID)
+	return classify(err, "User")
+}
+
+// giveBackCodeFailure takes back a reserved failure whose code could not
+// be checked.
+func (s *store) giveBackCodeFailure(ctx context.Context, userID string) error {
+	_, err := s.db.ExecContext(ctx, `UPDATE users SET mfa_failures = greatest(mfa_failures - 1, 0) WHERE id = $1`, userID)
+	return classify(err, "User")
+}
+
+// mfaLocked reports whether userID's second step refuses every code.
+func (s *store) mfaLocked(ctx context.Context, userID string) (bool, error) {
+	var locked bool
+	err := s.db.QueryRowContext(ctx, `SELECT mfa_failures >= $2 FROM users WHERE id = $1`, userID, mfaCeiling).Scan(&locked)
+	return locked, classify(err, "User")
+}
+
+// claimStreakAlert reports whether the owner of userID is due the "someone
+// knows your password" notice (none in the last mfaAlertEvery), and if so
+// records it as sent, in tx.
+func (s *store) claimStreakAlert(ctx context.Context, tx *sql.Tx, userID string) (bool, error) {
+	now := s.timestamp()
+	res, err := tx.ExecContext(ctx, `UPDATE users SET mfa_alerted_at = $2 WHERE id = $1 AND (mfa_alerted_at IS NULL OR mfa_alerted_at <= $3)`,
+		userID, now, now.Add(-mfaAlertEvery))
+	if err != nil {
+		return false, classify(err, "User")
+	}
+	n, _ := res.RowsAffected()
+	return n == 1, nil
+}

@@ -38,7 +38,7 @@ func (s *store) createSession(ctx context.Context, tokenHash []byte, userID stri
 // liveSessionSQL finds the session of a token hash ($1) that is neither
 // expired at $2 nor idle since $3, with its user: the session's id and
 // last use, then the user's columns.
-const liveSessionSQL = `SELECT s.id AS session_id, s.last_used_at, u.id, u.email, u.full_name, u.is_active, u.is_superuser, u.email_verified, u.mfa_enabled, u.created_at, u.password_hash
+const liveSessionSQL = `SELECT s.id AS session_id, s.last_used_at, u.id, u.email, u.full_name, u.is_active, u.is_superuser, u.email_verified, u.mfa_enabled, u.pending_email, u.pending_email_expires_at, u.created_at, u.password_hash
 	FROM sessions s JOIN users u ON u.id = s.user_id
 	WHERE s.token_hash = $1 AND s.expires_at > $2 AND s.last_used_at > $3`
 
@@ -49,7 +49,7 @@ func (s *store) userBySession(ctx context.Context, tokenHash []byte, p sessionPo
 	now := s.timestamp()
 	var sessionID string
 	var lastUsed time.Time
-	u, err := scanUser(s.db.QueryRowContext(ctx, liveSessionSQL, tokenHash, now, now.Add(-p.idle)), &sessionID, &lastUsed)
+	u, err := s.scanUser(s.db.QueryRowContext(ctx, liveSessionSQL, tokenHash, now, now.Add(-p.idle)), &sessionID, &lastUsed)
 	if err != nil {
 		return user{}, "", classify(err, "Session")
 	}
@@ -96,6 +96,7 @@ func (s *store) readAsSession(ctx context.Context, tokenHash []byte, p sessionPo
 	}
 	found, err := s.queryLeadOnce(ctx, sessionReadSQL(count, read.sql), append([]any{tokenHash, now, now.Add(-p.idle)}, read.args...),
 		append(lead, total), read.own, read.each)
+	u.hideExpiredPending(now)
 	switch {
 	case err != nil:
 		return user{}, "", classify(err, "Session")

@@ -16,29 +16,52 @@ type user struct {
 	IsSuperuser   bool      `json:"is_superuser"`
 	EmailVerified bool      `json:"email_verified"`
 	MFAEnabled    bool      `json:"mfa_enabled"`
+	PendingEmail  *string   `json:"pending_email"` // an email change waiting for its link
 	CreatedAt     time.Time `json:"created_at"`
 	passwordHash  string
+	pendingUntil  *time.Time // when the pending change's link expires
 }
 
-const userColumns = `id, email, full_name, is_active, is_superuser, email_verified, mfa_enabled, created_at, password_hash`
+const userColumns = `id, email, full_name, is_active, is_superuser, email_verified, mfa_enabled, pending_email, pending_email_expires_at, created_at, password_hash`
 
-// scanUser reads a user's columns, after any leading ones into lead.
-func scanUser(row rowScanner, lead ...any) (user, error) {
+// scanUser reads a user's columns, after any leading ones into lead. A
+// pending email change whose link has expired is no longer shown.
+func (s *store) scanUser(row rowScanner, lead ...any) (user, error) {
 	var u user
 	err := row.Scan(append(lead, userFields(&u)...)...)
 	u.CreatedAt = u.CreatedAt.UTC()
+	u.hideExpiredPending(s.now())
 	return u, err
 }
 
-// userFields are the scan destinations of userColumns, in order.
-func userFields(u *user) []any {
-	return []any{&u.ID, &u.Email, &u.FullName, &u.IsActive, &u.IsSuperuser, &u.EmailVerified, &u.MFAEnabled, &u.CreatedAt, &u.passwordHash}
+// hideExpiredPending forgets a pending email change whose link has expired
+// by now: it is void, whether or not a janitor has cleared it yet.
+func (u *user) hideExpiredPending(now time.Time) {
+	if u.pendingUntil == nil || !u.pendingUntil.After(now) {
+		u.PendingEmail = nil
+	}
 }
 
+// userFields are the scan destinations of userColumns, in order (a row
+// read by hand then calls hideExpiredPending, as scanUser does).
+func userFields(u *user) []any {
+	return []any{&u.ID, &u.Email, &u.FullName, &u.IsActive, &u.IsSuperuser, &u.EmailVerified, &u.MFAEnabled, &u.PendingEmail, &u.pendingUntil, &u.CreatedAt, &u.passwordHash}
+}
+
+// voidEmailChangesTo is a statement's leading CTEs that void every pending
+// email change to the address $1: an address someone holds now is
+// reserved by nobody's unconfirmed change.
+const voidEmailChangesTo = `WITH voided AS (
+		DELETE FROM account_tokens WHERE purpose = 'email_change' AND used_at IS NULL AND email = $1
+	), cleared AS (
+		UPDATE users SET pending_email = NULL, pending_email_expires_at = NULL WHERE pending_email = $1
+	) `
+
 // createUser inserts u, on the pool or in the caller's transaction (which
-// may go on to mail the new account a link).
+// may go on to mail the new account a link), voiding any pending change of
+// another account to its address.
 func (s *store) createUser(ctx context.Context, q dbtx, u user) (user, error) {
-	created, err := scanUser(q.QueryRowContext(ctx, `
+	created, err := s.scanUser(q.QueryRowContext(ctx, voidEmailChangesTo+`
 		INSERT INTO users (email, full_name, password_hash, is_active, is_superuser, email_verified, created_at)
 		VALUES ($1, $2, $3, $4, $5, $6, $7)
 		RETURNING `+userColumns,
@@ -58,26 +81,26 @@ func userError(err error) error {
 }
 
 func (s *store) userByID(ctx context.Context, id string) (user, error) {
-	u, err := scanUser(s.db.QueryRowContext(ctx, `SELECT `+userColumns+` FROM users WHERE id = $1`, id))
+	u, err := s.scanUser(s.db.QueryRowContext(ctx, `SELECT `+userColumns+` FROM users WHERE id = $1`, id))
 	return u, userError(err)
 }
 
 // lockUserByID is the user id, locked until tx ends: what an update is
 // about to change.
 func (s *store) lockUserByID(ctx context.Context, tx *sql.Tx, id string) (user, error) {
-	u, err := scanUser(tx.QueryRowContext(ctx, `SELECT `+userColumns+` FROM users WHERE id = $1 FOR UPDATE`, id))
+	u, err := s.scanUser(tx.QueryRowContext(ctx, `SELECT `+userColumns+` FROM users WHERE id = $1 FOR UPDATE`, id))
 	return u, userError(err)
 }
 
 func (s *store) userByEmail(ctx context.Context, email string) (user, error) {
-	u, err := scanUser(s.db.QueryRowContext(ctx, `SELECT `+userColumns+` FROM users WHERE lower(email) = $1`, email))
+	u, err := s.scanUser(s.db.QueryRowContext(ctx, `SELECT `+userColumns+` FROM users WHERE lower(email) = $1`, email))
 	return u, userError(err)
 }
 
 // lockUserByEmail is the user with email, locked until tx ends: the outbox
 // worker holds it while it decides whether a requested mail goes out.
 func (s *store) lockUserByEmail(ctx context.Context, tx *sql.Tx, email string) (user, error) {
-	u, err := scanUser(tx.QueryRowContext(ctx, `SELECT `+userColumns+` FROM users WHERE lower(email) = $1 FOR UPDATE`, email))
+	u, err := s.scanUser(tx.QueryRowContext(ctx, `SELECT `+userColumns+` FROM users WHERE lower(email) = $1 FOR UPDATE`, email))
 	return u, userError(err)
 }
 
@@ -102,7 +125,7 @@ func (s *store) listUsers(ctx context.Context, q pageQuery) ([]user, int, error)
 	}
 	rows, err := s.db.QueryContext(ctx, `SELECT `+userColumns+` FROM users WHERE (created_at, id) < ($1, $2)
 		ORDER BY created_at DESC, id DESC LIMIT $3 OFFSET $4`, q.after.createdAt, q.after.id, q.limit+1, q.offset)
-	users, err := collect(rows, err, func(r rowScanner) (user, error) { return scanUser(r) })
+	users, err := collect(rows, err, func(r rowScanner) (user, error) { return s.scanUser(r) })
 	return users, count, classify(err, "Users")
 }
 
@@ -165,6 +188,14 @@ func (s *store) updateUser(ctx context.Context, id string, c userChanges, sessio
 // end (a new password, a deactivation, an email change), every unused
 // reset link. It returns how many sessions it ended.
 func (s *store) updateUserTx(ctx context.Context, tx *sql.Tx, id string, c userChanges, sessions sessionRevocation) (user, int64, error) {
+	if c.Email != nil {
+		// The address is this account's now: nobody else's change waits for it.
+		if _, err := tx.ExecContext(ctx, voidEmailChangesTo+`SELECT`, *c.Email); err != nil {
+			return user{}, 0, classify(err, "User")
+		}
+	}
+	// A new password or the second factor taken off ends the streak of
+	// wrong codes (and so the lock).
 	row := tx.QueryRowContext(ctx, `
 		UPDATE users SET
 			email         = COALESCE($2, email),
@@ -173,11 +204,12 @@ func (s *store) updateUserTx(ctx context.Context, tx *sql.Tx, id string, c userC
 			email_verified = CASE WHEN $2::text IS NOT NULL AND $2 <> email THEN false ELSE email_verified END,
 			is_active     = COALESCE($6, is_active),
 			is_superuser  = COALESCE($7, is_superuser),
-			mfa_enabled   = mfa_enabled AND NOT $8
+			mfa_enabled   = mfa_enabled AND NOT $8,
+			mfa_failures  = CASE WHEN $5::text IS NOT NULL OR $8 THEN 0 ELSE mfa_failures END
 		WHERE id = $1
 		RETURNING `+userColumns,
 		id, c.Email, c.SetFullName, c.FullName, c.PasswordHash, c.IsActive, c.IsSuperuser, c.DisableMFA)
-	u, err := scanUser(row)
+	u, err := s.scanUser(row)
 	if err != nil {
 		return user{}, 0, userError(err)
 	}
@@ -197,10 +229,23 @@ func (s *store) updateUserTx(ctx context.Context, tx *sql.Tx, id string, c userC
 		}
 	}
 	if sessions.revoke || c.Email != nil {
+		// Links die with the state they were issued for, and a pending email
+		// change with them.
 		_, err := tx.ExecContext(ctx, `DELETE FROM account_tokens WHERE user_id = $1 AND used_at IS NULL
-			AND (email <> $2 OR (purpose = $3 AND $4))`, id, u.Email, purposeReset, sessions.revoke)
+			AND (email <> $2 OR purpose = $5 OR (purpose = $3 AND $4))`, id, u.Email, purposeReset, sessions.revoke, purposeEmailChange)
+		if err == nil {
+			_, err = tx.ExecContext(ctx, `UPDATE users SET pending_email = NULL, pending_email_expires_at = NULL WHERE id = $1 AND pending_email IS NOT NULL`, id)
+		}
 		if err != nil {
 			return user{}, 0, classify(err, "Tokens")
+		}
+		u.PendingEmail, u.pendingUntil = nil, nil
+	}
+	// A login waiting for its second step dies with the password, the
+	// address, the sessions or the factor it was started under.
+	if sessions.revoke || c.Email != nil || c.PasswordHash != nil || c.DisableMFA {
+		if _, err := tx.ExecContext(ctx, `DELETE FROM mfa_challenges WHERE user_id = $1`, id); err != nil {
+			return user{}, 0, classify(err, "Sign-in")
 		}
 	}
 	return u, revoked, nil
@@ -221,7 +266,7 @@ func (s *store) deleteUser(ctx context.Context, id string) error {
 // ensureUser inserts u unless its email exists; two replicas racing here
 // both succeed and one row results.
 func (s *store) ensureUser(ctx context.Context, u user) (created bool, err error) {
-	res, err := s.db.ExecContext(ctx, `
+	res, err := s.db.ExecContext(ctx, voidEmailChangesTo+`
 		INSERT INTO users (email, full_name, password_hash, is_active, is_superuser, email_verified, created_at)
 		VALUES ($1, $2, $3, true, $4, true, $5)
 		ON CONFLICT (lower(email)) DO NOTHING`,

@@ -60,7 +60,7 @@ func TestAuthorizationMatrix(t *testing.T) {
 		{"PATCH", "/api/v1/users/me", fixed(map[string]any{"full_name": "New Name"}), [4]int{401, 200, 200, 200}},
 		{"POST", "/api/v1/users/me/password", fixed(map[string]any{"current_password": "password-123", "new_password": "password-456"}), [4]int{401, 204, 204, 204}},
 		{"POST", "/api/v1/users/me/verify-email", nil, [4]int{401, 202, 202, 409}},
-		{"DELETE", "/api/v1/users/me", nil, [4]int{401, 204, 204, 403}},
+		{"DELETE", "/api/v1/users/me", fixed(map[string]any{"current_password": "password-123"}), [4]int{401, 204, 204, 403}},
 		{"GET", "/api/v1/users", nil, [4]int{401, 403, 403, 200}},
 		{"POST", "/api/v1/users", func(i int64) any {
 			return map[string]any{"email": fmt.Sprintf("made%d@example.com", i), "password": "password-123"}

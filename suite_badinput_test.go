@@ -40,6 +40,7 @@ func TestEveryEndpointRejectsBadInput(t *testing.T) {
 		{"POST", "/api/v1/users/me/mfa/totp/confirm", token, "code"},
 		{"POST", "/api/v1/users/me/mfa/recovery-codes", token, "code"},
 		{"DELETE", "/api/v1/users/me/mfa", token, "code"},
+		{"DELETE", "/api/v1/users/me", token, "current_password"},
 	}
 	takesNoBody := map[string]bool{"POST /api/v1/auth/logout": true, "POST /api/v1/users/me/verify-email": true}
 	covered := map[string]bool{}

@@ -33,8 +33,8 @@ func createSuperuser(ctx context.Context, logger *slog.Logger, cfg config, rawEm
 		return exitError{code: 2, err: errors.New("-create-superuser: give the password on standard input (for example: printf '%s\\n' \"$PW\" | server -create-superuser EMAIL)")}
 	case passwordProblem(password) != "":
 		return exitError{code: 2, err: fmt.Errorf("-create-superuser: the password %s", passwordProblem(password))}
-	case newPasswordProblem(password, email) != "":
-		return exitError{code: 2, err: fmt.Errorf("-create-superuser: the password %s", newPasswordProblem(password, email))}
+	case newPasswordProblem(password, email, nil) != "":
+		return exitError{code: 2, err: fmt.Errorf("-create-superuser: the password %s", newPasswordProblem(password, email, nil))}
 	case cfg.Env == envProduction && (isPlaceholder(password) || len([]rune(password)) < minProductionSecret):
 		return exitError{code: 2, err: fmt.Errorf("-create-superuser: in production the password must be at least %d characters and not a placeholder", minProductionSecret)}
 	}

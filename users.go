@@ -2,6 +2,7 @@ package main
 
 import (
 	"database/sql"
+	"errors"
 	"log/slog"
 	"net/http"
 )
@@ -58,12 +59,12 @@ func emailChangeProblem(o opt[string]) string {
 	return firstOf(notNull(o), emailProblem(o.V))
 }
 
-// selfPatch is what a user may change of themselves. A new email needs the
-// current password in the same body (re-authentication, ASVS 7.5.1).
+// selfPatch is what a user may change of themselves. A new email needs
+// every factor in the same body (reauth, ASVS 7.5.1).
 type selfPatch struct {
-	Email           opt[string]  `json:"email"`
-	FullName        opt[*string] `json:"full_name"`
-	CurrentPassword opt[string]  `json:"current_password"`
+	Email    opt[string]  `json:"email"`
+	FullName opt[*string] `json:"full_name"`
+	reauth
 }
 
 func (q *selfPatch) normalize() { q.Email.V = normalizeEmail(q.Email.V) }
@@ -73,11 +74,9 @@ func (q selfPatch) valid() []fieldError {
 	p.add("email", emailChangeProblem(q.Email))
 	p.add("full_name", fullNameProblem(q.FullName))
 	if q.Email.Set {
-		p.add("current_password", requiredPassword(q.CurrentPassword))
-	} else if q.CurrentPassword.Set {
-		p.add("current_password", "is only needed to change the email")
+		return append(p, q.reauth.valid()...)
 	}
-	return p
+	return append(p, q.reauth.unneeded("is only needed to change the email")...)
 }
 
 // userCreate is POST /users, an admin creating an account.
@@ -101,55 +100,68 @@ func handleMeGet() http.Handler {
 	})
 }
 
-// handleMePatch changes the caller's name and, re-authenticated by the
-// current password under the auth budget, their email: a stolen token alone
-// cannot take the account over, nor probe which emails exist. A new email
-// ends the caller's other sessions and voids links mailed to the old one;
-// the new address is unverified until its link is followed, and the old
-// one hears of the change.
-func handleMePatch(s *store, pw *passwordHasher, limits *rateLimits, au *auditor, m *mailer) http.Handler {
+// errEmailTaken is an email change to an address another account holds,
+// answered as the unique violation it would have been.
+var errEmailTaken = &storeError{kind: errDuplicate, what: "User", field: "email", err: errors.New("the address is another account's")}
+
+// handleMePatch changes the caller's name and, re-authenticated with every
+// factor under the auth budget, asks for a change of their email: a stolen
+// session, even with the password, cannot move the account away from its
+// owner's mailbox. Nothing changes yet: the new address is mailed a link
+// (confirmEmailChange switches it), the current one a notice, and the
+// account shows pending_email. The caller's own address cancels a pending
+// change.
+func handleMePatch(c credentials) http.Handler {
+	s, au, m := c.store, c.audit, c.mailer
 	return apiFunc(func(w http.ResponseWriter, r *http.Request) error {
 		req, err := decode[selfPatch](r)
 		if err != nil {
 			return err
 		}
-		ctx := r.Context()
-		changes := userChanges{SetFullName: req.FullName.Set, FullName: req.FullName.V}
-		me := currentUser(r)
-		newEmail := req.Email.Set && req.Email.V != me.Email
+		ctx, me := r.Context(), currentUser(r)
 		if req.Email.Set {
-			if err := limits.check(w, r, limits.auth, failClosed); err != nil {
+			if err := c.limits.check(w, r, c.limits.auth, failClosed); err != nil {
 				return err
 			}
-			if err := requireCurrentPassword(w, r, s, pw, limits, req.CurrentPassword.V); err != nil {
+			if err := c.reauthenticate(w, r, req.reauth); err != nil {
 				return err
 			}
-			changes.Email = &req.Email.V
 		}
-		sessions := keepSessions
-		if newEmail {
-			sessions = revokeOtherSessions(stateFrom(ctx).sessionHash)
-		}
-		var u user
-		var revoked int64
+		requested := false
 		err = s.inTx(ctx, func(tx *sql.Tx) error {
-			if u, revoked, err = s.updateUserTx(ctx, tx, me.ID, changes, sessions); err != nil || !newEmail {
+			if req.FullName.Set {
+				if _, _, err := s.updateUserTx(ctx, tx, me.ID, userChanges{SetFullName: true, FullName: req.FullName.V}, keepSessions); err != nil {
+					return err
+				}
+			}
+			switch {
+			case !req.Email.Set:
+				return nil
+			case req.Email.V == me.Email:
+				return s.cancelEmailChange(ctx, tx, me.ID)
+			}
+			taken, err := s.userExists(ctx, req.Email.V)
+			if err != nil {
 				return err
 			}
-			if err := m.mailToken(ctx, tx, u, purposeVerify); err != nil {
-				return err
+			if taken {
+				return errEmailTaken
 			}
-			return m.mailNotice(ctx, tx, "email_changed", me.Email)
+			requested, err = m.mailEmailChange(ctx, tx, me, req.Email.V, stateFrom(ctx).sessionHash)
+			return err
 		})
 		if err != nil {
 			return classify(err, "User")
 		}
-		if req.Email.Set {
-			au.record(r, "email.changed", u.ID, u.ID)
-			au.sessionsRevoked(r, "email_changed", u.ID, u.ID, revoked)
+		if requested {
+			au.record(r, "email.change_requested", me.ID, me.ID)
 		}
 		if req.FullName.Set {
-			au.record(r, "user.updated", u.ID, u.ID, slog.Any("fields", []string{"full_name"}))
+			au.record(r, "user.updated", me.ID, me.ID, slog.Any("fields", []string{"full_name"}))
+		}
+		u, err := s.userByID(ctx, me.ID)
+		if err != nil {
+			return err
 		}
 		writeJSON(w, http.StatusOK, contentJSON, u)
 		return nil
@@ -157,13 +169,12 @@ func handleMePatch(s *store, pw *passwordHasher, limits *rateLimits, au *auditor
 }
 
 type passwordChange struct {
-	CurrentPassword opt[string] `json:"current_password"`
-	NewPassword     opt[string] `json:"new_password"`
+	reauth
+	NewPassword opt[string] `json:"new_password"`
 }
 
 func (q passwordChange) valid() []fieldError {
-	var p problems
-	p.add("current_password", requiredPassword(q.CurrentPassword))
+	p := problems(q.reauth.valid())
 	p.add("new_password", requiredPassword(q.NewPassword))
 	if len(p) == 0 && q.CurrentPassword.V == q.NewPassword.V {
 		p.add("new_password", "must differ from the current password")
@@ -171,21 +182,23 @@ func (q passwordChange) valid() []fieldError {
 	return p
 }
 
-// handlePasswordChange checks the current password (a wrong one is 422, not
-// 401, which would sign the frontend out) and revokes every other session.
-func handlePasswordChange(s *store, pw *passwordHasher, limits *rateLimits, au *auditor, m *mailer) http.Handler {
+// handlePasswordChange re-authenticates the caller with every factor (a
+// wrong one is 422, not 401, which would sign the frontend out) and revokes
+// every other session.
+func handlePasswordChange(c credentials) http.Handler {
+	s, pw, au, m := c.store, c.hasher, c.audit, c.mailer
 	return apiFunc(func(w http.ResponseWriter, r *http.Request) error {
 		req, err := decode[passwordChange](r)
 		if err != nil {
 			return err
 		}
-		if p := newPasswordProblem(req.NewPassword.V, currentUser(r).Email); p != "" {
+		ctx, me := r.Context(), currentUser(r)
+		if p := newPasswordProblem(req.NewPassword.V, me.Email, me.FullName); p != "" {
 			return validationError([]fieldError{{Field: "new_password", Message: p}})
 		}
-		if err := requireCurrentPassword(w, r, s, pw, limits, req.CurrentPassword.V); err != nil {
+		if err := c.reauthenticate(w, r, req.reauth); err != nil {
 			return err
 		}
-		ctx, me := r.Context(), currentUser(r)
 		hash, err := pw.hash(ctx, hashClaimOf(r, true), req.NewPassword.V)
 		if err != nil {
 			return err
@@ -207,11 +220,21 @@ func handlePasswordChange(s *store, pw *passwordHasher, limits *rateLimits, au *
 	})
 }
 
-func handleMeDelete(s *store, au *auditor) http.Handler {
+// handleMeDelete deletes the caller's account, re-authenticated with every
+// factor: a stolen session alone cannot destroy it.
+func handleMeDelete(c credentials) http.Handler {
+	s, au := c.store, c.audit
 	return apiFunc(func(w http.ResponseWriter, r *http.Request) error {
 		me := currentUser(r)
 		if me.IsSuperuser {
 			return newError(codeForbidden, "A superuser cannot delete their own account.")
+		}
+		req, err := decode[reauth](r)
+		if err != nil {
+			return err
+		}
+		if err := c.reauthenticate(w, r, req); err != nil {
+			return err
 		}
 		if err := s.deleteUser(r.Context(), me.ID); err != nil {
 			return err
@@ -320,7 +343,7 @@ func handleUserPatch(s *store, pw *passwordHasher, au *auditor, m *mailer) http.
 			changes.IsSuperuser = &req.IsSuperuser.V
 		}
 		if req.Password.Set {
-			hash, err := newPasswordHash(r, s, pw, id, req.Email, req.Password.V)
+			hash, err := newPasswordHash(r, s, pw, id, req)
 			if err != nil {
 				return err
 			}
@@ -355,21 +378,25 @@ func handleUserPatch(s *store, pw *passwordHasher, au *auditor, m *mailer) http.
 	})
 }
 
-// newPasswordHash hashes a password a superuser sets for the account id,
-// after the policy for new passwords, against the email the account will
-// have (email, when the same change sets it).
-func newPasswordHash(r *http.Request, s *store, pw *passwordHasher, id string, email opt[string], password string) (string, error) {
-	if !email.Set {
-		u, err := s.userByID(r.Context(), id)
-		if err != nil {
-			return "", err
-		}
-		email.V = u.Email
+// newPasswordHash hashes the password a superuser sets for the account id
+// in q, after the policy for new passwords, against the email and name the
+// account will have (those q sets, else its own).
+func newPasswordHash(r *http.Request, s *store, pw *passwordHasher, id string, q userPatch) (string, error) {
+	u, err := s.userByID(r.Context(), id)
+	if err != nil {
+		return "", err
 	}
-	if p := newPasswordProblem(password, email.V); p != "" {
+	email, name := u.Email, u.FullName
+	if q.Email.Set {
+		email = q.Email.V
+	}
+	if q.FullName.Set {
+		name = q.FullName.V
+	}
+	if p := newPasswordProblem(q.Password.V, email, name); p != "" {
 		return "", validationError([]fieldError{{Field: "password", Message: p}})
 	}
-	return pw.hash(r.Context(), hashClaimOf(r, true), password)
+	return pw.hash(r.Context(), hashClaimOf(r, true), q.Password.V)
 }
 
 func handleUserDelete(s *store, au *auditor) http.Handler {
