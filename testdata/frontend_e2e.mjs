@@ -112,7 +112,7 @@ async function heading(page, text) {
   await page.getByRole("heading", { level: 1, name: text }).waitFor();
 }
 
-const email = "ada@example.com";
+let email = "ada@example.com"; // moved to a new address by the journey
 const firstPassword = "analytical engine 1843";
 const newPassword = "notes on the engine";
 let secret = "";
@@ -288,6 +288,27 @@ try {
   await page.getByRole("link", { name: "Settings", exact: true }).click();
   await page.getByText("with a second factor").first().waitFor();
   step("mfa: the session says it was made with a second factor", true);
+
+  // An email change takes every factor (a recovery code here), and waits
+  // for the new address to follow its link.
+  const emailBox = page.getByRole("region", { name: "Email", exact: true });
+  const moved = "ada.lovelace@example.org";
+  await emailBox.getByLabel("New email").fill(moved);
+  await emailBox.getByLabel("Current password").fill(newPassword);
+  await emailBox.getByLabel("Code from your app, or a recovery code").fill(recoveryCodes[1]); // the phone below signs in with the first
+  await emailBox.getByRole("button", { name: "Change email" }).click();
+  await emailBox.getByText("Waiting for confirmation").waitFor();
+  step("email change: the code asked, the new address pending, the old one kept",
+    await shows(emailBox.getByText(`We mailed a link to ${moved}.`)) && (await emailBox.textContent()).includes(`Now: ${email}`), await emailBox.textContent());
+  await shot(page, "settings-email-pending", 1280);
+  await page.goto(await mailLink(moved, "Confirm your new email", "/verify-email"));
+  await page.getByText("Your email address is verified.").waitFor();
+  await page.getByRole("link", { name: "Go to the dashboard" }).click();
+  await page.getByRole("link", { name: "Settings", exact: true }).click();
+  await heading(page, "Settings");
+  const changed = await emailBox.textContent();
+  step("email change: the link makes it, in this session", changed.includes(`Now: ${moved} (verified)`) && !changed.includes("Waiting") && !changed.includes("null"), changed);
+  email = moved;
   await page.getByRole("button", { name: "Sign out", exact: true }).click();
   await heading(page, "Sign in");
 

@@ -9,7 +9,7 @@ export async function settingsPage(app) {
     h("div", { class: "stack" },
       section("Profile", profile(app)),
       section("Email", email(app)),
-      section("Password", password()),
+      section("Password", password(app)),
       section("Two-factor sign-in", await twoFactor(app)),
       section("Sessions", await sessions()),
       section("Delete account", deleteAccount(app))),
@@ -26,6 +26,20 @@ function saved(text) {
   return h("p", { class: "success", role: "status", text });
 }
 
+// reauthFields are what a change account recovery relies on asks for:
+// the current password and, when two-factor sign-in is on, a code.
+function reauthFields(app, hint) {
+  return [
+    field("current_password", "Current password", { type: "password", autocomplete: "current-password", required: true, hint }),
+    app.me.mfa_enabled ? field("code", "Code from your app, or a recovery code", { autocomplete: "one-time-code", required: true }) : null,
+  ].filter(Boolean);
+}
+
+// reauth is the re-authentication part of a body, from a form's values.
+function reauth(v) {
+  return v.code === undefined ? { current_password: v.current_password } : { current_password: v.current_password, code: v.code.trim() };
+}
+
 function profile(app) {
   const done = h("div", {});
   return [done, form({
@@ -39,40 +53,51 @@ function profile(app) {
   })];
 }
 
+// email shows the address and a change waiting for its link, and asks for
+// a change: nothing changes until the new address follows the link.
 function email(app) {
+  const now = h("div", {});
   const done = h("div", {});
-  return [
+  const draw = () => now.replaceChildren(...[
     h("p", {}, "Now: ", h("strong", { text: app.me.email }), app.me.email_verified ? " (verified)" : " (not verified)"),
+    app.me.pending_email && h("p", {}, "Waiting for confirmation: ", h("strong", { text: app.me.pending_email }),
+      ". It becomes your email when you follow the link we mailed there (within 24 hours)."),
+  ].filter(Boolean));
+  draw();
+  return [
+    now,
     done,
     form({
       label: "Change email",
       submit: "Change email",
       fields: [
         field("email", "New email", { type: "email", autocomplete: "email", required: true }),
-        field("current_password", "Current password", { type: "password", autocomplete: "current-password", required: true,
-          hint: "Changing the email signs out your other sessions; we mail a link to confirm the new address." }),
+        ...reauthFields(app, "We mail a link to the new address; following it makes the change and signs out your other sessions."),
       ],
       async onSubmit(v, f) {
-        app.me = await api("PATCH", "/users/me", { email: v.email, current_password: v.current_password });
+        app.me = await api("PATCH", "/users/me", { email: v.email, ...reauth(v) });
         f.reset();
-        done.replaceChildren(saved(`Your email is now ${app.me.email}. Follow the link we mailed there to confirm it.`));
+        draw();
+        done.replaceChildren(saved(app.me.pending_email
+          ? `We mailed a link to ${app.me.pending_email}. Your email changes when you follow it.`
+          : "Your email stays as it is."));
       },
     }),
   ];
 }
 
-function password() {
+function password(app) {
   const done = h("div", {});
   return [done, form({
     label: "Change password",
     submit: "Change password",
     fields: [
-      field("current_password", "Current password", { type: "password", autocomplete: "current-password", required: true }),
+      ...reauthFields(app),
       field("new_password", "New password", { type: "password", autocomplete: "new-password", required: true,
-        hint: "8 to 128 characters. Not a common password, and not your email or part of it. Your other sessions are signed out." }),
+        hint: "8 to 128 characters. Not a common password, and not your email, your name or part of them. Your other sessions are signed out." }),
     ],
     async onSubmit(v, f) {
-      await api("POST", "/users/me/password", v);
+      await api("POST", "/users/me/password", { ...reauth(v), new_password: v.new_password });
       f.reset();
       done.replaceChildren(saved("Your password is changed; your other sessions are signed out."));
     },
@@ -188,10 +213,7 @@ async function twoFactor(app) {
   }
 
   function on() {
-    const factorFields = () => [
-      field("current_password", "Current password", { type: "password", autocomplete: "current-password", required: true }),
-      field("code", "Code from your app, or a recovery code", { autocomplete: "one-time-code", required: true }),
-    ];
+    const factorFields = () => reauthFields(app);
     return [
       h("p", { text: "On: signing in takes your password and a code from your authenticator app." }),
       h("h3", { text: "New recovery codes" }),
@@ -200,7 +222,7 @@ async function twoFactor(app) {
         submit: "Make new recovery codes",
         fields: factorFields(),
         async onSubmit(v) {
-          const doc = await api("POST", "/users/me/mfa/recovery-codes", { current_password: v.current_password, code: v.code.trim() });
+          const doc = await api("POST", "/users/me/mfa/recovery-codes", reauth(v));
           box.replaceChildren(...codes(doc.recovery_codes, "New recovery codes: the old ones no longer work."));
           box.querySelector("h3").focus();
         },
@@ -211,7 +233,7 @@ async function twoFactor(app) {
         submit: "Turn two-factor sign-in off",
         fields: factorFields(),
         async onSubmit(v) {
-          await api("DELETE", "/users/me/mfa", { current_password: v.current_password, code: v.code.trim() });
+          await api("DELETE", "/users/me/mfa", reauth(v));
           app.me = await api("GET", "/users/me");
           draw();
         },
@@ -224,20 +246,18 @@ async function twoFactor(app) {
 }
 
 function deleteAccount(app) {
-  const status = h("div", { role: "alert" });
   if (app.me.is_superuser) return h("p", { class: "muted", text: "A superuser cannot delete their own account; another superuser can." });
   return [
     h("p", { text: "Your account, its items and its sessions are deleted at once. This cannot be undone." }),
-    status,
-    confirmButton("Delete my account", "Yes, delete my account and items", async () => {
-      try {
-        await api("DELETE", "/users/me");
-      } catch (err) {
-        if (!err.handled) status.replaceChildren(h("p", { class: "alert", text: err.detail || String(err) }));
-        return;
-      }
-      app.me = null;
-      app.navigate("/login", { flash: "Your account is deleted." });
+    form({
+      label: "Delete account",
+      submit: "Delete my account and items",
+      fields: reauthFields(app),
+      async onSubmit(v) {
+        await api("DELETE", "/users/me", reauth(v));
+        app.me = null;
+        app.navigate("/login", { flash: "Your account is deleted." });
+      },
     }),
   ];
 }
