@@ -97,8 +97,8 @@ func TestEnvExampleLoadsInAShellAndInCompose(t *testing.T) {
 
 // Every variable config.go reads is in the example, with a comment above.
 func TestEnvExampleListsEveryVariable(t *testing.T) {
-	src, _ := os.ReadFile("config.go")
-	read := regexp.MustCompile(`(?:str|integer|duration|boolean|list|set|getenv)\("([A-Z][A-Z0-9_]+)"`).FindAllStringSubmatch(string(src), -1)
+	src := configSources(t)
+	read := regexp.MustCompile(`(?:str|integer|duration|boolean|list|set|getenv)\("([A-Z][A-Z0-9_]+)"`).FindAllStringSubmatch(src, -1)
 	if len(read) < 20 {
 		t.Fatalf("found only %d variables in config.go; has the parser changed?", len(read))
 	}

@@ -199,8 +199,8 @@ func TestConfigLogValueListsEverySetting(t *testing.T) {
 	var buf logBuffer
 	newLogger(&buf, slog.LevelInfo).Info("starting", "config", cfg)
 	logged, _ := buf.lines(t)[0]["config"].(map[string]any)
-	src, _ := os.ReadFile("config.go")
-	read := regexp.MustCompile(`(?:str|integer|duration|boolean|list|set|getenv)\("([A-Z][A-Z0-9_]+)"`).FindAllStringSubmatch(string(src), -1)
+	src := configSources(t)
+	read := regexp.MustCompile(`(?:str|integer|duration|boolean|list|set|getenv)\("([A-Z][A-Z0-9_]+)"`).FindAllStringSubmatch(src, -1)
 	for _, m := range read {
 		name := strings.ToLower(m[1])
 		_, plain := logged[name]
@@ -274,4 +274,22 @@ func TestConfigFileErrorsNeverQuoteTheFile(t *testing.T) {
 			t.Errorf("%s_FILE: the error does not name %s: %v", name, name, err)
 		}
 	}
+}
+
+// configSources is the configuration's code: config.go and the files of
+// the same stem (the env reader, the production rules).
+func configSources(t *testing.T) string {
+	t.Helper()
+	files, _ := filepath.Glob("config*.go")
+	var src strings.Builder
+	for _, f := range files {
+		if !strings.HasSuffix(f, "_test.go") {
+			b, _ := os.ReadFile(f)
+			src.Write(b)
+		}
+	}
+	if src.Len() == 0 {
+		t.Fatal("no config*.go")
+	}
+	return src.String()
 }

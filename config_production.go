@@ -1,0 +1,69 @@
+package main
+
+import (
+	"net/url"
+	"strings"
+)
+
+// The rules that keep development's conveniences out of a live
+// installation: no placeholder secret, no missing relay or key, no CORS *.
+
+// placeholders are values an example file or a tutorial ships with; production
+// refuses them as secrets so that a copied example cannot go live by accident.
+var placeholders = []string{"changethis", "changeme", "change-me", "secret", "password", "example", "placeholder", "postgres", "admin"}
+
+func isPlaceholder(s string) bool {
+	l := strings.ToLower(strings.TrimSpace(s))
+	for _, p := range placeholders {
+		if l == p || (len(p) > 8 && strings.Contains(l, p)) {
+			return true
+		}
+	}
+	return false
+}
+
+// checkProduction holds the rules that keep development conveniences out of
+// a live installation.
+func checkProduction(e *envReader, c *config) {
+	if c.DatabaseURL == "" {
+		e.fail("DATABASE_URL", "is required in production")
+	} else if u, err := url.Parse(c.DatabaseURL); err == nil {
+		if pw, _ := u.User.Password(); pw == "" || isPlaceholder(pw) {
+			e.fail("DATABASE_URL", "has a missing or placeholder password")
+		}
+	}
+	if c.FirstSuperuserEmail != "" || c.FirstSuperuserPassword != "" {
+		switch {
+		case c.FirstSuperuserEmail == "" || c.FirstSuperuserPassword == "":
+			e.fail("FIRST_SUPERUSER_EMAIL", "and FIRST_SUPERUSER_PASSWORD must be set together")
+		case isPlaceholder(c.FirstSuperuserPassword):
+			e.fail("FIRST_SUPERUSER_PASSWORD", "is a placeholder")
+		case len([]rune(c.FirstSuperuserPassword)) < minProductionSecret:
+			e.fail("FIRST_SUPERUSER_PASSWORD", "must be at least %d characters in production", minProductionSecret)
+		case newPasswordProblem(c.FirstSuperuserPassword, c.FirstSuperuserEmail, nil) != "":
+			e.fail("FIRST_SUPERUSER_PASSWORD", "%s", newPasswordProblem(c.FirstSuperuserPassword, c.FirstSuperuserEmail, nil))
+		}
+	}
+	for _, o := range c.CORSOrigins {
+		if o == "*" {
+			e.fail("CORS_ALLOWED_ORIGINS", "must list origins, not *, in production")
+		}
+	}
+	// Recovery and verification mails must be able to leave, and to link
+	// somewhere real.
+	if c.SMTP.Host == "" {
+		e.fail("SMTP_HOST", "is required in production (password recovery and verification are mailed)")
+	}
+	if c.MailFrom == nil && !e.set("MAIL_FROM") {
+		e.fail("MAIL_FROM", "is required in production")
+	}
+	if c.FrontendURL == "" {
+		e.fail("FRONTEND_URL", "is required in production (mailed links point there)")
+	}
+	if c.SMTP.Password != "" && isPlaceholder(c.SMTP.Password) {
+		e.fail("SMTP_PASSWORD", "is a placeholder")
+	}
+	if c.SecretKey == nil && !e.set("SECRET_KEY") {
+		e.fail("SECRET_KEY", "is required in production (at least 32 random bytes, base64 or hex: openssl rand -base64 32)")
+	}
+}
