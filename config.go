@@ -98,12 +98,13 @@ const (
 // the origin as the page was opened.
 var devCORSOrigins = []string{"http://localhost:5173", "http://127.0.0.1:5173", "http://localhost:3000", "http://127.0.0.1:3000"}
 
-// loadConfig reads the environment. Development runs with nothing set;
-// production has no defaults for anything secret.
+// loadConfig reads the environment, one section after another (later
+// sections may use what earlier ones read). Development runs with nothing
+// set; production has no defaults for anything secret, and its own rules
+// (checkProduction).
 func loadConfig(lookup lookupEnv) (config, error) {
 	e := &envReader{lookup: lookup}
 	var c config
-
 	// APP_ENV decides every default below: an unknown value is the only
 	// problem worth reporting, since the rest would be judged by a guess.
 	c.Env = e.str("APP_ENV", envDevelopment)
@@ -112,7 +113,22 @@ func loadConfig(lookup lookupEnv) (config, error) {
 		return c, &configError{problems: e.problems}
 	}
 	prod := c.Env == envProduction
+	for _, load := range []func(e *envReader, c *config, prod bool){
+		loadServer, loadEdge, loadDatabase, loadSessions, loadListeners, loadAccounts, loadMail, loadRateLimits,
+	} {
+		load(e, &c, prod)
+	}
+	if prod {
+		checkProduction(e, &c)
+	}
+	if len(e.problems) > 0 {
+		return c, &configError{problems: e.problems}
+	}
+	return c, nil
+}
 
+// loadServer reads where the API listens and how it logs and stops.
+func loadServer(e *envReader, c *config, prod bool) {
 	// Development listens on this machine only; a container must listen on
 	// every interface.
 	c.Host = e.str("HOST", byEnv(prod, "", "127.0.0.1"))
@@ -122,13 +138,6 @@ func loadConfig(lookup lookupEnv) (config, error) {
 		}
 	}
 	c.Port = e.integer("PORT", 8080, 0, 65535)
-	c.DatabaseURL = e.str("DATABASE_URL", "")
-	if c.DatabaseURL == "" && !prod {
-		c.DatabaseURL = devDatabaseURL
-	}
-	if c.DatabaseURL != "" {
-		e.databaseURL("DATABASE_URL", c.DatabaseURL)
-	}
 	if lvl := e.str("LOG_LEVEL", "info"); lvl != "" {
 		if err := c.LogLevel.UnmarshalText([]byte(lvl)); err != nil {
 			e.invalid("LOG_LEVEL", lvl, "is not debug, info, warn or error")
@@ -136,13 +145,21 @@ func loadConfig(lookup lookupEnv) (config, error) {
 	}
 	c.DocsEnabled = e.boolean("DOCS_ENABLED", !prod)
 	c.ServeFrontend = !prod
+	c.MaxBodyBytes = int64(e.integer("MAX_BODY_BYTES", 1<<20, 1, 1<<30))
+	c.ShutdownDelay = e.duration("SHUTDOWN_DELAY", byEnv(prod, 2*time.Second, 0)) // development has no load balancer to tell
+	c.ShutdownTimeout = e.duration("SHUTDOWN_TIMEOUT", 7*time.Second)
+}
+
+// loadEdge reads who may call from a browser, and which proxies are
+// believed about the client's address.
+func loadEdge(e *envReader, c *config, prod bool) {
 	c.CORSOrigins = e.list("CORS_ALLOWED_ORIGINS")
 	if !prod && !e.set("CORS_ALLOWED_ORIGINS") {
 		c.CORSOrigins = devCORSOrigins
 	}
 	for _, o := range c.CORSOrigins {
 		if o == "*" {
-			continue // judged below, with the production rules
+			continue // judged with the production rules
 		}
 		u, err := url.Parse(o)
 		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || (u.Path != "" && u.Path != "/") {
@@ -161,18 +178,17 @@ func loadConfig(lookup lookupEnv) (config, error) {
 		}
 		c.TrustedProxy = append(c.TrustedProxy, prefix.Masked())
 	}
-	c.MaxBodyBytes = int64(e.integer("MAX_BODY_BYTES", 1<<20, 1, 1<<30))
-	// ASVS L2 / NIST AAL2: an absolute lifetime and an idle timeout.
-	c.SessionTTL = e.duration("SESSION_TTL", 12*time.Hour)
-	if c.SessionTTL == 0 {
-		e.fail("SESSION_TTL", "must be longer than zero")
+}
+
+// loadDatabase reads the database's URL and the pool's sizes.
+func loadDatabase(e *envReader, c *config, prod bool) {
+	c.DatabaseURL = e.str("DATABASE_URL", "")
+	if c.DatabaseURL == "" && !prod {
+		c.DatabaseURL = devDatabaseURL
 	}
-	c.SessionIdle = e.duration("SESSION_IDLE_TIMEOUT", 30*time.Minute)
-	if c.SessionIdle < 2*lastUsedGranularity {
-		e.fail("SESSION_IDLE_TIMEOUT", "must be at least %s (last use is recorded once a minute)", 2*lastUsedGranularity)
+	if c.DatabaseURL != "" {
+		e.databaseURL("DATABASE_URL", c.DatabaseURL)
 	}
-	c.ShutdownDelay = e.duration("SHUTDOWN_DELAY", byEnv(prod, 2*time.Second, 0)) // development has no load balancer to tell
-	c.ShutdownTimeout = e.duration("SHUTDOWN_TIMEOUT", 7*time.Second)
 	c.DBMaxOpenConns = e.integer("DB_MAX_OPEN_CONNS", 20, 1, 1000)
 	// Idle equal to open: a pool that closes what comes back idle under
 	// load reopens it a moment later (a backend start, authentication and
@@ -183,13 +199,23 @@ func loadConfig(lookup lookupEnv) (config, error) {
 	}
 	c.DBConnMaxLifetime = e.duration("DB_CONN_MAX_LIFETIME", time.Hour)
 	c.DBConnMaxIdleTime = e.duration("DB_CONN_MAX_IDLE_TIME", 30*time.Minute)
+}
 
-	c.FirstSuperuserEmail = e.str("FIRST_SUPERUSER_EMAIL", "")
-	c.FirstSuperuserPassword = e.getenv("FIRST_SUPERUSER_PASSWORD")
-	if !prod && c.FirstSuperuserEmail == "" && c.FirstSuperuserPassword == "" {
-		c.FirstSuperuserEmail, c.FirstSuperuserPassword = devSuperuserEmail, devSuperuserPassword
+// loadSessions reads when sessions end: ASVS L2 / NIST AAL2, an absolute
+// lifetime and an idle timeout.
+func loadSessions(e *envReader, c *config, _ bool) {
+	c.SessionTTL = e.duration("SESSION_TTL", 12*time.Hour)
+	if c.SessionTTL == 0 {
+		e.fail("SESSION_TTL", "must be longer than zero")
 	}
+	c.SessionIdle = e.duration("SESSION_IDLE_TIMEOUT", 30*time.Minute)
+	if c.SessionIdle < 2*lastUsedGranularity {
+		e.fail("SESSION_IDLE_TIMEOUT", "must be at least %s (last use is recorded once a minute)", 2*lastUsedGranularity)
+	}
+}
 
+// loadListeners reads the metrics and pprof listeners.
+func loadListeners(e *envReader, c *config, prod bool) {
 	// Set and empty turns the listener off, as does "off" (for tools that
 	// drop empty variables); unset is the default.
 	// Not 9090, which is Prometheus's own port: a Prometheus beside the
@@ -208,12 +234,33 @@ func loadConfig(lookup lookupEnv) (config, error) {
 	if host, _, err := net.SplitHostPort(c.PprofAddr); err != nil || !isLoopback(host) {
 		e.invalid("PPROF_ADDR", c.PprofAddr, "is not a loopback host:port such as 127.0.0.1:6060")
 	}
+}
+
+// loadAccounts reads the first superuser, the sealing key, and what an
+// account needs to sign in: a second factor, a verified email.
+func loadAccounts(e *envReader, c *config, prod bool) {
+	c.FirstSuperuserEmail = e.str("FIRST_SUPERUSER_EMAIL", "")
+	c.FirstSuperuserPassword = e.getenv("FIRST_SUPERUSER_PASSWORD")
+	if !prod && c.FirstSuperuserEmail == "" && c.FirstSuperuserPassword == "" {
+		c.FirstSuperuserEmail, c.FirstSuperuserPassword = devSuperuserEmail, devSuperuserPassword
+	}
 	c.SecretKey = e.secretKey("SECRET_KEY", prod)
 	if c.SecretKey == nil && !prod {
 		c.SecretKey, c.SecretKeyGenerated = make([]byte, 32), true
 		rand.Read(c.SecretKey)
 	}
+	c.MFARequired = e.str("MFA_REQUIRED", "off")
+	if c.MFARequired != "off" && c.MFARequired != "superusers" && c.MFARequired != "all" {
+		e.invalid("MFA_REQUIRED", c.MFARequired, "is not off, superusers or all")
+	}
+	c.EmailVerification = e.str("EMAIL_VERIFICATION", "optional")
+	if c.EmailVerification != "optional" && c.EmailVerification != "required" {
+		e.invalid("EMAIL_VERIFICATION", c.EmailVerification, "is not optional or required")
+	}
+}
 
+// loadMail reads how mail leaves and where its links point.
+func loadMail(e *envReader, c *config, prod bool) {
 	c.SMTP.Host = e.str("SMTP_HOST", "")
 	c.SMTP.Port = e.integer("SMTP_PORT", 587, 1, 65535)
 	c.SMTP.Username = e.str("SMTP_USERNAME", "")
@@ -250,15 +297,11 @@ func loadConfig(lookup lookupEnv) (config, error) {
 		}
 	}
 	c.MailMaxAttempts = e.integer("MAIL_MAX_ATTEMPTS", 10, 1, 1000)
-	c.MFARequired = e.str("MFA_REQUIRED", "off")
-	if c.MFARequired != "off" && c.MFARequired != "superusers" && c.MFARequired != "all" {
-		e.invalid("MFA_REQUIRED", c.MFARequired, "is not off, superusers or all")
-	}
-	c.EmailVerification = e.str("EMAIL_VERIFICATION", "optional")
-	if c.EmailVerification != "optional" && c.EmailVerification != "required" {
-		e.invalid("EMAIL_VERIFICATION", c.EmailVerification, "is not optional or required")
-	}
+}
 
+// loadRateLimits reads the budgets: per client address, and per account
+// for password failures.
+func loadRateLimits(e *envReader, c *config, prod bool) {
 	rl := &c.RateLimit
 	rl.Enabled = e.boolean("RATE_LIMIT_ENABLED", true)
 	rl.Store = e.str("RATE_LIMIT_STORE", "memory")
@@ -283,14 +326,6 @@ func loadConfig(lookup lookupEnv) (config, error) {
 			e.fail(w.name, "must be at least 1s")
 		}
 	}
-
-	if prod {
-		checkProduction(e, &c)
-	}
-	if len(e.problems) > 0 {
-		return c, &configError{problems: e.problems}
-	}
-	return c, nil
 }
 
 // isLoopback reports whether host (an address or "localhost") is this

@@ -145,19 +145,9 @@ func serve(ctx context.Context, logger *slog.Logger, cfg config, ver, rev string
 	if cfg.SecretKeyGenerated {
 		logger.Warn("SECRET_KEY is not set: development made a key for this process; mail it queued cannot be sent by another process or after a restart")
 	}
-	if cfg.Env == envDevelopment {
-		created, err := ensureDatabase(ctx, cfg.DatabaseURL)
-		switch {
-		case refusal(err) != "":
-			ls.close()
-			return exitError{code: 2, err: errors.New(refusal(err))}
-		case unreachable(err, cfg.DatabaseURL) != "":
-			logger.Warn("could not create the development database: "+unreachable(err, cfg.DatabaseURL), "error", err.Error())
-		case err != nil:
-			logger.Warn("could not create the development database", "error", err.Error())
-		case created != "":
-			logger.Info("created the development database", "database", created)
-		}
+	if err := createDevDatabase(ctx, logger, cfg); err != nil {
+		ls.close()
+		return err
 	}
 	db, err := openDB(cfg)
 	if err != nil {
@@ -165,28 +155,71 @@ func serve(ctx context.Context, logger *slog.Logger, cfg config, ver, rev string
 		return err
 	}
 	defer db.Close()
-
 	health := &healthState{db: db, version: ver, commit: rev, started: time.Now(), readyCh: make(chan struct{})}
 	deps := newServerDeps(logger, cfg, db, health, time.Now)
 
-	// Background work (migrations, janitors, the metrics listener) stops
-	// with bgCtx and is waited for before the pool closes.
+	// Background work (migrations, janitors, the outbox, the metrics
+	// listener) stops with bgCtx and is waited for before the pool closes.
 	bgCtx, stopBackground := context.WithCancel(context.WithoutCancel(ctx))
 	var bg sync.WaitGroup
 	defer func() {
 		stopBackground()
 		bg.Wait()
 	}()
-	refused := make(chan error, 1) // a database that refuses us for good stops the start
+	refused := startBackground(bgCtx, &bg, logger, cfg, deps, ls)
+
+	srv := newHTTPServer(ctx, logger, cfg, deps)
+	serveErr := make(chan error, 1)
+	go func() { serveErr <- srv.Serve(ls.api) }()
+	announce(logger, cfg, ls.api)
+
+	select {
+	case err := <-serveErr:
+		return err
+	case err := <-refused: // a database that refuses us for good stops the start
+		srv.Close()
+		return exitError{code: 2, err: err}
+	case <-ctx.Done():
+	}
+	return drain(logger, cfg, srv, ls.api, health, &deps.metrics.inFlight)
+}
+
+// createDevDatabase creates development's database when it is missing. A
+// database that refuses the role or its password stops the start; one
+// that cannot be reached yet is only noted, as the start retries it.
+func createDevDatabase(ctx context.Context, logger *slog.Logger, cfg config) error {
+	if cfg.Env != envDevelopment {
+		return nil
+	}
+	created, err := ensureDatabase(ctx, cfg.DatabaseURL)
+	switch {
+	case refusal(err) != "":
+		return exitError{code: 2, err: errors.New(refusal(err))}
+	case unreachable(err, cfg.DatabaseURL) != "":
+		logger.Warn("could not create the development database: "+unreachable(err, cfg.DatabaseURL), "error", err.Error())
+	case err != nil:
+		logger.Warn("could not create the development database", "error", err.Error())
+	case created != "":
+		logger.Info("created the development database", "database", created)
+	}
+	return nil
+}
+
+// startBackground starts, under bg and until ctx ends, what runs beside
+// the requests: migrations and the first superuser (then the health turns
+// ready), the janitors, the outbox worker, and the metrics and pprof
+// listeners. The channel says why, if the database refuses the service for
+// good.
+func startBackground(ctx context.Context, bg *sync.WaitGroup, logger *slog.Logger, cfg config, deps serverDeps, ls listeners) <-chan error {
+	refused := make(chan error, 1)
+	health := deps.health
 	bg.Go(func() {
-		err := prepareDatabase(bgCtx, logger, db, cfg.DatabaseURL, func(ctx context.Context) error {
+		err := prepareDatabase(ctx, logger, health.db, cfg.DatabaseURL, func(ctx context.Context) error {
 			return ensureFirstSuperuser(ctx, logger, cfg, deps.store, deps.hasher)
 		})
 		if err != nil {
 			refused <- err
-			return
-		}
-		if bgCtx.Err() == nil {
+		} else if ctx.Err() == nil {
 			health.ready.Store(true)
 			close(health.readyCh)
 		}
@@ -198,13 +231,13 @@ func serve(ctx context.Context, logger *slog.Logger, cfg config, ver, rev string
 	worker := &outboxWorker{store: deps.store, mailer: deps.mailer, send: send, logger: logger, interval: outboxPollInterval,
 		maxAttempts: cfg.MailMaxAttempts, result: deps.metrics.mailSent}
 	bg.Go(func() {
-		every(bgCtx, time.Minute, func(ctx context.Context) {
+		every(ctx, time.Minute, func(ctx context.Context) {
 			deps.limits.sweep(ctx)
 			deps.audit.sweep(ctx)
 		})
 	})
 	bg.Go(func() {
-		every(bgCtx, time.Hour, func(ctx context.Context) {
+		every(ctx, time.Hour, func(ctx context.Context) {
 			sweepSessions(ctx, logger, deps.store, knownNetworkTTL)
 			if err := deps.store.purgeOutbox(ctx, time.Now().Add(-outboxRetention)); err != nil && ctx.Err() == nil {
 				logger.Warn("could not purge the outbox", "error", err.Error())
@@ -215,29 +248,32 @@ func serve(ctx context.Context, logger *slog.Logger, cfg config, ver, rev string
 	bg.Go(func() {
 		select { // the outbox table exists once migrations ran
 		case <-health.readyCh:
-			worker.run(bgCtx)
-		case <-bgCtx.Done():
+			worker.run(ctx)
+		case <-ctx.Done():
 		}
 	})
-	if ls.metrics != nil {
-		logger.Info("metrics listening", "addr", ls.metrics.Addr().String())
+	for _, l := range []struct {
+		name string
+		ln   net.Listener
+		h    http.Handler
+	}{{"metrics", ls.metrics, metricsHandler(deps.metrics)}, {"pprof", ls.pprof, pprofHandler()}} {
+		if l.ln == nil {
+			continue
+		}
+		logger.Info(l.name+" listening", "addr", l.ln.Addr().String())
 		bg.Go(func() {
-			if err := serveMetrics(bgCtx, ls.metrics, metricsHandler(deps.metrics)); err != nil {
-				logger.Error("metrics listener stopped", "error", err.Error())
+			if err := serveMetrics(ctx, l.ln, l.h); err != nil {
+				logger.Error(l.name+" listener stopped", "error", err.Error())
 			}
 		})
 	}
-	if ls.pprof != nil {
-		logger.Info("pprof listening", "addr", ls.pprof.Addr().String())
-		bg.Go(func() {
-			if err := serveMetrics(bgCtx, ls.pprof, pprofHandler()); err != nil {
-				logger.Error("pprof listener stopped", "error", err.Error())
-			}
-		})
-	}
+	return refused
+}
 
-	ln := ls.api
-	srv := &http.Server{
+// newHTTPServer is the API's server: the handler, and timeouts that keep a
+// slow or idle client from holding a connection.
+func newHTTPServer(ctx context.Context, logger *slog.Logger, cfg config, deps serverDeps) *http.Server {
+	return &http.Server{
 		Handler:           newServer(logger, cfg, deps),
 		ReadHeaderTimeout: 5 * time.Second,
 		ReadTimeout:       15 * time.Second,
@@ -247,8 +283,11 @@ func serve(ctx context.Context, logger *slog.Logger, cfg config, ver, rev string
 		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
 		BaseContext:       func(net.Listener) context.Context { return context.WithoutCancel(ctx) },
 	}
-	serveErr := make(chan error, 1)
-	go func() { serveErr <- srv.Serve(ln) }()
+}
+
+// announce logs where the API listens, and in development where a browser
+// finds the frontend and the docs.
+func announce(logger *slog.Logger, cfg config, ln net.Listener) {
 	logger.Info("listening", "addr", ln.Addr().String())
 	here := "http://" + net.JoinHostPort(browsable(cfg.Host), strconv.Itoa(ln.Addr().(*net.TCPAddr).Port))
 	if cfg.ServeFrontend {
@@ -257,16 +296,6 @@ func serve(ctx context.Context, logger *slog.Logger, cfg config, ver, rev string
 	if cfg.DocsEnabled {
 		logger.Info("API reference", "url", here+"/docs")
 	}
-
-	select {
-	case err := <-serveErr:
-		return err
-	case err := <-refused:
-		srv.Close()
-		return exitError{code: 2, err: err}
-	case <-ctx.Done():
-	}
-	return drain(logger, cfg, srv, ln, health, &deps.metrics.inFlight)
 }
 
 // acceptQueueGrace is how long the server keeps taking connections whose
