@@ -13,14 +13,17 @@ import (
 // and the ceiling on guessing, and re-authentication before a change that
 // account recovery relies on.
 
-// credentials is what checking a caller's factors draws on.
+// credentials is what checking a caller's factors, and starting the
+// session they earn, draws on.
 type credentials struct {
-	store  *store
-	hasher *passwordHasher
-	limits *rateLimits
-	mfa    *authenticator
-	audit  *auditor
-	mailer *mailer
+	store    *store
+	hasher   *passwordHasher
+	limits   *rateLimits
+	mfa      *authenticator
+	audit    *auditor
+	mailer   *mailer
+	sessions sessionPolicy
+	logger   *slog.Logger
 }
 
 // checkPassword verifies password for account (nil when no account has
@@ -68,17 +71,17 @@ func hashClaimOf(r *http.Request, first bool) hashClaim {
 
 // rehashPassword upgrades a hash made with older parameters. A failure is
 // logged, not answered: the login itself succeeded.
-func (c credentials) rehashPassword(r *http.Request, userID, password string, logger *slog.Logger) {
+func (c credentials) rehashPassword(r *http.Request, userID, password string) {
 	ctx := r.Context()
 	hash, err := c.hasher.hash(ctx, hashClaimOf(r, true), password)
 	if err == nil {
 		_, _, err = c.store.updateUser(ctx, userID, userChanges{PasswordHash: &hash}, keepSessions)
 	}
 	if err != nil {
-		logger.WarnContext(ctx, "could not upgrade a password hash", "user_id", userID, "error", err.Error())
+		c.logger.WarnContext(ctx, "could not upgrade a password hash", "user_id", userID, "error", err.Error())
 		return
 	}
-	logger.InfoContext(ctx, "password hash upgraded", "user_id", userID)
+	c.logger.InfoContext(ctx, "password hash upgraded", "user_id", userID)
 }
 
 // verifyCode checks a code of u's confirmed factor: a TOTP code, whose step

@@ -84,10 +84,10 @@ func addRoutes(mux *http.ServeMux, logger *slog.Logger, cfg config, d serverDeps
 		patterns = append(patterns, pattern)
 	}
 	s, pw, rl, au, ml, pages, mfa := d.store, d.hasher, d.limits, d.audit, d.mailer, d.cursors, d.mfa
-	creds := credentials{store: s, hasher: pw, limits: rl, mfa: mfa, audit: au, mailer: ml}
+	sessions := cfg.sessions()
+	creds := credentials{store: s, hasher: pw, limits: rl, mfa: mfa, audit: au, mailer: ml, sessions: sessions, logger: logger}
 	authLimit := rl.limit(rl.auth, failClosed)
 	apiLimit := rl.limit(rl.api, failOpen)
-	sessions := cfg.sessions()
 	user, superuser := requireUser(s, sessions), requireSuperuser(s, sessions)
 	enrolling := requireUser(s, sessions.whileEnrolling()) // the routes an account that must enrol a second factor may still use
 
@@ -95,8 +95,8 @@ func addRoutes(mux *http.ServeMux, logger *slog.Logger, cfg config, d serverDeps
 	handle("GET /api/v1/health/live", handleLive())
 
 	handle("POST /api/v1/auth/register", authLimit(handleRegister(s, pw, au, ml)))
-	handle("POST /api/v1/auth/login", authLimit(handleLogin(creds, sessions, cfg.EmailVerification == "required", logger)))
-	handle("POST /api/v1/auth/login/mfa", authLimit(handleLoginMFA(creds, sessions, d.metrics.mfaChallenge, logger)))
+	handle("POST /api/v1/auth/login", authLimit(handleLogin(creds, cfg.EmailVerification == "required")))
+	handle("POST /api/v1/auth/login/mfa", authLimit(handleLoginMFA(creds, d.metrics.mfaChallenge)))
 	handle("POST /api/v1/auth/logout", apiLimit(enrolling(handleLogout(s, au))))
 	handle("POST /api/v1/auth/password-recovery", authLimit(handleRecovery(s, au)))
 	handle("POST /api/v1/auth/password-reset", authLimit(handleReset(s, pw, ml, au)))

@@ -38,7 +38,7 @@ var errBadCredentials = newError(codeUnauthorized, "Incorrect email or password.
 
 // handleLogin checks the failure budgets before hashing, spends one hash
 // whether or not the email exists, and gives both failures the same words.
-func handleLogin(c credentials, sessions sessionPolicy, requireVerified bool, logger *slog.Logger) http.Handler {
+func handleLogin(c credentials, requireVerified bool) http.Handler {
 	s, au := c.store, c.audit
 	return apiFunc(func(w http.ResponseWriter, r *http.Request) error {
 		if err := sessionKindProblem(r); err != nil {
@@ -83,7 +83,7 @@ func handleLogin(c credentials, sessions sessionPolicy, requireVerified bool, lo
 			return newError(codeEmailUnverified, "Verify your email first: follow the link we mailed you, or ask for a new one.")
 		}
 		if stale {
-			c.rehashPassword(r, u.ID, req.Password.V, logger)
+			c.rehashPassword(r, u.ID, req.Password.V)
 		}
 		if u.MFAEnabled {
 			// Past the ceiling of wrong codes, the second step is locked: say
@@ -96,32 +96,33 @@ func handleLogin(c credentials, sessions sessionPolicy, requireVerified bool, lo
 			}
 			return challengeMFA(r, s, u)
 		}
-		return startSession(w, r, s, au, sessions, u, false, logger)
+		return c.startSession(w, r, u, false)
 	})
 }
 
 // startSession ends a login: a new session for u (mfa says whether a
 // second factor made it), the client network remembered, the audit event,
 // and the token answered.
-func startSession(w http.ResponseWriter, r *http.Request, s *store, au *auditor, sessions sessionPolicy, u user, mfa bool, logger *slog.Logger) error {
+func (c credentials) startSession(w http.ResponseWriter, r *http.Request, u user, mfa bool) error {
 	ctx, st := r.Context(), stateFrom(r.Context())
 	token, hash := newToken()
-	if _, err := s.createSession(ctx, hash, u.ID, sessions, header(r.Header, "User-Agent"), clientNetwork(st.clientIP), mfa); errors.Is(err, errMissing) {
+	started := newSession{tokenHash: hash, userID: u.ID, policy: c.sessions, userAgent: header(r.Header, "User-Agent"), network: clientNetwork(st.clientIP), mfa: mfa}
+	if _, err := c.store.createSession(ctx, started); errors.Is(err, errMissing) {
 		return errBadCredentials // the account was deleted a moment ago
 	} else if err != nil {
 		return err
 	}
 	st.userID = u.ID
-	if err := s.recordLoginNetwork(ctx, u.ID, clientNetwork(st.clientIP)); err != nil {
-		logger.WarnContext(ctx, "could not record the login network", "error", err.Error())
+	if err := c.store.recordLoginNetwork(ctx, u.ID, started.network); err != nil {
+		c.logger.WarnContext(ctx, "could not record the login network", "error", err.Error())
 	}
-	au.record(r, "login.succeeded", u.ID, u.ID)
+	c.audit.record(r, "login.succeeded", u.ID, u.ID)
 	if r.URL.Query().Get("session") == "cookie" {
-		setSessionCookie(w, token, sessions.ttl)
+		setSessionCookie(w, token, c.sessions.ttl)
 		w.WriteHeader(http.StatusNoContent) // the body carries no token: the page never holds one
 		return nil
 	}
-	writeJSON(w, http.StatusOK, contentJSON, tokenResponse{AccessToken: token, TokenType: "bearer", ExpiresIn: int64(sessions.ttl / time.Second)})
+	writeJSON(w, http.StatusOK, contentJSON, tokenResponse{AccessToken: token, TokenType: "bearer", ExpiresIn: int64(c.sessions.ttl / time.Second)})
 	return nil
 }
 
@@ -218,8 +219,8 @@ var (
 // mfa_token is single use, lives 5 minutes and works only from the client
 // network that gave the password; a wrong code counts against the login's
 // failure budgets, like a wrong password.
-func handleLoginMFA(c credentials, sessions sessionPolicy, counted func(string), logger *slog.Logger) http.Handler {
-	s, au := c.store, c.audit
+func handleLoginMFA(c credentials, counted func(string)) http.Handler {
+	s := c.store
 	return apiFunc(func(w http.ResponseWriter, r *http.Request) error {
 		if err := sessionKindProblem(r); err != nil {
 			return err
@@ -262,6 +263,6 @@ func handleLoginMFA(c credentials, sessions sessionPolicy, counted func(string),
 				return err
 			}
 		}
-		return startSession(w, r, s, au, sessions, u, true, logger)
+		return c.startSession(w, r, u, true)
 	})
 }

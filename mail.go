@@ -103,7 +103,7 @@ func (m *mailer) mailToken(ctx context.Context, tx *sql.Tx, u user, purpose stri
 		return err
 	}
 	token, hash := newToken()
-	if err := m.store.insertToken(ctx, tx, hash, u.ID, purpose, u.Email, tokenTTLs[purpose]); err != nil {
+	if err := m.store.insertToken(ctx, tx, accountToken{hash: hash, userID: u.ID, purpose: purpose, email: u.Email, ttl: tokenTTLs[purpose]}); err != nil {
 		return err
 	}
 	return m.queue(ctx, tx, purpose, u.Email, m.link(tokenPages[purpose], token))

@@ -304,7 +304,7 @@ func (m *metrics) write(w io.Writer) error {
 	for _, g := range m.gauges {
 		writeHeader(b, g.name, g.help, g.kind)
 		for _, v := range g.read() {
-			sample(b, g.name, g.labels, v.labels, "", "", v.value)
+			sample(b, g.name, g.labels, v.labels, v.value)
 		}
 	}
 	return b.Flush()
@@ -318,24 +318,25 @@ func writeCounters(b *bufio.Writer, c *counterVec) {
 	writeHeader(b, c.name, c.help, "counter")
 	all := c.series.snapshot()
 	for _, k := range sortedKeys(all) {
-		sample(b, c.name, c.labels, k[:len(c.labels)], "", "", float64(all[k].Load()))
+		sample(b, c.name, c.labels, k[:len(c.labels)], float64(all[k].Load()))
 	}
 }
 
 func writeHistograms(b *bufio.Writer, h *histogramVec) {
 	writeHeader(b, h.name, h.help, "histogram")
+	withLE := slices.Concat(h.labels, []string{"le"}) // a bucket's upper bound is a label of its own
 	all := h.series.snapshot()
 	for _, k := range sortedKeys(all) {
 		hist, values := all[k], k[:len(h.labels)]
 		var cum uint64
 		for i, upper := range h.buckets {
 			cum += hist.counts[i].Load()
-			sample(b, h.name+"_bucket", h.labels, values, "le", formatFloat(upper), float64(cum))
+			sample(b, h.name+"_bucket", withLE, slices.Concat(values, []string{formatFloat(upper)}), float64(cum))
 		}
 		cum += hist.counts[len(h.buckets)].Load()
-		sample(b, h.name+"_bucket", h.labels, values, "le", "+Inf", float64(cum))
-		sample(b, h.name+"_sum", h.labels, values, "", "", time.Duration(hist.sumNs.Load()).Seconds())
-		sample(b, h.name+"_count", h.labels, values, "", "", float64(cum))
+		sample(b, h.name+"_bucket", withLE, slices.Concat(values, []string{"+Inf"}), float64(cum))
+		sample(b, h.name+"_sum", h.labels, values, time.Duration(hist.sumNs.Load()).Seconds())
+		sample(b, h.name+"_count", h.labels, values, float64(cum))
 	}
 }
 
@@ -349,9 +350,9 @@ func sortedKeys[V any](m map[labelValues]V) []labelValues {
 }
 
 // sample writes one line: name{label="value",...} value.
-func sample(b *bufio.Writer, name string, labels, values []string, extraLabel, extraValue string, v float64) {
+func sample(b *bufio.Writer, name string, labels, values []string, v float64) {
 	b.WriteString(name)
-	if len(labels) > 0 || extraLabel != "" {
+	if len(labels) > 0 {
 		b.WriteByte('{')
 		for i, l := range labels {
 			if i > 0 {
@@ -361,12 +362,6 @@ func sample(b *bufio.Writer, name string, labels, values []string, extraLabel, e
 			b.WriteString(`="`)
 			b.WriteString(escapeLabel(values[i]))
 			b.WriteByte('"')
-		}
-		if extraLabel != "" {
-			if len(labels) > 0 {
-				b.WriteByte(',')
-			}
-			b.WriteString(extraLabel + `="` + extraValue + `"`)
 		}
 		b.WriteByte('}')
 	}

@@ -18,13 +18,21 @@ const (
 	verifyTokenTTL = 24 * time.Hour // a verification's, and an email change's
 )
 
-// insertToken stores a token's hash for userID, bound to the address it is
-// mailed to. The account's other live tokens stay valid: nobody can void
-// the owner's link by asking for another.
-func (s *store) insertToken(ctx context.Context, tx *sql.Tx, tokenHash []byte, userID, purpose, email string, ttl time.Duration) error {
+// accountToken is a mailed link's token as it is stored: its hash, its
+// account, what it is for, the address it is mailed to, how long it lives.
+type accountToken struct {
+	hash                   []byte
+	userID, purpose, email string
+	ttl                    time.Duration
+}
+
+// insertToken stores t, bound to the address it is mailed to. The
+// account's other live tokens stay valid: nobody can void the owner's link
+// by asking for another.
+func (s *store) insertToken(ctx context.Context, tx *sql.Tx, t accountToken) error {
 	now := s.timestamp()
 	_, err := tx.ExecContext(ctx, `INSERT INTO account_tokens (token_hash, user_id, purpose, email, created_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6)`,
-		tokenHash, userID, purpose, email, now, now.Add(ttl))
+		t.hash, t.userID, t.purpose, t.email, now, now.Add(t.ttl))
 	return err
 }
 

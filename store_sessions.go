@@ -21,17 +21,28 @@ type session struct {
 	Current    bool      `json:"current"`
 }
 
-// createSession stores a new session of userID; mfa says it was made
-// through a second factor.
-func (s *store) createSession(ctx context.Context, tokenHash []byte, userID string, p sessionPolicy, userAgent, clientNetwork string, mfa bool) (time.Time, error) {
+// newSession is a sign-in about to become a session: the hash of its
+// token, its user, the policy it runs under, where it came from, and
+// whether a second factor made it.
+type newSession struct {
+	tokenHash          []byte
+	userID             string
+	policy             sessionPolicy
+	userAgent, network string
+	mfa                bool
+}
+
+// createSession stores n and returns when it expires.
+func (s *store) createSession(ctx context.Context, n newSession) (time.Time, error) {
 	now := s.timestamp()
-	expires := now.Add(p.ttl)
+	expires := now.Add(n.policy.ttl)
+	userAgent := n.userAgent
 	if len(userAgent) > 512 {
 		userAgent = userAgent[:512]
 	}
 	_, err := s.db.ExecContext(ctx, `INSERT INTO sessions (token_hash, user_id, created_at, last_used_at, expires_at, user_agent, client_ip, mfa)
 		VALUES ($1, $2, $3, $3, $4, $5, $6, $7)`,
-		tokenHash, userID, now, expires, strings.ToValidUTF8(strings.ReplaceAll(userAgent, "\x00", ""), "?"), clientNetwork, mfa)
+		n.tokenHash, n.userID, now, expires, strings.ToValidUTF8(strings.ReplaceAll(userAgent, "\x00", ""), "?"), n.network, n.mfa)
 	return expires, classify(err, "Session")
 }
 
