@@ -198,7 +198,7 @@ func TestMFATokenDiesWithThePassword(t *testing.T) {
 				body: map[string]any{"current_password": "password-123", "code": oathCode(t, f.secret, f.a.clock.Now()), "new_password": "a-brand-new-passphrase"}}), 204)
 		}},
 		{"password reset", func(t *testing.T, f mfaFixture) {
-			expectStatus(t, resetWith(f.a, recoverAccount(t, f.a, "owner@example.com"), "a-brand-new-passphrase"), 204)
+			expectStatus(t, resetWith(f.a, resetLink(t, f.a, "owner@example.com"), "a-brand-new-passphrase"), 204)
 		}},
 		{"email change", func(t *testing.T, f mfaFixture) {
 			f.a.changeEmail(f.token, "owner2@example.com", map[string]any{"current_password": "password-123", "code": oathCode(t, f.secret, f.a.clock.Now())})

@@ -49,15 +49,15 @@ func handleMailRequest(s *store, au *auditor, kind, event, detail string) http.H
 	})
 }
 
-// handleRecovery is POST /auth/password-recovery.
-func handleRecovery(s *store, au *auditor) http.Handler {
+// handlePasswordRecovery is POST /auth/password-recovery.
+func handlePasswordRecovery(s *store, au *auditor) http.Handler {
 	return handleMailRequest(s, au, requestPasswordReset, "password.reset_requested",
 		"If an account has this email, a link to reset its password is on its way.")
 }
 
-// handleVerificationRequest is POST /auth/verify-email/resend: nobody can
+// handleVerifyEmailResend is POST /auth/verify-email/resend: nobody can
 // squat an address, since its owner can always ask for a fresh link.
-func handleVerificationRequest(s *store, au *auditor) http.Handler {
+func handleVerifyEmailResend(s *store, au *auditor) http.Handler {
 	return handleMailRequest(s, au, requestVerification, "email.verification_requested",
 		"If an unverified account has this email, a link to verify it is on its way.")
 }
@@ -77,10 +77,10 @@ func (q resetRequest) valid() []fieldError {
 // errInvalidToken is a token that is unknown, spent, voided or expired.
 var errInvalidToken = newError(codeInvalidToken, "The link is invalid, used or expired; ask for a new one.")
 
-// handleReset spends a reset token: a new password, every session ended,
+// handlePasswordReset spends a reset token: a new password, every session ended,
 // the email verified (the link proved the mailbox), and a notice, in one
 // transaction.
-func handleReset(s *store, pw *passwordHasher, m *mailer, au *auditor) http.Handler {
+func handlePasswordReset(s *store, pw *passwordHasher, m *mailer, au *auditor) http.Handler {
 	return apiFunc(func(w http.ResponseWriter, r *http.Request) error {
 		req, err := decode[resetRequest](r)
 		if err != nil {
@@ -137,10 +137,10 @@ func (q verifyRequest) valid() []fieldError {
 	return p
 }
 
-// handleVerify spends a verification token: the address it was mailed to
+// handleVerifyEmail spends a verification token: the address it was mailed to
 // is verified, if it is still the account's. A token of an email change
 // first makes its address the account's (confirmEmailChange).
-func handleVerify(s *store, au *auditor, m *mailer) http.Handler {
+func handleVerifyEmail(s *store, au *auditor, m *mailer) http.Handler {
 	return apiFunc(func(w http.ResponseWriter, r *http.Request) error {
 		req, err := decode[verifyRequest](r)
 		if err != nil {
@@ -196,9 +196,9 @@ func confirmEmailChange(ctx context.Context, tx *sql.Tx, s *store, m *mailer, t 
 	return revoked, m.mailNotice(ctx, tx, "email_changed", u.Email)
 }
 
-// handleResendVerification mails the caller a fresh verification link,
+// handleMeVerifyEmail mails the caller a fresh verification link,
 // within the caps; an address already verified is 409.
-func handleResendVerification(s *store, m *mailer) http.Handler {
+func handleMeVerifyEmail(s *store, m *mailer) http.Handler {
 	return apiFunc(func(w http.ResponseWriter, r *http.Request) error {
 		me := currentUser(r)
 		if me.EmailVerified {

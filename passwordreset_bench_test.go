@@ -9,7 +9,7 @@ import (
 // The recovery answer does the same work whether or not the address has an
 // account (one insert; the worker decides later). Compare the two: their
 // ns/op should be within noise of each other.
-func benchRecovery(b *testing.B, email string) {
+func benchPasswordRecovery(b *testing.B, email string) {
 	a := newTestApp(b, map[string]string{"LOG_LEVEL": "warn"})
 	a.register("known@example.com", "password-123")
 	body := `{"email":"` + email + `"}`
@@ -25,5 +25,7 @@ func benchRecovery(b *testing.B, email string) {
 	}
 }
 
-func BenchmarkRecoveryKnownEmail(b *testing.B)   { benchRecovery(b, "known@example.com") }
-func BenchmarkRecoveryUnknownEmail(b *testing.B) { benchRecovery(b, "unknown@example.com") }
+func BenchmarkPasswordRecoveryKnownEmail(b *testing.B) { benchPasswordRecovery(b, "known@example.com") }
+func BenchmarkPasswordRecoveryUnknownEmail(b *testing.B) {
+	benchPasswordRecovery(b, "unknown@example.com")
+}

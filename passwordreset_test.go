@@ -6,9 +6,9 @@ import (
 	"time"
 )
 
-// recoverAccount asks for a reset link for email and returns its token,
+// resetLink asks for a reset link for email and returns its token,
 // an hour after the last one, so the per-account cap never interferes.
-func recoverAccount(t *testing.T, a *testApp, email string) string {
+func resetLink(t *testing.T, a *testApp, email string) string {
 	t.Helper()
 	a.clock.Advance(mailCapWindow + time.Minute)
 	expectStatus(t, a.do(req{method: "POST", path: "/api/v1/auth/password-recovery", body: map[string]any{"email": email}}), 202)
@@ -34,13 +34,13 @@ func TestTokensDieWithTheirState(t *testing.T) {
 	admin := func() string { return a.login("root@example.com", "password-123") }
 
 	t.Run("password change", func(t *testing.T) {
-		reset := recoverAccount(t, a, "alice@example.com")
+		reset := resetLink(t, a, "alice@example.com")
 		expectStatus(t, a.do(req{method: "POST", path: "/api/v1/users/me/password", token: signIn("password-123"),
 			body: map[string]any{"current_password": "password-123", "new_password": "password-456"}}), 204)
 		expectProblem(t, resetWith(a, reset, "attacker-chosen-1"), 400, "invalid_token")
 	})
 	t.Run("email change", func(t *testing.T) {
-		reset := recoverAccount(t, a, "alice@example.com")
+		reset := resetLink(t, a, "alice@example.com")
 		token := signIn("password-456")
 		a.changeEmail(token, "alice2@example.com", map[string]any{"current_password": "password-456"})
 		expectProblem(t, resetWith(a, reset, "attacker-chosen-1"), 400, "invalid_token")
@@ -53,14 +53,14 @@ func TestTokensDieWithTheirState(t *testing.T) {
 		a.deliverMail()
 	})
 	t.Run("deactivation", func(t *testing.T) {
-		reset := recoverAccount(t, a, "alice@example.com")
+		reset := resetLink(t, a, "alice@example.com")
 		su := admin()
 		expectStatus(t, a.do(req{method: "PATCH", path: "/api/v1/users/" + alice, token: su, body: map[string]any{"is_active": false}}), 200)
 		expectStatus(t, a.do(req{method: "PATCH", path: "/api/v1/users/" + alice, token: su, body: map[string]any{"is_active": true}}), 200)
 		expectProblem(t, resetWith(a, reset, "attacker-chosen-1"), 400, "invalid_token")
 	})
 	t.Run("admin password reset", func(t *testing.T) {
-		reset := recoverAccount(t, a, "alice@example.com")
+		reset := resetLink(t, a, "alice@example.com")
 		expectStatus(t, a.do(req{method: "PATCH", path: "/api/v1/users/" + alice, token: admin(), body: map[string]any{"password": "set-by-admin-1"}}), 200)
 		expectProblem(t, resetWith(a, reset, "attacker-chosen-1"), 400, "invalid_token")
 	})
@@ -79,7 +79,7 @@ func TestTokensDieWithTheirState(t *testing.T) {
 		a.login("alice@example.com", "chosen-by-her-1")
 	})
 	t.Run("deletion", func(t *testing.T) {
-		reset := recoverAccount(t, a, "alice@example.com")
+		reset := resetLink(t, a, "alice@example.com")
 		expectStatus(t, a.do(req{method: "DELETE", path: "/api/v1/users/" + alice, token: admin()}), 204)
 		expectProblem(t, resetWith(a, reset, "attacker-chosen-1"), 400, "invalid_token")
 	})
@@ -129,7 +129,7 @@ func TestNoSquattingAnAddress(t *testing.T) {
 	a.register("carol@example.com", "password-123")
 	a.deliverMail()
 	expectProblem(t, login("carol@example.com"), 403, "email_unverified")
-	reset := recoverAccount(t, a, "carol@example.com")
+	reset := resetLink(t, a, "carol@example.com")
 	expectStatus(t, resetWith(a, reset, "password-123"), 204)
 	expectStatus(t, login("carol@example.com"), 200)
 }

@@ -182,10 +182,10 @@ func (q passwordChange) valid() []fieldError {
 	return p
 }
 
-// handlePasswordChange re-authenticates the caller with every factor (a
+// handleMePassword re-authenticates the caller with every factor (a
 // wrong one is 422, not 401, which would sign the frontend out) and revokes
 // every other session.
-func handlePasswordChange(c credentials) http.Handler {
+func handleMePassword(c credentials) http.Handler {
 	s, pw, au, m := c.store, c.hasher, c.audit, c.mailer
 	return apiFunc(func(w http.ResponseWriter, r *http.Request) error {
 		req, err := decode[passwordChange](r)
