@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/base64"
 	"net/http"
 	"strings"
 	"sync"
@@ -265,6 +266,6 @@ func TestNoSecretsInResponsesLogsOrSessions(t *testing.T) {
 		t.Fatalf("sessions table holds %d rows, token_hash %x", rows, stored)
 	}
 	// The stored value does not log anyone in.
-	r := a.do(req{method: "GET", path: "/api/v1/users/me", header: map[string]string{"Authorization": "Bearer " + encodeRawURL(stored)}})
+	r := a.do(req{method: "GET", path: "/api/v1/users/me", header: map[string]string{"Authorization": "Bearer " + base64.RawURLEncoding.EncodeToString(stored)}})
 	expectProblem(t, r, 401, "unauthorized")
 }

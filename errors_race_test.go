@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"net/http"
 	"strings"
 	"sync"
@@ -73,7 +74,7 @@ func TestDeleteWhileWritingIsNot500(t *testing.T) {
 	}
 	// The store's own word for a write whose owner is gone: missing.
 	_, err := a.deps.store.createItem(context.Background(), id, "late", nil)
-	if !isMissing(err) {
+	if !errors.Is(err, errMissing) {
 		t.Fatalf("createItem for a deleted owner: %v, want errMissing", err)
 	}
 }

@@ -3,6 +3,7 @@ package main
 import (
 	"io/fs"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"regexp"
 	"strings"
@@ -110,8 +111,8 @@ func TestProductionDoesNotServeTheFrontend(t *testing.T) {
 	cfg.ServeFrontend = false
 	srv := newServer(newLogger(a.logs, cfg.LogLevel), cfg, a.deps)
 	for _, path := range []string{"/", "/login", "/assets/app.js"} {
-		w := newRecorder()
-		srv.ServeHTTP(w, mustRequest("GET", path))
+		w := httptest.NewRecorder()
+		srv.ServeHTTP(w, httptest.NewRequest("GET", path, nil))
 		if w.Code != http.StatusNotFound || w.Header().Get("Content-Type") != "application/problem+json" {
 			t.Fatalf("%s: %d %s", path, w.Code, w.Header().Get("Content-Type"))
 		}

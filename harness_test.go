@@ -5,11 +5,8 @@ import (
 	"context"
 	"crypto/rand"
 	"database/sql"
-	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
-	"errors"
-	"io"
 	"log/slog"
 	"mime"
 	"net/http"
@@ -17,7 +14,6 @@ import (
 	"net/mail"
 	"net/url"
 	"os"
-	"os/exec"
 	"strings"
 	"sync"
 	"testing"
@@ -245,62 +241,6 @@ func (a *testApp) do(r req) response {
 	return doRequest(a.t, a.srv.URL, r)
 }
 
-func doRequest(t testing.TB, base string, r req) response {
-	t.Helper()
-	return doRequestWith(t, http.DefaultClient, base, r)
-}
-
-// doRequestWith is doRequest through client (nginx's TLS, say).
-func doRequestWith(t testing.TB, client *http.Client, base string, r req) response {
-	t.Helper()
-	var body io.Reader
-	ct := r.contentType
-	switch b := r.body.(type) {
-	case nil:
-	case string:
-		body = strings.NewReader(b)
-		if ct == "" {
-			ct = "application/json"
-		}
-	default:
-		buf, err := json.Marshal(b)
-		if err != nil {
-			t.Fatal(err)
-		}
-		body = bytes.NewReader(buf)
-		if ct == "" {
-			ct = "application/json"
-		}
-	}
-	hr, err := http.NewRequest(r.method, base+r.path, body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if ct != "" && ct != "-" {
-		hr.Header.Set("Content-Type", ct)
-	}
-	if r.token != "" {
-		hr.Header.Set("Authorization", "Bearer "+r.token)
-	}
-	for k, v := range r.header {
-		hr.Header.Set(k, v)
-	}
-	resp, err := client.Do(hr)
-	if err != nil {
-		t.Fatalf("%s %s: %v", r.method, r.path, err)
-	}
-	defer resp.Body.Close()
-	out := response{status: resp.StatusCode, header: resp.Header}
-	out.body, _ = io.ReadAll(resp.Body)
-	if len(out.body) > 0 && out.body[0] == '{' {
-		if err := json.Unmarshal(out.body, &out.json); err != nil {
-			t.Fatalf("%s %s: body is not JSON: %s", r.method, r.path, out.body)
-		}
-	}
-	checkAgainstSpec(t, r, out)
-	return out
-}
-
 // expectProblem checks the problem document a 4xx/5xx must be.
 func expectProblem(t testing.TB, r response, status int, code string) {
 	t.Helper()
@@ -382,25 +322,6 @@ func (a *testApp) superuser(email string) (id, token string) {
 	return u.ID, a.login(email, "password-123")
 }
 
-func contains(s, sub string) bool { return strings.Contains(s, sub) }
-
-func encodeRawURL(b []byte) string { return base64.RawURLEncoding.EncodeToString(b) }
-
-// doRequestNoSpec is doRequest for goroutines: it reports through t.Error.
-func doRequestNoSpec(t testing.TB, base string, r req) response {
-	buf, _ := json.Marshal(r.body)
-	hr, _ := http.NewRequest(r.method, base+r.path, bytes.NewReader(buf))
-	hr.Header.Set("Content-Type", "application/json")
-	resp, err := http.DefaultClient.Do(hr)
-	if err != nil {
-		t.Error(err)
-		return response{}
-	}
-	defer resp.Body.Close()
-	body, _ := io.ReadAll(resp.Body)
-	return response{status: resp.StatusCode, header: resp.Header, body: body}
-}
-
 // sqlOpenDead is a pool whose server does not exist.
 func sqlOpenDead(t testing.TB) (*sql.DB, string) {
 	dsn := "postgres://postgres@127.0.0.1:1/none?sslmode=disable&connect_timeout=1"
@@ -412,8 +333,6 @@ func sqlOpenDead(t testing.TB) (*sql.DB, string) {
 	return db, dsn
 }
 
-func jsonUnmarshal(s string, v any) error { return json.Unmarshal([]byte(s), v) }
-
 // sqlOpenAdmin is a second client on the admin database.
 func sqlOpenAdmin(t testing.TB) *sql.DB {
 	db, err := sql.Open("pgx", adminDSN())
@@ -424,51 +343,10 @@ func sqlOpenAdmin(t testing.TB) *sql.DB {
 	return db
 }
 
-// needTool finds a program an end-to-end test drives. `make test` installs
-// them and sets E2E_REQUIRED, so there a missing tool fails the run instead
-// of skipping silently; a bare `go test` skips, saying why.
-func needTool(t *testing.T, name string) string {
-	t.Helper()
-	for _, dir := range []string{"", "/usr/sbin/", "/usr/bin/", "/sbin/"} {
-		if p, err := exec.LookPath(dir + name); err == nil {
-			return p
-		}
-	}
-	if os.Getenv("E2E_REQUIRED") != "" {
-		t.Fatalf("%s is not installed (scripts/test-deps.sh installs it)", name)
-	}
-	t.Skipf("%s is not installed; run make test to install it", name)
-	return ""
-}
-
-// needRoot is for the tests that chroot and change user, as the image does.
-func needRoot(t *testing.T) {
-	t.Helper()
-	if os.Geteuid() == 0 {
-		return
-	}
-	if os.Getenv("E2E_REQUIRED") != "" {
-		t.Fatal("this test runs as root (chroot, setuid), as CI does")
-	}
-	t.Skip("needs root for chroot and setuid")
-}
-
-func stringsReader(s string) io.Reader { return strings.NewReader(s) }
-
-func isMissing(err error) bool { return errors.Is(err, errMissing) }
-
-func newRecorder() *httptest.ResponseRecorder { return httptest.NewRecorder() }
-
-func mustRequest(method, path string) *http.Request { return httptest.NewRequest(method, path, nil) }
-
 func toJSON(v any) string {
 	b, _ := json.Marshal(v)
 	return string(b)
 }
-
-type sqlDB = sql.DB
-
-func sqlOpen(dsn string) (*sql.DB, error) { return sql.Open("pgx", dsn) }
 
 // deliverMail runs the app's outbox worker until nothing is due, as the
 // server's own worker would, and returns the mails it sent (opened, as the
@@ -554,33 +432,4 @@ func routes(t testing.TB) []string {
 	db, _ := sqlOpenDead(t)
 	deps := newServerDeps(slog.New(slog.DiscardHandler), cfg, db, &healthState{db: db}, time.Now)
 	return addRoutes(http.NewServeMux(), slog.New(slog.DiscardHandler), cfg, deps)
-}
-
-// send is one request from a goroutine, where t may not fail: it returns
-// the status and the "id" of the answer's body, if it names one.
-func send(base, method, path, token, body string) (int, string, error) {
-	var rd io.Reader
-	if body != "" {
-		rd = strings.NewReader(body)
-	}
-	hr, err := http.NewRequest(method, base+path, rd)
-	if err != nil {
-		return 0, "", err
-	}
-	if body != "" {
-		hr.Header.Set("Content-Type", "application/json")
-	}
-	if token != "" {
-		hr.Header.Set("Authorization", "Bearer "+token)
-	}
-	resp, err := http.DefaultClient.Do(hr)
-	if err != nil {
-		return 0, "", err
-	}
-	defer resp.Body.Close()
-	var v struct {
-		ID string `json:"id"`
-	}
-	json.NewDecoder(resp.Body).Decode(&v)
-	return resp.StatusCode, v.ID, nil
 }

@@ -4,6 +4,7 @@ import (
 	"database/sql"
 	"net/http"
 	"strconv"
+	"strings"
 	"testing"
 )
 
@@ -70,7 +71,7 @@ func TestHealthDatabaseDown(t *testing.T) {
 	if r.str("status") != "fail" || check["status"] != "fail" || check["output"] != "database unreachable" {
 		t.Fatalf("db down document: %s", r.body)
 	}
-	if contains(string(r.body), "hunter2") || contains(a.logs.String(), "hunter2") {
+	if strings.Contains(string(r.body), "hunter2") || strings.Contains(a.logs.String(), "hunter2") {
 		t.Fatal("the DSN password leaked")
 	}
 	if live := a.do(req{method: "GET", path: "/api/v1/health/live"}); live.status != 200 {

@@ -39,7 +39,7 @@ func TestLoginBudgetIsPerNetwork(t *testing.T) {
 			if got, want := r.header.Get("RateLimit-Policy"), `"login";q=10;w=900`; got != want {
 				t.Fatalf("RateLimit-Policy=%q, want %q (the policy that refused)", got, want)
 			}
-			if r.header.Get("Retry-After") == "" || !contains(r.header.Get("RateLimit"), "t="+r.header.Get("Retry-After")) {
+			if r.header.Get("Retry-After") == "" || !strings.Contains(r.header.Get("RateLimit"), "t="+r.header.Get("Retry-After")) {
 				t.Fatalf("Retry-After %q and RateLimit %q disagree", r.header.Get("Retry-After"), r.header.Get("RateLimit"))
 			}
 			if n := a.deps.hasher.derived.Load() - before; n != 0 {
@@ -102,7 +102,7 @@ func TestConcurrentGuessesDoNotOvershoot(t *testing.T) {
 			statuses := make([]int, 50)
 			for i := range 50 {
 				wg.Go(func() {
-					hr, _ := http.NewRequest("POST", a.srv.URL+"/api/v1/auth/login", stringsReader(`{"email":"target@example.com","password":"wrong-password"}`))
+					hr, _ := http.NewRequest("POST", a.srv.URL+"/api/v1/auth/login", strings.NewReader(`{"email":"target@example.com","password":"wrong-password"}`))
 					hr.Header.Set("Content-Type", "application/json")
 					hr.Header.Set("X-Forwarded-For", "198.51.100.7")
 					resp, err := http.DefaultClient.Do(hr)
@@ -183,7 +183,7 @@ func TestWrongCurrentPasswordsCount(t *testing.T) {
 		t.Fatalf("email change with the right password: %d %s", r.status, r.body)
 	}
 	// The email change spends the auth budget (per IP), not the generous api one.
-	if got := r.header.Get("RateLimit-Policy"); !contains(got, `"auth"`) && !contains(got, `"login"`) && !contains(got, `"account"`) {
+	if got := r.header.Get("RateLimit-Policy"); !strings.Contains(got, `"auth"`) && !strings.Contains(got, `"login"`) && !strings.Contains(got, `"account"`) {
 		t.Fatalf("email change headers name %q", got)
 	}
 }

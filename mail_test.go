@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"database/sql"
 	"encoding/hex"
 	"fmt"
 	"io"
@@ -311,9 +312,9 @@ func TestEmailVerificationRequired(t *testing.T) {
 	}
 }
 
-func mustOpen(t *testing.T, dsn string) *sqlDB {
+func mustOpen(t *testing.T, dsn string) *sql.DB {
 	t.Helper()
-	db, err := sqlOpen(dsn)
+	db, err := sql.Open("pgx", dsn)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -14,74 +14,10 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 )
-
-// running is the whole program started in-process by run().
-type running struct {
-	addr   string
-	port   int
-	logs   *logBuffer
-	cancel context.CancelFunc
-	done   chan error
-}
-
-func startRun(t *testing.T, env map[string]string) *running {
-	t.Helper()
-	for k, v := range map[string]string{"PORT": "0", "METRICS_ADDR": "127.0.0.1:0"} {
-		if _, ok := env[k]; !ok {
-			env[k] = v
-		}
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	rn := &running{logs: &logBuffer{}, cancel: cancel, done: make(chan error, 1)}
-	go func() {
-		rn.done <- run(ctx, []string{"server"}, envMap(env), strings.NewReader(""), rn.logs, io.Discard)
-	}()
-	deadline := time.Now().Add(20 * time.Second)
-	for rn.addr == "" {
-		if time.Now().After(deadline) {
-			t.Fatalf("server did not start; logs:\n%s", rn.logs)
-		}
-		for _, l := range rn.logs.linesWith(t, "msg", "listening") {
-			rn.addr = l["addr"].(string)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	_, p, _ := net.SplitHostPort(rn.addr)
-	rn.port, _ = strconv.Atoi(p)
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case <-rn.done:
-		case <-time.After(30 * time.Second):
-			t.Error("server did not stop")
-		}
-	})
-	return rn
-}
-
-func (rn *running) url() string { return fmt.Sprintf("http://127.0.0.1:%d", rn.port) }
-
-// waitReady polls /health until it passes (migrations done).
-func waitReady(t *testing.T, base string) {
-	t.Helper()
-	deadline := time.Now().Add(60 * time.Second)
-	for time.Now().Before(deadline) {
-		resp, err := http.Get(base + "/api/v1/health")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == 200 {
-				return
-			}
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	t.Fatal("server never became ready")
-}
 
 func TestRunServesMigratesAndStops(t *testing.T) {
 	_, dsn := newTestDB(t)
@@ -139,7 +75,7 @@ func TestRunServesMigratesAndStops(t *testing.T) {
 	if page := rn.logs.linesWith(t, "msg", "frontend"); len(page) != 1 || page[0]["url"] != rn.url()+"/" {
 		t.Fatalf("the frontend line: %v", page)
 	}
-	if contains(rn.logs.String(), "changethis") || contains(rn.logs.String(), r.str("access_token")) {
+	if strings.Contains(rn.logs.String(), "changethis") || strings.Contains(rn.logs.String(), r.str("access_token")) {
 		t.Fatal("a secret reached the log")
 	}
 }
@@ -150,7 +86,7 @@ func TestRunStartsWithDatabaseDown(t *testing.T) {
 	expectStatus(t, live, 200)
 	h := doRequest(t, rn.url(), req{method: "GET", path: "/api/v1/health"})
 	expectStatus(t, h, 503)
-	if contains(rn.logs.String(), "pw-hunter22") {
+	if strings.Contains(rn.logs.String(), "pw-hunter22") {
 		t.Fatal("the DSN password reached the log")
 	}
 }
@@ -168,97 +104,12 @@ func TestRunRefusesBadConfigWithExitCode2(t *testing.T) {
 	}
 }
 
-// The binary as the image builds it, built once for the package: in a copy
-// of the build context exactly as .dockerignore leaves it (Docker's own
-// pattern matcher, in deploy/image/check), with the Dockerfile's own build
-// line.
-var (
-	buildOnce sync.Once
-	builtPath string
-	buildErr  error
-)
-
-const testVersion = "9.8.7-test"
-
-func serverBinary(t *testing.T) string {
-	t.Helper()
-	buildOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "server-bin-")
-		if err != nil {
-			buildErr = err
-			return
-		}
-		root, _ := os.Getwd()
-		builtPath = filepath.Join(dir, "server")
-		cmd := exec.Command("go", "run", ".", "-context", root, "-out", filepath.Join(dir, "context"),
-			"-build", builtPath, "-version", testVersion, "-commit", "c0ffee1")
-		cmd.Dir = "deploy/image/check"
-		if out, err := cmd.CombinedOutput(); err != nil {
-			buildErr = fmt.Errorf("building from the image's context: %v\n%s", err, out)
-		}
-	})
-	if buildErr != nil {
-		t.Fatal(buildErr)
-	}
-	return builtPath
-}
-
 func TestMain(m *testing.M) {
 	code := m.Run()
 	if builtPath != "" {
 		os.RemoveAll(filepath.Dir(builtPath))
 	}
 	os.Exit(code)
-}
-
-func freePort(t *testing.T) int {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
-}
-
-// proc is the built binary running as a child process.
-type proc struct {
-	cmd  *exec.Cmd
-	logs *logBuffer
-	port int
-	done chan error
-}
-
-func startBinary(t *testing.T, env ...string) *proc {
-	t.Helper()
-	p := &proc{logs: &logBuffer{}, port: freePort(t), done: make(chan error, 1)}
-	p.cmd = exec.Command(serverBinary(t))
-	p.cmd.Env = append([]string{"PORT=" + strconv.Itoa(p.port), "PATH=/usr/bin:/bin", "METRICS_ADDR=127.0.0.1:0"}, env...)
-	p.cmd.Stdout = p.logs
-	p.cmd.Stderr = p.logs
-	if err := p.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() { p.done <- p.cmd.Wait() }()
-	t.Cleanup(func() {
-		p.cmd.Process.Kill()
-		<-p.done
-	})
-	return p
-}
-
-func (p *proc) url() string { return fmt.Sprintf("http://127.0.0.1:%d", p.port) }
-
-func (p *proc) wait(t *testing.T) int {
-	t.Helper()
-	select {
-	case <-p.done:
-		p.done <- nil
-		return p.cmd.ProcessState.ExitCode()
-	case <-time.After(30 * time.Second):
-		t.Fatalf("process did not exit; logs:\n%s", p.logs)
-		return -1
-	}
 }
 
 // slowRequest sends the headers and half the body of a login, leaving the
@@ -359,7 +210,7 @@ func TestSIGTERMCutsOffStuckRequestsAndExits1(t *testing.T) {
 	// line says what happened to it.
 	lines := p.logs.lines(t)
 	last := lines[len(lines)-1]
-	if last["level"] != "ERROR" || last["cut_off"] != float64(1) || !contains(toJSON(last["msg"]), "cut off") {
+	if last["level"] != "ERROR" || last["cut_off"] != float64(1) || !strings.Contains(toJSON(last["msg"]), "cut off") {
 		t.Fatalf("last line %v, want the error counting 1 cut-off request", last)
 	}
 	var access map[string]any
@@ -394,24 +245,24 @@ func TestCreateSuperuserAndFileSecrets(t *testing.T) {
 		out, _ := cmd.CombinedOutput()
 		return string(out), cmd.ProcessState.ExitCode()
 	}
-	if out, code := bootstrap("Str0ng-bootstrap-pw\n"); code != 0 || !contains(out, `"msg":"superuser created"`) {
+	if out, code := bootstrap("Str0ng-bootstrap-pw\n"); code != 0 || !strings.Contains(out, `"msg":"superuser created"`) {
 		t.Fatalf("first bootstrap: exit %d\n%s", code, out)
 	}
-	if out, code := bootstrap("Str0ng-bootstrap-pw\n"); code != 0 || !contains(out, `"msg":"superuser already exists with this password; nothing changed"`) {
+	if out, code := bootstrap("Str0ng-bootstrap-pw\n"); code != 0 || !strings.Contains(out, `"msg":"superuser already exists with this password; nothing changed"`) {
 		t.Fatalf("second bootstrap (idempotent): exit %d\n%s", code, out)
 	}
 	for _, pw := range []string{"An0ther-bootstrap-pw", "Str0ng-bootstrap-pw"} { // a new password is set, then the first again
-		if out, code := bootstrap(pw + "\n"); code != 0 || !contains(out, `"msg":"superuser promoted"`) || !contains(out, `"password_changed":true`) {
+		if out, code := bootstrap(pw + "\n"); code != 0 || !strings.Contains(out, `"msg":"superuser promoted"`) || !strings.Contains(out, `"password_changed":true`) {
 			t.Fatalf("bootstrap with a new password: exit %d\n%s", code, out)
 		}
 	}
 	for _, bad := range []struct{ password, want string }{{"", "standard input"}, {"short-pw\n", "at least 12"}, {"changethis-changethis\n", "placeholder"},
 		{"1q2w3e4r5t6y\n", "most common passwords"}, {"Root-is-the-boss-42\n", "email"}} {
-		if out, code := bootstrap(bad.password); code != 2 || !contains(out, bad.want) {
+		if out, code := bootstrap(bad.password); code != 2 || !strings.Contains(out, bad.want) {
 			t.Fatalf("bootstrap with %q: exit %d, want 2 saying %q\n%s", bad.password, code, bad.want, out)
 		}
 	}
-	if out, code := bootstrap("Str0ng-bootstrap-pw\n", "DATABASE_URL="+u.String()); code != 2 || !contains(out, "DATABASE_URL_FILE: and DATABASE_URL are both set") {
+	if out, code := bootstrap("Str0ng-bootstrap-pw\n", "DATABASE_URL="+u.String()); code != 2 || !strings.Contains(out, "DATABASE_URL_FILE: and DATABASE_URL are both set") {
 		t.Fatalf("both DATABASE_URL and its _FILE: exit %d\n%s", code, out)
 	}
 
@@ -425,7 +276,7 @@ func TestCreateSuperuserAndFileSecrets(t *testing.T) {
 	if me.json["is_superuser"] != true {
 		t.Fatalf("bootstrapped user: %s", me.body)
 	}
-	if contains(p.logs.String(), "Xk7-db-credential-42") || contains(p.logs.String(), "Str0ng-bootstrap-pw") || contains(p.logs.String(), testSecretKey) {
+	if strings.Contains(p.logs.String(), "Xk7-db-credential-42") || strings.Contains(p.logs.String(), "Str0ng-bootstrap-pw") || strings.Contains(p.logs.String(), testSecretKey) {
 		t.Fatalf("a secret reached the log:\n%s", p.logs)
 	}
 }

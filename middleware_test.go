@@ -224,8 +224,8 @@ func TestAccessLineSameThroughAnyHandler(t *testing.T) {
 func TestDrainingAnswersConnectionClose(t *testing.T) {
 	a := newTestApp(t, nil)
 	connection := func() string { // the client takes the header for itself; read the server's
-		rec := newRecorder()
-		a.handle.ServeHTTP(rec, mustRequest("GET", "/api/v1/health/live"))
+		rec := httptest.NewRecorder()
+		a.handle.ServeHTTP(rec, httptest.NewRequest("GET", "/api/v1/health/live", nil))
 		return rec.Header().Get("Connection")
 	}
 	if got := connection(); got == "close" {
@@ -272,8 +272,8 @@ func TestDrainingClosesRequestsRunningAtSIGTERM(t *testing.T) {
 	if !resp.Close {
 		t.Fatalf("a request running at SIGTERM kept its connection: Connection %q", resp.Header.Get("Connection"))
 	}
-	rec := newRecorder()
-	h.ServeHTTP(rec, mustRequest("GET", "/empty"))
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, httptest.NewRequest("GET", "/empty", nil))
 	if got := rec.Header().Get("Connection"); got != "close" {
 		t.Fatalf("an answer with nothing written while draining: Connection %q, want close", got)
 	}

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -74,7 +75,7 @@ func TestPoolConfig(t *testing.T) {
 		t.Fatalf("pool defaults: idle %d lifetime %v idle time %v", cfg.DBMaxIdleConns, cfg.DBConnMaxLifetime, cfg.DBConnMaxIdleTime)
 	}
 	_, err := loadConfig(envOf("DB_MAX_OPEN_CONNS", "5", "DB_MAX_IDLE_CONNS", "6"))
-	if err == nil || !contains(err.Error(), "DB_MAX_IDLE_CONNS: 6 is above DB_MAX_OPEN_CONNS (5)") {
+	if err == nil || !strings.Contains(err.Error(), "DB_MAX_IDLE_CONNS: 6 is above DB_MAX_OPEN_CONNS (5)") {
 		t.Fatalf("idle above open: %v", err)
 	}
 	for range 100 {

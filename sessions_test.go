@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/base64"
 	"strings"
 	"testing"
 	"time"
@@ -44,7 +45,7 @@ func TestSessionsListAndEnd(t *testing.T) {
 			laptopID = s["id"].(string)
 		}
 	}
-	for _, secret := range []string{laptop, phone, tablet, encodeRawURL(hashToken(laptop))} {
+	for _, secret := range []string{laptop, phone, tablet, base64.RawURLEncoding.EncodeToString(hashToken(laptop))} {
 		if strings.Contains(string(r.body), secret) {
 			t.Fatal("a token or its hash is in the session list")
 		}

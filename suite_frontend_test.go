@@ -15,27 +15,6 @@ import (
 	"testing"
 )
 
-// e2eNodeDir is where scripts/test-deps.sh installs playwright-core and
-// axe-core; a test that needs them fails under make test without them, and
-// skips under a bare go test.
-func e2eNodeDir(t *testing.T) string {
-	t.Helper()
-	dir := os.Getenv("E2E_NODE_DIR")
-	if dir == "" {
-		home, _ := os.UserHomeDir()
-		dir = filepath.Join(home, ".cache", "backend-e2e")
-	}
-	for _, f := range []string{"playwright-core/index.mjs", "axe-core/axe.min.js"} {
-		if _, err := os.Stat(filepath.Join(dir, "node_modules", f)); err != nil {
-			if os.Getenv("E2E_REQUIRED") != "" {
-				t.Fatalf("%s is not installed in %s (scripts/test-deps.sh installs it)", f, dir)
-			}
-			t.Skipf("%s is not installed; run make test", f)
-		}
-	}
-	return dir
-}
-
 // spkiPin is the base64 SHA-256 of the certificate's public key: Chromium
 // accepts that one key for the test's localhost (and no other certificate
 // error), so the browser checks whom it talks to without a CA installed.

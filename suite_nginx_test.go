@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net"
@@ -259,7 +260,7 @@ func expectEdgeProblem(t *testing.T, what string, resp *http.Response, body stri
 		t.Fatalf("%s: %d %q %s", what, resp.StatusCode, resp.Header.Get("Content-Type"), body)
 	}
 	var doc map[string]any
-	if err := jsonUnmarshal(body, &doc); err != nil {
+	if err := json.Unmarshal([]byte(body), &doc); err != nil {
 		t.Fatalf("%s: body is not JSON: %s", what, body)
 	}
 	if doc["status"] != float64(status) || doc["code"] != code || (id != "" && doc["request_id"] != id) || doc["request_id"] == "" {
@@ -461,7 +462,7 @@ func TestNginxInFrontOfTheService(t *testing.T) {
 	resp, body = get(t, client, base+"/api/v1/items?x=\"quoted\"", map[string]string{"X-Request-ID": "edge-502"})
 	expectEdgeProblem(t, "502", resp, body, 502, "unavailable", "edge-502")
 	var doc map[string]any
-	jsonUnmarshal(body, &doc)
+	json.Unmarshal([]byte(body), &doc)
 	if doc["instance"] != "/api/v1/items" {
 		t.Fatalf("502 problem instance: %s", body)
 	}
