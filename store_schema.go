@@ -32,6 +32,7 @@ SELECT id, token_hash, user_id, created_at, last_used_at, expires_at, user_agent
 SELECT token_hash, user_id, purpose, email, created_at, expires_at, used_at, keep_session FROM account_tokens LIMIT 0;
 SELECT mfa_failures, mfa_alerted_at FROM users LIMIT 0;
 SELECT id, kind, recipient, body, message_id, created_at, next_attempt_at, attempts, last_error, sent_at, failed_at FROM mail_outbox LIMIT 0;
+SELECT id, kind, recipient, message, sent_at FROM outbox LIMIT 0;
 SELECT user_id, network, last_success_at FROM login_networks LIMIT 0;
 SELECT policy, key, win, curr, prev, counted FROM rate_limits LIMIT 0;
 SELECT owner_id, n FROM item_counts LIMIT 0;

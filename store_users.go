@@ -115,6 +115,11 @@ func (s *store) markEmailVerified(ctx context.Context, tx *sql.Tx, id, email str
 	return n == 1, nil
 }
 
+// usersPageSQL is a page of users after a position ($1, $2), newest first:
+// $3 rows from $4 on.
+const usersPageSQL = `SELECT ` + userColumns + ` FROM users WHERE (created_at, id) < ($1, $2)
+	ORDER BY created_at DESC, id DESC LIMIT $3 OFFSET $4`
+
 // listUsers is a page of every user, newest first, one past the limit,
 // after a position, on the index (created_at, id), and their number, kept
 // with the rows (user_total).
@@ -123,8 +128,7 @@ func (s *store) listUsers(ctx context.Context, q pageQuery) ([]user, int, error)
 	if err := s.db.QueryRowContext(ctx, `SELECT n FROM user_total`).Scan(&count); err != nil {
 		return nil, 0, classify(err, "Users")
 	}
-	rows, err := s.db.QueryContext(ctx, `SELECT `+userColumns+` FROM users WHERE (created_at, id) < ($1, $2)
-		ORDER BY created_at DESC, id DESC LIMIT $3 OFFSET $4`, q.after.createdAt, q.after.id, q.limit+1, q.offset)
+	rows, err := s.db.QueryContext(ctx, usersPageSQL, q.after.createdAt, q.after.id, q.limit+1, q.offset)
 	users, err := collect(rows, err, func(r rowScanner) (user, error) { return s.scanUser(r) })
 	return users, count, classify(err, "Users")
 }
