@@ -349,7 +349,11 @@ func TestSpecIsWellFormed(t *testing.T) {
 					t.Errorf("%s %s: limited, but 429 lacks Retry-After", method, path)
 				}
 			}
-			if len(asSlice(op["security"])) > 0 {
+			security, own := op["security"]
+			if !own {
+				security = s["security"] // the document's default: a bearer token or the session cookie
+			}
+			if len(asSlice(security)) > 0 {
 				if r := resolve(t, asMap(responses["401"])); asMap(r["headers"])["WWW-Authenticate"] == nil {
 					t.Errorf("%s %s: authenticated, but no 401 with WWW-Authenticate", method, path)
 				}
@@ -359,6 +363,18 @@ func TestSpecIsWellFormed(t *testing.T) {
 			}
 			if strings.Contains(path, "{id}") && responses["404"] == nil {
 				t.Errorf("%s %s: takes an id but documents no 404", method, path)
+			}
+			// A success answer is one shared response (components/responses),
+			// headers and all; only the probes and the documents are their own.
+			for status, r := range responses {
+				ref, _ := asMap(r)["$ref"].(string)
+				own := strings.HasPrefix(path, "/api/v1/health") || path == "/api/v1/openapi.json" || path == "/docs"
+				if strings.HasPrefix(status, "2") && !own && !strings.HasPrefix(ref, "#/components/responses/") {
+					t.Errorf("%s %s: its %s is written out; refer to a shared response in components/responses", method, path, status)
+				}
+				if shared := resolve(t, asMap(r)); asMap(shared["headers"])["X-Request-ID"] == nil {
+					t.Errorf("%s %s: its %s lacks the X-Request-ID header", method, path, status)
+				}
 			}
 		}
 	}
