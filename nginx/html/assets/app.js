@@ -10,13 +10,15 @@ import { usersPage } from "./pages/users.js";
 
 // who: "in" pages need a session, "out" pages are for signing in (a
 // signed-in visitor goes home), "any" pages serve both (mailed links).
+// nav: the page has a link in the navigation (superuser: for them only),
+// in the order of this table. A new page is a module and a row here.
 const routes = {
-  "/": { page: homePage, title: "Dashboard", who: "in" },
-  "/items": { page: itemsPage, title: "Items", who: "in" },
-  "/settings": { page: settingsPage, title: "Settings", who: "in" },
-  "/admin/users": { page: usersPage, title: "Users", who: "in" },
-  "/login": { page: loginPage, title: "Sign in", who: "out" },
-  "/signup": { page: signupPage, title: "Sign up", who: "out" },
+  "/": { page: homePage, title: "Dashboard", who: "in", nav: true },
+  "/items": { page: itemsPage, title: "Items", who: "in", nav: true },
+  "/settings": { page: settingsPage, title: "Settings", who: "in", nav: true },
+  "/admin/users": { page: usersPage, title: "Users", who: "in", nav: true, superuser: true },
+  "/login": { page: loginPage, title: "Sign in", who: "out", nav: true },
+  "/signup": { page: signupPage, title: "Sign up", who: "out", nav: true },
   "/recover-password": { page: recoverPage, title: "Recover your password", who: "any" },
   "/reset-password": { page: resetPage, title: "Choose a new password", who: "any" },
   "/verify-email": { page: verifyPage, title: "Verify your email", who: "any" },
@@ -78,19 +80,14 @@ function navigate(path, { replace = false, flash: message } = {}) {
   render(message);
 }
 
+// drawNav draws the navigation from the route table: the pages for who is
+// (or is not) signed in, then Sign out.
 function drawNav() {
   const here = location.pathname;
-  const link = (href, text) => h("a", { href, text, "aria-current": href === here ? "page" : undefined });
-  const items = app.me
-    ? [
-        link("/", "Dashboard"),
-        link("/items", "Items"),
-        link("/settings", "Settings"),
-        app.me.is_superuser ? link("/admin/users", "Users") : null,
-        h("button", { type: "button", class: "link", text: "Sign out", onclick: () => app.signOut() }),
-      ]
-    : [link("/login", "Sign in"), link("/signup", "Sign up")];
-  nav.replaceChildren(h("ul", {}, items.filter(Boolean).map((i) => h("li", {}, i))));
+  const shown = Object.entries(routes).filter(([, r]) => r.nav && r.who === (app.me ? "in" : "out") && (!r.superuser || app.me.is_superuser));
+  const items = shown.map(([href, r]) => h("a", { href, text: r.title, "aria-current": href === here ? "page" : undefined }));
+  if (app.me) items.push(h("button", { type: "button", class: "link", text: "Sign out", onclick: () => app.signOut() }));
+  nav.replaceChildren(h("ul", {}, items.map((i) => h("li", {}, i))));
 }
 
 let rendering = 0;

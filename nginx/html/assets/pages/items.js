@@ -2,29 +2,22 @@
 // a second press.
 import { api, query } from "../api.js";
 import { h, field, form, confirmButton } from "../dom.js";
+import { pager, countText, actionLine } from "../list.js";
 
 const pageSize = 10;
 
 export async function itemsPage(app) {
   const list = h("ul", { class: "list", "aria-label": "Your items" });
   const summary = h("p", { class: "muted", role: "status", "aria-live": "polite" });
-  const pager = h("div", { class: "pager" });
-  const actionError = h("div", { role: "alert" });
-  // The cursors of the pages before this one: Previous goes back one.
-  const back = [];
-  let cursor = "";
+  const action = actionLine();
+  const pages = pager(load);
 
   async function load() {
-    const page = await api("GET", "/items" + query({ limit: pageSize, cursor }));
-    actionError.replaceChildren();
+    const page = await api("GET", "/items" + query({ limit: pageSize, cursor: pages.cursor }));
     list.replaceChildren(...page.data.map(row));
-    if (page.data.length === 0) list.append(h("li", { class: "muted", text: cursor ? "No more items." : "No items yet: create the first one above." }));
-    const total = page.count_capped ? `${page.count.toLocaleString()}+` : page.count.toLocaleString();
-    summary.textContent = `${total} item${page.count === 1 ? "" : "s"} in all · page ${back.length + 1}`;
-    pager.replaceChildren(
-      h("button", { type: "button", class: "secondary", text: "Previous page", disabled: back.length === 0, onclick: () => { cursor = back.pop(); load(); } }),
-      h("button", { type: "button", class: "secondary", text: "Next page", disabled: !page.next_cursor, onclick: () => { back.push(cursor); cursor = page.next_cursor; load(); } }),
-    );
+    if (page.data.length === 0) list.append(h("li", { class: "muted", text: pages.cursor ? "No more items." : "No items yet: create the first one above." }));
+    summary.textContent = `${countText(page, "item")} in all · page ${pages.number}`;
+    pages.draw(page);
   }
 
   function row(item) {
@@ -36,13 +29,8 @@ export async function itemsPage(app) {
           h("span", { class: "actions" },
             h("button", { type: "button", class: "secondary", text: "Edit", "aria-label": `Edit ${item.title}`, onclick: edit }),
             confirmButton("Delete", `Delete ${item.title}`, async () => {
-              try {
-                await api("DELETE", `/items/${item.id}`);
-              } catch (err) {
-                if (!err.handled) actionError.replaceChildren(h("p", { class: "alert", text: err.detail || String(err) }));
-                return;
-              }
-              if (list.children.length === 1 && back.length > 0) cursor = back.pop();
+              if (!(await action.run(() => api("DELETE", `/items/${item.id}`), `Deleted “${item.title}”.`))) return;
+              if (list.children.length === 1) pages.emptied();
               await load();
             }))),
         item.description ? h("p", { class: "desc", text: item.description }) : "",
@@ -79,8 +67,7 @@ export async function itemsPage(app) {
     async onSubmit(v, f) {
       await api("POST", "/items", { title: v.title, description: v.description || null });
       f.reset(); // created: the form is done with
-      back.length = 0;
-      cursor = "";
+      pages.first();
       await load();
       summary.textContent = `Created “${v.title}”. ` + summary.textContent;
     },
@@ -90,6 +77,6 @@ export async function itemsPage(app) {
   return [
     h("h1", { text: "Items" }),
     h("section", { class: "card", "aria-labelledby": "new-item" }, h("h2", { id: "new-item", text: "New item" }), create),
-    h("section", { class: "card", "aria-labelledby": "your-items" }, h("h2", { id: "your-items", text: "Your items" }), summary, actionError, list, pager),
+    h("section", { class: "card", "aria-labelledby": "your-items" }, h("h2", { id: "your-items", text: "Your items" }), summary, action.el, list, pages.el),
   ];
 }

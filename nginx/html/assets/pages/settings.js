@@ -2,6 +2,7 @@
 // recovery codes, deleting the account.
 import { api } from "../api.js";
 import { h, field, form, confirmButton, when } from "../dom.js";
+import { actionLine } from "../list.js";
 
 export async function settingsPage(app) {
   return [
@@ -106,7 +107,7 @@ function password(app) {
 
 async function sessions() {
   const list = h("ul", { class: "list", "aria-label": "Your sessions" });
-  const status = h("div", { role: "status", "aria-live": "polite" });
+  const status = actionLine();
   async function load() {
     let page;
     try {
@@ -125,16 +126,11 @@ async function sessions() {
       h("p", { class: "muted desc", text: `From ${s.client_ip} · signed in ${when(s.created_at)} · last used ${when(s.last_used_at)}${s.mfa ? " · with a second factor" : ""}` }))));
   }
   async function act(call, message) {
-    try {
-      await call();
-      status.replaceChildren(saved(message));
-    } catch (err) {
-      if (!err.handled) status.replaceChildren(h("p", { class: "alert", text: err.detail || String(err) }));
-    }
+    await status.run(call, message);
     await load();
   }
   await load();
-  return [status, list, h("div", { class: "actions" },
+  return [status.el, list, h("div", { class: "actions" },
     confirmButton("Sign out all other sessions", "Sign out every other session", () => act(() => api("DELETE", "/users/me/sessions"), "Every other session is signed out.")))];
 }
 

@@ -3,6 +3,7 @@
 // off, delete.
 import { api, query } from "../api.js";
 import { h, field, form, confirmButton } from "../dom.js";
+import { pager, countText, actionLine } from "../list.js";
 
 const pageSize = 20;
 
@@ -12,29 +13,19 @@ export async function usersPage(app) {
   }
   const list = h("ul", { class: "list", "aria-label": "Users" });
   const summary = h("p", { class: "muted", role: "status", "aria-live": "polite" });
-  const pager = h("div", { class: "pager" });
-  const status = h("div", { role: "status", "aria-live": "polite" });
-  const back = [];
-  let cursor = "";
+  const status = actionLine();
+  const pages = pager(load);
 
   async function load() {
-    const page = await api("GET", "/users" + query({ limit: pageSize, cursor }));
+    const page = await api("GET", "/users" + query({ limit: pageSize, cursor: pages.cursor }));
     list.replaceChildren(...page.data.map(row));
-    summary.textContent = `${page.count.toLocaleString()} user${page.count === 1 ? "" : "s"} · page ${back.length + 1}`;
-    pager.replaceChildren(
-      h("button", { type: "button", class: "secondary", text: "Previous page", disabled: back.length === 0, onclick: () => { cursor = back.pop(); load(); } }),
-      h("button", { type: "button", class: "secondary", text: "Next page", disabled: !page.next_cursor, onclick: () => { back.push(cursor); cursor = page.next_cursor; load(); } }),
-    );
+    summary.textContent = `${countText(page, "user")} · page ${pages.number}`;
+    pages.draw(page);
   }
 
-  // act runs one change and says how it went.
+  // act runs one change, says how it went, and shows the list anew.
   async function act(call, message) {
-    try {
-      await call();
-      status.replaceChildren(h("p", { class: "success", text: message }));
-    } catch (err) {
-      if (!err.handled) status.replaceChildren(h("p", { class: "alert", text: err.detail || String(err) }));
-    }
+    await status.run(call, message);
     await load();
   }
 
@@ -78,7 +69,7 @@ export async function usersPage(app) {
           if (v.password) change.password = v.password;
           if (!self && v.is_superuser !== u.is_superuser) change.is_superuser = v.is_superuser;
           Object.assign(u, await api("PATCH", `/users/${u.id}`, change));
-          status.replaceChildren(h("p", { class: "success", text: `${u.email} is saved.` }));
+          status.done(`${u.email} is saved.`);
           show();
         },
       });
@@ -102,9 +93,8 @@ export async function usersPage(app) {
     async onSubmit(v, f) {
       const u = await api("POST", "/users", { email: v.email, password: v.password, full_name: v.full_name.trim() || null, is_superuser: v.is_superuser });
       f.reset();
-      status.replaceChildren(h("p", { class: "success", text: `${u.email} is created.` }));
-      back.length = 0;
-      cursor = "";
+      status.done(`${u.email} is created.`);
+      pages.first();
       await load();
     },
   });
@@ -113,6 +103,6 @@ export async function usersPage(app) {
   return [
     h("h1", { text: "Users" }),
     h("section", { class: "card", "aria-labelledby": "new-user" }, h("h2", { id: "new-user", text: "New user" }), create),
-    h("section", { class: "card", "aria-labelledby": "all-users" }, h("h2", { id: "all-users", text: "All users" }), summary, status, list, pager),
+    h("section", { class: "card", "aria-labelledby": "all-users" }, h("h2", { id: "all-users", text: "All users" }), summary, status.el, list, pages.el),
   ];
 }
