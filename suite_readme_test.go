@@ -177,3 +177,22 @@ func TestReadmeDevStackLineMakesItsCertificate(t *testing.T) {
 		t.Fatalf("the dev stack's nginx mounts %v", vols)
 	}
 }
+
+// Every route of the route table has a row in docs/api.md's table of
+// endpoints (a row may name several methods of one path).
+func TestEveryRouteIsInTheEndpointTable(t *testing.T) {
+	api, _ := os.ReadFile("docs/api.md")
+	row := regexp.MustCompile(`(?m)^\| ((?:GET|POST|PATCH|PUT|DELETE)(?:, (?:GET|POST|PATCH|PUT|DELETE))*) (/\S*)`)
+	documented := map[string]bool{}
+	for _, m := range row.FindAllStringSubmatch(string(api), -1) {
+		for _, method := range strings.Split(m[1], ", ") {
+			documented[method+" "+m[2]] = true
+		}
+	}
+	for _, route := range routes(t) {
+		method, path, _ := strings.Cut(route, " ")
+		if !documented[method+" "+strings.TrimPrefix(path, "/api/v1")] {
+			t.Errorf("route %q has no row in docs/api.md's table of endpoints", route)
+		}
+	}
+}
