@@ -7,7 +7,6 @@ import (
 	"net/mail"
 	"net/netip"
 	"net/url"
-	"regexp"
 	"strconv"
 	"strings"
 	"time"
@@ -407,31 +406,7 @@ func (c config) LogValue() slog.Value {
 	)
 }
 
-// redactDSN hides the password of a database URL (both URL and key=value forms).
-func redactDSN(dsn string) string {
-	if u, err := url.Parse(dsn); err == nil && u.Scheme != "" {
-		if _, has := u.User.Password(); has {
-			u.User = url.UserPassword(u.User.Username(), "xxxxx")
-		}
-		q := u.Query()
-		if q.Has("password") {
-			q.Set("password", "xxxxx")
-			u.RawQuery = q.Encode()
-		}
-		return u.String()
-	}
-	// Not a URL Go can parse (a typo): mask what looks like a URL's
-	// password, then a key=value password.
-	dsn = urlPassword.ReplaceAllString(dsn, "${1}xxxxx@")
-	fields := strings.Fields(dsn)
-	for i, f := range fields {
-		if strings.HasPrefix(strings.ToLower(f), "password=") {
-			fields[i] = "password=xxxxx"
-		}
-	}
-	return strings.Join(fields, " ")
+// sessions is the session policy the config sets.
+func (c config) sessions() sessionPolicy {
+	return sessionPolicy{ttl: c.SessionTTL, idle: c.SessionIdle, mfaRequired: c.MFARequired}
 }
-
-// urlPassword is the password of a "//user:password@" in a string that does
-// not parse as a URL.
-var urlPassword = regexp.MustCompile(`(//[^/:@\s]*:)[^@\s]*@`)

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/url"
 	"os"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -187,4 +188,47 @@ func (e *envReader) databaseURL(name, value string) {
 		_, why, _ := strings.Cut(err.Error(), "`: ")
 		e.invalid(name, shown, "is not a usable PostgreSQL URL: %s", why)
 	}
+}
+
+// redactDSN hides the password of a database URL (both URL and key=value forms).
+func redactDSN(dsn string) string {
+	if u, err := url.Parse(dsn); err == nil && u.Scheme != "" {
+		if _, has := u.User.Password(); has {
+			u.User = url.UserPassword(u.User.Username(), "xxxxx")
+		}
+		q := u.Query()
+		if q.Has("password") {
+			q.Set("password", "xxxxx")
+			u.RawQuery = q.Encode()
+		}
+		return u.String()
+	}
+	// Not a URL Go can parse (a typo): mask what looks like a URL's
+	// password, then a key=value password.
+	dsn = urlPassword.ReplaceAllString(dsn, "${1}xxxxx@")
+	fields := strings.Fields(dsn)
+	for i, f := range fields {
+		if strings.HasPrefix(strings.ToLower(f), "password=") {
+			fields[i] = "password=xxxxx"
+		}
+	}
+	return strings.Join(fields, " ")
+}
+
+// urlPassword is the password of a "//user:password@" in a string that does
+// not parse as a URL.
+var urlPassword = regexp.MustCompile(`(//[^/:@\s]*:)[^@\s]*@`)
+
+// placeholders are values an example file or a tutorial ships with; production
+// refuses them as secrets so that a copied example cannot go live by accident.
+var placeholders = []string{"changethis", "changeme", "change-me", "secret", "password", "example", "placeholder", "postgres", "admin"}
+
+func isPlaceholder(s string) bool {
+	l := strings.ToLower(strings.TrimSpace(s))
+	for _, p := range placeholders {
+		if l == p || (len(p) > 8 && strings.Contains(l, p)) {
+			return true
+		}
+	}
+	return false
 }

@@ -2,25 +2,10 @@ package main
 
 import (
 	"net/url"
-	"strings"
 )
 
 // The rules that keep development's conveniences out of a live
 // installation: no placeholder secret, no missing relay or key, no CORS *.
-
-// placeholders are values an example file or a tutorial ships with; production
-// refuses them as secrets so that a copied example cannot go live by accident.
-var placeholders = []string{"changethis", "changeme", "change-me", "secret", "password", "example", "placeholder", "postgres", "admin"}
-
-func isPlaceholder(s string) bool {
-	l := strings.ToLower(strings.TrimSpace(s))
-	for _, p := range placeholders {
-		if l == p || (len(p) > 8 && strings.Contains(l, p)) {
-			return true
-		}
-	}
-	return false
-}
 
 // checkProduction holds the rules that keep development conveniences out of
 // a live installation.

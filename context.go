@@ -101,3 +101,11 @@ func (w *statusWriter) Write(b []byte) (int, error) {
 }
 
 func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+// The route labels of what the catch-all answers: never the catch-all's
+// own "/" pattern, so a wrong method on an API path is not counted as a
+// page of the frontend.
+const (
+	routeUnmatched = "unmatched" // a 404 or 405
+	routeFrontend  = "frontend"  // a page or asset, served in development
+)

@@ -157,14 +157,6 @@ func routeRecorder(mux *http.ServeMux) http.Handler {
 	})
 }
 
-// The route labels of what the catch-all answers: never the catch-all's
-// own "/" pattern, so a wrong method on an API path is not counted as a
-// page of the frontend.
-const (
-	routeUnmatched = "unmatched" // a 404 or 405
-	routeFrontend  = "frontend"  // a page or asset, served in development
-)
-
 // handleNoRoute answers every request no pattern matched: a page read
 // outside the service's own paths (/api/, /docs: a 404 problem when docs are
 // off) goes to frontend when it is served (development); else a catch-all

@@ -2,7 +2,6 @@ package main
 
 import (
 	"net/http"
-	"time"
 )
 
 // The caller's sessions: see them, end one, end all but the current one;
@@ -85,30 +84,4 @@ func handleUserSessionsDelete(s *store, au *auditor) http.Handler {
 		w.WriteHeader(http.StatusNoContent)
 		return nil
 	})
-}
-
-// sessionPolicy is when sessions end (ttl after creation, idle after their
-// last use, whichever comes first) and what they may do: an account that
-// must have a second factor (mfaRequired: off, superusers, all) and has
-// none may use only the routes that let it enrol (enrolling).
-type sessionPolicy struct {
-	ttl, idle   time.Duration
-	mfaRequired string
-	enrolling   bool
-}
-
-// whileEnrolling is p for the routes an account may use before it enrols:
-// its own enrolment, GET /users/me and logout.
-func (p sessionPolicy) whileEnrolling() sessionPolicy {
-	p.enrolling = true
-	return p
-}
-
-// lastUsedGranularity is how stale last_used_at may get: a request writes
-// it only when it is older, so an authenticated request stays one read.
-const lastUsedGranularity = time.Minute
-
-// sessions is the session policy the config sets.
-func (c config) sessions() sessionPolicy {
-	return sessionPolicy{ttl: c.SessionTTL, idle: c.SessionIdle, mfaRequired: c.MFARequired}
 }
