@@ -127,21 +127,31 @@ func handleTOTPConfirm(s *store, a *authenticator, au *auditor, m *mailer) http.
 
 var errMFANotOn = newError(codeConflict, "Two-factor sign-in is not on.")
 
+// factorOwner reads and checks a re-authentication body (every factor),
+// and answers the caller, whose second factor must be on: 409 otherwise,
+// once the checks have passed.
+func factorOwner(c credentials, w http.ResponseWriter, r *http.Request) (user, error) {
+	req, err := decode[reauth](r)
+	if err != nil {
+		return user{}, err
+	}
+	if err := c.reauthenticate(w, r, req); err != nil {
+		return user{}, err
+	}
+	if me := currentUser(r); me.MFAEnabled {
+		return me, nil
+	}
+	return user{}, errMFANotOn
+}
+
 // handleMFADisable is DELETE /users/me/mfa: the factor and its recovery
 // codes go, re-authenticated with every factor.
 func handleMFADisable(c credentials) http.Handler {
 	s, au, m := c.store, c.audit, c.mailer
 	return apiFunc(func(w http.ResponseWriter, r *http.Request) error {
-		req, err := decode[reauth](r)
+		me, err := factorOwner(c, w, r)
 		if err != nil {
 			return err
-		}
-		if err := c.reauthenticate(w, r, req); err != nil {
-			return err
-		}
-		me := currentUser(r)
-		if !me.MFAEnabled {
-			return errMFANotOn
 		}
 		ctx := r.Context()
 		err = s.inTx(ctx, func(tx *sql.Tx) error {
@@ -164,16 +174,9 @@ func handleMFADisable(c credentials) http.Handler {
 func handleRecoveryCodes(c credentials) http.Handler {
 	s, au, m := c.store, c.audit, c.mailer
 	return apiFunc(func(w http.ResponseWriter, r *http.Request) error {
-		req, err := decode[reauth](r)
+		me, err := factorOwner(c, w, r)
 		if err != nil {
 			return err
-		}
-		if err := c.reauthenticate(w, r, req); err != nil {
-			return err
-		}
-		me := currentUser(r)
-		if !me.MFAEnabled {
-			return errMFANotOn
 		}
 		ctx := r.Context()
 		codes, hashes := newRecoveryCodes()

@@ -214,19 +214,7 @@ func TestAPIManifests(t *testing.T) {
 	if pod.TerminationGracePeriodSeconds == nil || time.Duration(*pod.TerminationGracePeriodSeconds)*time.Second <= drain {
 		t.Errorf("terminationGracePeriodSeconds %v, want above the drain's %v", pod.TerminationGracePeriodSeconds, drain)
 	}
-	ps := pod.SecurityContext
-	if ps == nil || ps.RunAsNonRoot == nil || !*ps.RunAsNonRoot || ps.RunAsUser == nil || *ps.RunAsUser != 65532 ||
-		ps.SeccompProfile == nil || ps.SeccompProfile.Type != corev1.SeccompProfileTypeRuntimeDefault {
-		t.Errorf("pod security context %+v", ps)
-	}
-	cs := c.SecurityContext
-	if cs == nil || cs.ReadOnlyRootFilesystem == nil || !*cs.ReadOnlyRootFilesystem || cs.AllowPrivilegeEscalation == nil || *cs.AllowPrivilegeEscalation ||
-		cs.Capabilities == nil || fmt.Sprint(cs.Capabilities.Drop) != "[ALL]" {
-		t.Errorf("container security context %+v", cs)
-	}
-	if c.Resources.Requests.Cpu().IsZero() || c.Resources.Limits.Memory().IsZero() {
-		t.Errorf("resources %+v", c.Resources)
-	}
+	hardened(t, "the API", pod, c, 65532)
 	// Settings: every ConfigMap key and env name is a documented variable;
 	// secrets arrive as files.
 	for k := range m.configMap.Data {
@@ -350,19 +338,7 @@ func TestFrontendManifests(t *testing.T) {
 		t.Fatalf("%d containers", len(pod.Containers))
 	}
 	c := pod.Containers[0]
-	ps := pod.SecurityContext
-	if ps == nil || ps.RunAsNonRoot == nil || !*ps.RunAsNonRoot || ps.RunAsUser == nil || *ps.RunAsUser == 0 ||
-		ps.SeccompProfile == nil || ps.SeccompProfile.Type != corev1.SeccompProfileTypeRuntimeDefault || pod.AutomountServiceAccountToken == nil || *pod.AutomountServiceAccountToken {
-		t.Errorf("pod security context %+v", ps)
-	}
-	cs := c.SecurityContext
-	if cs == nil || cs.ReadOnlyRootFilesystem == nil || !*cs.ReadOnlyRootFilesystem || cs.AllowPrivilegeEscalation == nil || *cs.AllowPrivilegeEscalation ||
-		cs.Capabilities == nil || fmt.Sprint(cs.Capabilities.Drop) != "[ALL]" {
-		t.Errorf("container security context %+v", cs)
-	}
-	if c.Resources.Requests.Cpu().IsZero() || c.Resources.Limits.Memory().IsZero() {
-		t.Errorf("resources %+v", c.Resources)
-	}
+	hardened(t, "the frontend", pod, c, 101)
 	for name, p := range map[string]*corev1.Probe{"readiness": c.ReadinessProbe, "liveness": c.LivenessProbe} {
 		if p == nil || p.HTTPGet == nil || p.HTTPGet.Path != "/nginx-health" {
 			t.Errorf("%s probe %+v, want /nginx-health", name, p)
@@ -488,5 +464,25 @@ func TestImagesComeFromKustomize(t *testing.T) {
 	}
 	if len(want) != 2 {
 		t.Errorf("images: %v, want backend-api and backend-frontend", want)
+	}
+}
+
+// hardened checks the discipline every pod here keeps: non-root as uid,
+// seccomp, no service account token, a read-only root, no privilege
+// escalation, no capabilities, and requests and limits.
+func hardened(t *testing.T, what string, pod corev1.PodSpec, c corev1.Container, uid int64) {
+	t.Helper()
+	ps := pod.SecurityContext
+	if ps == nil || ps.RunAsNonRoot == nil || !*ps.RunAsNonRoot || ps.RunAsUser == nil || *ps.RunAsUser != uid ||
+		ps.SeccompProfile == nil || ps.SeccompProfile.Type != corev1.SeccompProfileTypeRuntimeDefault || pod.AutomountServiceAccountToken == nil || *pod.AutomountServiceAccountToken {
+		t.Errorf("%s: pod security context %+v", what, ps)
+	}
+	cs := c.SecurityContext
+	if cs == nil || cs.ReadOnlyRootFilesystem == nil || !*cs.ReadOnlyRootFilesystem || cs.AllowPrivilegeEscalation == nil || *cs.AllowPrivilegeEscalation ||
+		cs.Capabilities == nil || fmt.Sprint(cs.Capabilities.Drop) != "[ALL]" {
+		t.Errorf("%s: container security context %+v", what, cs)
+	}
+	if c.Resources.Requests.Cpu().IsZero() || c.Resources.Limits.Memory().IsZero() {
+		t.Errorf("%s: resources %+v", what, c.Resources)
 	}
 }
