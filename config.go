@@ -36,6 +36,13 @@ type config struct {
 	DBMaxIdleConns    int
 	DBConnMaxLifetime time.Duration
 	DBConnMaxIdleTime time.Duration
+	// DBPooler says what stands between the pool and PostgreSQL: off (the
+	// server itself) or transaction (a pooler such as PgBouncer in
+	// transaction mode: no statement may outlive its transaction).
+	DBPooler string
+	// MigrationDatabaseURL is where migrations run when it is set: straight
+	// to PostgreSQL, past a pooler.
+	MigrationDatabaseURL string
 
 	FirstSuperuserEmail    string
 	FirstSuperuserPassword string
@@ -90,6 +97,12 @@ const (
 	devSuperuserPassword = "changethis"
 	minProductionSecret  = 12
 	defaultMetricsPort   = "9464"
+)
+
+// What stands between the pool and PostgreSQL (DB_POOLER).
+const (
+	poolerOff         = "off"
+	poolerTransaction = "transaction"
 )
 
 // devCORSOrigins are the usual local frontend dev servers (Vite, and
@@ -198,6 +211,17 @@ func loadDatabase(e *envReader, c *config, prod bool) {
 	}
 	c.DBConnMaxLifetime = e.duration("DB_CONN_MAX_LIFETIME", time.Hour)
 	c.DBConnMaxIdleTime = e.duration("DB_CONN_MAX_IDLE_TIME", 30*time.Minute)
+	c.DBPooler = e.str("DB_POOLER", poolerOff)
+	if c.DBPooler != poolerOff && c.DBPooler != poolerTransaction {
+		e.invalid("DB_POOLER", c.DBPooler, "is not off or transaction")
+	}
+	if c.DBPooler == poolerTransaction && strings.Contains(c.DatabaseURL, "plan_cache_mode") {
+		e.fail("DATABASE_URL", "sets plan_cache_mode, a startup parameter a transaction pooler refuses (DB_POOLER=transaction); take it out")
+	}
+	c.MigrationDatabaseURL = e.str("MIGRATION_DATABASE_URL", "")
+	if c.MigrationDatabaseURL != "" {
+		e.databaseURL("MIGRATION_DATABASE_URL", c.MigrationDatabaseURL)
+	}
 }
 
 // loadSessions reads when sessions end: ASVS L2 / NIST AAL2, an absolute
@@ -380,6 +404,8 @@ func (c config) LogValue() slog.Value {
 		slog.Int("db_max_idle_conns", c.DBMaxIdleConns),
 		slog.String("db_conn_max_lifetime", c.DBConnMaxLifetime.String()),
 		slog.String("db_conn_max_idle_time", c.DBConnMaxIdleTime.String()),
+		slog.String("db_pooler", c.DBPooler),
+		slog.String("migration_database_url", redactDSN(c.MigrationDatabaseURL)),
 		slog.String("first_superuser_email", c.FirstSuperuserEmail),
 		slog.Bool("first_superuser_password_set", c.FirstSuperuserPassword != ""),
 		slog.String("smtp_host", c.SMTP.Host),

@@ -191,7 +191,11 @@ func createDevDatabase(ctx context.Context, logger *slog.Logger, cfg config) err
 	if cfg.Env != envDevelopment {
 		return nil
 	}
-	created, err := ensureDatabase(ctx, cfg.DatabaseURL)
+	dsn := cfg.DatabaseURL
+	if cfg.MigrationDatabaseURL != "" {
+		dsn = cfg.MigrationDatabaseURL // straight to PostgreSQL
+	}
+	created, err := ensureDatabase(ctx, dsn)
 	switch {
 	case refusal(err) != "":
 		return exitError{code: 2, err: errors.New(refusal(err))}
@@ -214,7 +218,7 @@ func startBackground(ctx context.Context, bg *sync.WaitGroup, logger *slog.Logge
 	refused := make(chan error, 1)
 	health := deps.health
 	bg.Go(func() {
-		err := prepareDatabase(ctx, logger, health.db, cfg.DatabaseURL, func(ctx context.Context) error {
+		err := prepareDatabase(ctx, logger, health.db, cfg, func(ctx context.Context) error {
 			return ensureFirstSuperuser(ctx, logger, cfg, deps.store, deps.hasher)
 		})
 		if err != nil {
@@ -342,11 +346,11 @@ func drain(logger *slog.Logger, cfg config, srv *http.Server, ln net.Listener, h
 // before it. It returns nil once both succeeded or when ctx ends, and an
 // error naming DATABASE_URL when the database refuses the service for a
 // reason no retry can fix (refusal).
-func prepareDatabase(ctx context.Context, logger *slog.Logger, db *sql.DB, dsn string, seed func(context.Context) error) error {
+func prepareDatabase(ctx context.Context, logger *slog.Logger, db *sql.DB, cfg config, seed func(context.Context) error) error {
 	delay := 500 * time.Millisecond
 	for {
 		err := func() error {
-			m, err := migrate(ctx, db)
+			m, err := migrateOn(ctx, db, cfg.MigrationDatabaseURL)
 			if err != nil {
 				return fmt.Errorf("migrate: %w", err)
 			}
@@ -366,7 +370,7 @@ func prepareDatabase(ctx context.Context, logger *slog.Logger, db *sql.DB, dsn s
 			return errors.New(why)
 		}
 		msg := "database not ready; retrying"
-		if why := unreachable(err, dsn); why != "" {
+		if why := unreachable(err, cfg.DatabaseURL); why != "" {
 			msg = "database not ready (" + why + "); retrying"
 		}
 		logger.Warn(msg, "error", err.Error(), "retry_in", delay.String())

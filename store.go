@@ -30,7 +30,7 @@ var migrationFiles embed.FS
 // by up to a tenth at random, so replicas started together do not all
 // reconnect at the same moment.
 func openDB(cfg config) (*sql.DB, error) {
-	db, err := sql.Open("pgx", genericPlans(cfg.DatabaseURL))
+	db, err := sql.Open("pgx", poolDSN(cfg.DatabaseURL, cfg.DBPooler))
 	if err != nil {
 		return nil, fmt.Errorf("open database: %w", err)
 	}
@@ -39,6 +39,19 @@ func openDB(cfg config) (*sql.DB, error) {
 	db.SetConnMaxIdleTime(cfg.DBConnMaxIdleTime)
 	db.SetConnMaxLifetime(jitter(cfg.DBConnMaxLifetime, 0.1))
 	return db, nil
+}
+
+// poolDSN is the DSN the pool opens. Straight to PostgreSQL, each
+// connection prepares its statements once and plans them once
+// (genericPlans). Behind a transaction pooler, a server connection is
+// lent for one transaction at a time, so nothing may outlive it: every
+// statement is parsed, bound and run unnamed in one round trip
+// (pgx's exec mode), and no startup parameter is sent.
+func poolDSN(dsn, pooler string) string {
+	if pooler == poolerTransaction {
+		return withParam(dsn, "default_query_exec_mode", "exec")
+	}
+	return genericPlans(dsn)
 }
 
 // genericPlans asks PostgreSQL to plan each of the pool's prepared
@@ -52,13 +65,18 @@ func genericPlans(dsn string) string {
 	if strings.Contains(dsn, "plan_cache_mode") {
 		return dsn
 	}
+	return withParam(dsn, "plan_cache_mode", "force_generic_plan")
+}
+
+// withParam is dsn with key=value added, in either form of a DSN.
+func withParam(dsn, key, value string) string {
 	if u, err := url.Parse(dsn); err == nil && u.Scheme != "" {
 		q := u.Query()
-		q.Set("plan_cache_mode", "force_generic_plan")
+		q.Set(key, value)
 		u.RawQuery = q.Encode()
 		return u.String()
 	}
-	return dsn + " plan_cache_mode=force_generic_plan"
+	return dsn + " " + key + "=" + value
 }
 
 // jitter shortens d by a random share of at most frac.
@@ -80,7 +98,8 @@ func ensureDatabase(ctx context.Context, dsn string) (created string, err error)
 	}
 	admin := *u
 	admin.Path = "/postgres"
-	db, err := sql.Open("pgx", admin.String())
+	// One statement at a time, unnamed: this may go through a pooler.
+	db, err := sql.Open("pgx", poolDSN(admin.String(), poolerTransaction))
 	if err != nil {
 		return "", err
 	}
@@ -138,6 +157,22 @@ func unreachable(err error, dsn string) string {
 
 func quoteIdent(s string) string {
 	return `"` + strings.ReplaceAll(s, `"`, `""`) + `"`
+}
+
+// migrateOn applies the migrations on db or, when migrationURL is set, on a
+// connection of its own straight to PostgreSQL: past a transaction pooler,
+// where a migration's long transaction would hold a pooled server.
+func migrateOn(ctx context.Context, db *sql.DB, migrationURL string) (migration, error) {
+	if migrationURL == "" {
+		return migrate(ctx, db)
+	}
+	direct, err := sql.Open("pgx", migrationURL)
+	if err != nil {
+		return migration{}, err
+	}
+	defer direct.Close()
+	direct.SetMaxOpenConns(1)
+	return migrate(ctx, direct)
 }
 
 // migrationLockKey is an arbitrary constant: every replica takes the same

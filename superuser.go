@@ -43,7 +43,7 @@ func createSuperuser(ctx context.Context, logger *slog.Logger, cfg config, rawEm
 		return err
 	}
 	defer db.Close()
-	if _, err := migrate(ctx, db); err != nil {
+	if _, err := migrateOn(ctx, db, cfg.MigrationDatabaseURL); err != nil {
 		return fmt.Errorf("-create-superuser: the database: %w", err)
 	}
 	s := &store{db: db, now: time.Now}
