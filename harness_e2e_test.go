@@ -14,6 +14,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -270,6 +271,27 @@ func serverBinary(t *testing.T) string {
 		t.Fatal(buildErr)
 	}
 	return builtPath
+}
+
+// startDaemon starts a tool the suites drive (nginx, pgbouncer) in a
+// process group of its own, its output in logs, and kills the whole group
+// when the test ends: workers inherit the log pipe, and WaitDelay keeps a
+// straggler from holding Wait. A failed test shows what it logged.
+func startDaemon(t *testing.T, what string, cmd *exec.Cmd, logs *logBuffer) {
+	t.Helper()
+	cmd.Stdout, cmd.Stderr = logs, logs
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.WaitDelay = 5 * time.Second
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+		cmd.Wait()
+		if t.Failed() {
+			t.Logf("%s's output:\n%s", what, logs)
+		}
+	})
 }
 
 func freePort(t *testing.T) int {

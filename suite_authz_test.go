@@ -14,7 +14,12 @@ import (
 // superuser, each on fresh fixtures so destructive cells do not affect each
 // other. A route missing from the matrix fails it.
 func TestAuthorizationMatrix(t *testing.T) {
-	a := newTestApp(t, nil)
+	authorizationMatrix(t, newTestApp(t, nil))
+}
+
+// authorizationMatrix runs the matrix against a: the service straight on
+// PostgreSQL, or behind a transaction pooler (suite_pgbouncer_test.go).
+func authorizationMatrix(t *testing.T, a *testApp) {
 	_, suToken := a.superuser("root@example.com")
 	var n atomic.Int64
 

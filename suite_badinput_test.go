@@ -13,7 +13,13 @@ import (
 // route of the route table that is neither here nor among those that take
 // no body fails it.
 func TestEveryEndpointRejectsBadInput(t *testing.T) {
-	a := newTestApp(t, map[string]string{"MAX_BODY_BYTES": "4096"})
+	badInputSuite(t, newTestApp(t, map[string]string{"MAX_BODY_BYTES": "4096"}))
+}
+
+// badInputSuite runs the bad-input suite against a, whose MAX_BODY_BYTES
+// is 4096: the service straight on PostgreSQL, or behind a transaction
+// pooler (suite_pgbouncer_test.go).
+func badInputSuite(t *testing.T, a *testApp) {
 	_, su := a.superuser("root@example.com")
 	userID, token := a.signup("u@example.com")
 	item := a.do(req{method: "POST", path: "/api/v1/items", token: token, body: map[string]any{"title": "keep me"}})

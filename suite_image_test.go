@@ -134,9 +134,10 @@ func composeConfig(t *testing.T, files ...string) map[string]any {
 func composeConfigWith(t *testing.T, env []string, files ...string) map[string]any {
 	t.Helper()
 	// A fresh clone: a copy of the files with no .env, and no variables set
-	// (and the frontend's build context, which compose checks exists).
+	// (and the build contexts, which compose checks exist).
 	dir := t.TempDir()
 	os.Mkdir(filepath.Join(dir, "nginx"), 0o755)
+	os.MkdirAll(filepath.Join(dir, "deploy", "pgbouncer"), 0o755)
 	for _, f := range files {
 		src, err := os.ReadFile(f)
 		if err != nil {
@@ -307,7 +308,7 @@ func TestComposeVariablesAreDocumented(t *testing.T) {
 		b, _ := os.ReadFile(f)
 		readme = append(readme, b...)
 	}
-	for _, f := range []string{"docker-compose.yml", "docker-compose.dev.yml"} {
+	for _, f := range []string{"docker-compose.yml", "docker-compose.dev.yml", "docker-compose.pooler.yml"} {
 		src, _ := os.ReadFile(f)
 		for _, m := range regexp.MustCompile(`\$\{([A-Z][A-Z0-9_]*)`).FindAllStringSubmatch(string(src), -1) {
 			if _, ok := example[m[1]]; !ok && !strings.Contains(string(readme), "`"+m[1]+"`") {

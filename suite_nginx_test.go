@@ -14,7 +14,6 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 )
@@ -125,22 +124,7 @@ func startNginxOn(t *testing.T, httpsPort int, apiPorts ...int) *nginxInFront {
 	if out, err := test.CombinedOutput(); err != nil {
 		t.Fatalf("nginx -t: %v\n%s", err, out)
 	}
-	cmd := exec.Command(bin, "-p", prefix, "-c", filepath.Join(prefix, "nginx.conf"), "-g", "daemon off;")
-	cmd.Stdout, cmd.Stderr = n.logs, n.logs
-	// Workers inherit the log pipe; kill the whole group, and do not let a
-	// straggler hold Wait forever.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	cmd.WaitDelay = 5 * time.Second
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-		cmd.Wait()
-		if t.Failed() {
-			t.Logf("nginx output:\n%s", n.logs)
-		}
-	})
+	startDaemon(t, "nginx", exec.Command(bin, "-p", prefix, "-c", filepath.Join(prefix, "nginx.conf"), "-g", "daemon off;"), n.logs)
 	for i := 0; ; i++ {
 		if resp, err := http.Get(n.httpURL() + "/nginx-health"); err == nil {
 			resp.Body.Close()
@@ -632,14 +616,7 @@ func TestFrontendImageAloneServesThePages(t *testing.T) {
 	}
 	os.WriteFile(filepath.Join(prefix, "frontend.conf"), []byte(replaced), 0o644)
 	logs := &logBuffer{}
-	cmd := exec.Command(bin, "-p", prefix, "-c", filepath.Join(prefix, "frontend.conf"), "-g", "daemon off;")
-	cmd.Stdout, cmd.Stderr = logs, logs
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	cmd.WaitDelay = 5 * time.Second
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL); cmd.Wait() })
+	startDaemon(t, "nginx -c frontend.conf", exec.Command(bin, "-p", prefix, "-c", filepath.Join(prefix, "frontend.conf"), "-g", "daemon off;"), logs)
 	base := fmt.Sprintf("http://127.0.0.1:%d", port)
 	for i := 0; ; i++ {
 		if resp, err := http.Get(base + "/nginx-health"); err == nil {

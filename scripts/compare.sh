@@ -51,11 +51,7 @@ start() {
   DATABASE_URL="${ADMIN_URL%/*}/$db?sslmode=disable" PORT=$2 RATE_LIMIT_ENABLED=false LOG_LEVEL=debug METRICS_ADDR=off \
     "$work/server-$1" >"$work/$1.log" 2>&1 &
   pids+=($!)
-  for _ in $(seq 1 100); do
-    curl -fs "$base/api/v1/health" >/dev/null 2>&1 && break
-    sleep 0.1
-  done
-  curl -fs "$base/api/v1/health" >/dev/null || { echo "the $1 server did not start:" >&2; cat "$work/$1.log" >&2; exit 1; }
+  wait_healthy "$base" "$work/$1.log"
   token=$(fixture "$base")
   echo "$token" >"$work/$1.token"
 }

@@ -1,4 +1,5 @@
-# Sourced by load.sh and compare.sh: the account and items both measure.
+# Sourced by load.sh, compare.sh and pooler-cost.sh: waiting for a server,
+# and the account and items they measure.
 # fixture BASE: registers the measuring account on the server at BASE,
 # signs in, creates 50 items, and prints the bearer token; returns 1, saying
 # which step failed, when any does (a command substitution does not stop at
@@ -18,4 +19,17 @@ fixture() {
       { echo "fixture: item $i failed" >&2; return 1; }
   done
   echo "$token"
+}
+
+# wait_healthy BASE LOG: waits up to 10 s for the server at BASE to answer
+# /api/v1/health; when it does not, prints its LOG and exits.
+wait_healthy() {
+  local _
+  for _ in $(seq 1 100); do
+    curl -fs "$1/api/v1/health" >/dev/null 2>&1 && return 0
+    sleep 0.1
+  done
+  echo "the server at $1 did not start:" >&2
+  cat "$2" >&2
+  exit 1
 }

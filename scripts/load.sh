@@ -49,10 +49,7 @@ DATABASE_URL="${ADMIN_URL%/*}/$DB?sslmode=disable" PORT=$PORT RATE_LIMIT_ENABLED
   "$work/server" >"$work/server.log" 2>&1 &
 pid=$!
 base="http://127.0.0.1:$PORT"
-for _ in $(seq 1 100); do
-  curl -fs "$base/api/v1/health" >/dev/null 2>&1 && break
-  sleep 0.1
-done
+wait_healthy "$base" "$work/server.log"
 
 token=$(fixture "$base")
 

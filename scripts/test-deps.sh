@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # Installs what the end-to-end tests drive from Debian's packages when
 # missing (nginx, chromium, docker-compose, openssl, oathtool as an
-# independent TOTP; promtool from
-# prometheus and a real SMTP server from python3-aiosmtpd, both without
-# recommends, so no daemon of theirs starts), playwright-core and axe-core
-# from npm, and starts PostgreSQL.
+# independent TOTP; promtool from prometheus, a real SMTP server from
+# python3-aiosmtpd and a transaction pooler from pgbouncer, all three
+# without recommends, so no daemon of theirs starts), playwright-core and
+# axe-core from npm, and starts PostgreSQL.
 set -euo pipefail
 here=$(dirname "$0")
 "$here/ensure-postgres.sh"
@@ -18,6 +18,7 @@ command -v oathtool >/dev/null 2>&1 || missing+=(oathtool)
 bare=()
 command -v promtool >/dev/null 2>&1 || bare+=(prometheus)
 /usr/bin/python3 -c "import aiosmtpd" >/dev/null 2>&1 || bare+=(python3-aiosmtpd)
+command -v pgbouncer >/dev/null 2>&1 || [ -x /usr/sbin/pgbouncer ] || bare+=(pgbouncer)
 if [ $((${#missing[@]} + ${#bare[@]})) -gt 0 ]; then
   if [ "$(id -u)" -ne 0 ]; then
     echo "the end-to-end tests need: ${missing[*]} ${bare[*]} (run as root, or apt-get install them)" >&2

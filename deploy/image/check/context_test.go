@@ -14,6 +14,7 @@ var images = []struct {
 }{
 	{"api", "../../.."},
 	{"frontend", "../../../nginx"},
+	{"pgbouncer", "../../pgbouncer"},
 }
 
 // contextOf copies image's context as Docker leaves it, with the ignore

@@ -15,6 +15,9 @@ import (
 	"net/url"
 	"os"
 	"reflect"
+	"regexp"
+	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -125,15 +128,30 @@ func render(t *testing.T) rendered {
 			t.Fatalf("unexpected kind %q", kind)
 		}
 	}
-	for _, name := range []string{"backend-api", "backend-frontend"} {
+	for _, name := range []string{"backend-api", "backend-frontend", "backend-pgbouncer"} {
 		if r.deployments[name] == nil || r.services[name] == nil || r.pdbs[name] == nil || r.netpols[name] == nil {
 			t.Fatalf("%s lacks a Deployment, Service, PDB or NetworkPolicy", name)
 		}
 	}
-	if r.configMaps["backend-config"] == nil || r.hpas["backend-api"] == nil || r.ingresses["backend"] == nil {
-		t.Fatal("missing the ConfigMap, the API's HPA or the Ingress")
+	if r.configMaps["backend-config"] == nil || r.configMaps["backend-pgbouncer"] == nil || r.hpas["backend-api"] == nil || r.ingresses["backend"] == nil {
+		t.Fatal("missing a ConfigMap, the API's HPA or the Ingress")
 	}
 	return r
+}
+
+// companions checks that name's Service, PodDisruptionBudget and
+// NetworkPolicy select its Deployment's pods, and that the budget leaves
+// room for a disruption.
+func companions(t *testing.T, r rendered, name string) {
+	t.Helper()
+	d, svc, pdb, np := r.deployments[name], r.services[name], r.pdbs[name], r.netpols[name]
+	sel := d.Spec.Selector.MatchLabels
+	if fmt.Sprint(svc.Spec.Selector) != fmt.Sprint(sel) || fmt.Sprint(pdb.Spec.Selector.MatchLabels) != fmt.Sprint(sel) || fmt.Sprint(np.Spec.PodSelector.MatchLabels) != fmt.Sprint(sel) {
+		t.Errorf("%s: selectors disagree: deployment %v service %v pdb %v netpol %v", name, sel, svc.Spec.Selector, pdb.Spec.Selector, np.Spec.PodSelector)
+	}
+	if pdb.Spec.MinAvailable == nil || pdb.Spec.MinAvailable.IntValue() >= int(*d.Spec.Replicas) {
+		t.Errorf("%s: PDB minAvailable %v must leave room for a disruption of %d replicas", name, pdb.Spec.MinAvailable, *d.Spec.Replicas)
+	}
 }
 
 // reflectSet puts v into the map m (a map[string]*T) under name.
@@ -175,12 +193,10 @@ func TestAPIManifests(t *testing.T) {
 	env := envExample(t)
 	d := r.deployments["backend-api"]
 	m := struct {
-		service   *corev1.Service
 		configMap *corev1.ConfigMap
-		pdb       *policyv1.PodDisruptionBudget
 		hpa       *autoscalingv2.HorizontalPodAutoscaler
 		netpol    *networkingv1.NetworkPolicy
-	}{r.services["backend-api"], r.configMaps["backend-config"], r.pdbs["backend-api"], r.hpas["backend-api"], r.netpols["backend-api"]}
+	}{r.configMaps["backend-config"], r.hpas["backend-api"], r.netpols["backend-api"]}
 	if d.Spec.Replicas == nil || *d.Spec.Replicas != 3 {
 		t.Errorf("replicas %v, want 3", d.Spec.Replicas)
 	}
@@ -242,7 +258,7 @@ func TestAPIManifests(t *testing.T) {
 		files[name] = true
 	}
 	kust, _ := os.ReadFile("../kustomization.yaml")
-	for _, secret := range []string{"DATABASE_URL", "SECRET_KEY", "SMTP_PASSWORD", "FIRST_SUPERUSER_PASSWORD"} {
+	for _, secret := range []string{"DATABASE_URL", "MIGRATION_DATABASE_URL", "SECRET_KEY", "SMTP_PASSWORD", "FIRST_SUPERUSER_PASSWORD"} {
 		if _, inConfig := m.configMap.Data[secret]; inConfig || !files[secret] {
 			t.Errorf("%s, a secret: in the ConfigMap %v, read from the Secret %v", secret, inConfig, files[secret])
 		}
@@ -272,13 +288,7 @@ func TestAPIManifests(t *testing.T) {
 		t.Errorf("container ports %v", ports)
 	}
 	// Service, PDB, HPA, NetworkPolicy agree with the Deployment.
-	sel := d.Spec.Selector.MatchLabels
-	if fmt.Sprint(m.service.Spec.Selector) != fmt.Sprint(sel) || fmt.Sprint(m.pdb.Spec.Selector.MatchLabels) != fmt.Sprint(sel) || fmt.Sprint(m.netpol.Spec.PodSelector.MatchLabels) != fmt.Sprint(sel) {
-		t.Errorf("selectors disagree: deployment %v service %v pdb %v netpol %v", sel, m.service.Spec.Selector, m.pdb.Spec.Selector, m.netpol.Spec.PodSelector)
-	}
-	if m.pdb.Spec.MinAvailable == nil || m.pdb.Spec.MinAvailable.IntValue() >= int(*d.Spec.Replicas) {
-		t.Errorf("PDB minAvailable %v must leave room for a disruption of %d replicas", m.pdb.Spec.MinAvailable, *d.Spec.Replicas)
-	}
+	companions(t, r, "backend-api")
 	if m.hpa.Spec.ScaleTargetRef.Name != d.Name || m.hpa.Spec.MinReplicas == nil || *m.hpa.Spec.MinReplicas < *d.Spec.Replicas {
 		t.Errorf("HPA %+v", m.hpa.Spec)
 	}
@@ -294,30 +304,177 @@ func TestAPIManifests(t *testing.T) {
 	if !ingressPorts[8080] || !ingressPorts[9464] || len(ingressPorts) != 2 {
 		t.Errorf("NetworkPolicy ingress ports %v, want 8080 (edge) and 9464 (monitoring) only", ingressPorts)
 	}
-	// Egress: DNS to the cluster's resolver, PostgreSQL and the SMTP relay,
-	// each to a destination the operator names, and nothing else.
+	// Egress: DNS to the cluster's resolver, the pooler, PostgreSQL (for
+	// migrations) and the SMTP relay, each to a destination the operator
+	// names, and nothing else.
+	egress := egressPorts(t, m.netpol, "kube-dns", "backend-pgbouncer")
+	if len(egress) != 4 || egress[53] == "" || egress[6432] == "" || egress[5432] == "" || egress[587] == "" {
+		t.Errorf("NetworkPolicy egress ports %v, want DNS (53), the pooler (6432), PostgreSQL (5432) and SMTP (587) only", egress)
+	}
+}
+
+// egressPorts is a NetworkPolicy's egress by port, each rule checked to
+// name its destination: one host by address, or pods by one of the
+// selectors given.
+func egressPorts(t *testing.T, np *networkingv1.NetworkPolicy, selectors ...string) map[int32]string {
+	t.Helper()
 	egress := map[int32]string{}
-	for _, rule := range m.netpol.Spec.Egress {
+	for _, rule := range np.Spec.Egress {
 		if len(rule.To) == 0 || len(rule.Ports) == 0 {
-			t.Errorf("a NetworkPolicy egress rule reaches any destination or port: %+v", rule)
+			t.Errorf("%s: an egress rule reaches any destination or port: %+v", np.Name, rule)
 			continue
 		}
 		for _, to := range rule.To {
-			if to.IPBlock != nil {
+			switch {
+			case to.IPBlock != nil:
 				if prefix, err := netip.ParsePrefix(to.IPBlock.CIDR); err != nil || prefix.Bits() < 24 {
-					t.Errorf("egress to %s: name the one host, not a range", to.IPBlock.CIDR)
+					t.Errorf("%s: egress to %s: name the one host, not a range", np.Name, to.IPBlock.CIDR)
 				}
-			} else if to.PodSelector == nil || to.PodSelector.MatchLabels["k8s-app"] != "kube-dns" {
-				t.Errorf("egress to %+v: only DNS is reached by selector", to)
+			case to.PodSelector != nil && slices.Contains(selectors, selectorName(to.PodSelector.MatchLabels)):
+			default:
+				t.Errorf("%s: egress to %+v: only %v are reached by selector", np.Name, to, selectors)
 			}
 		}
 		for _, p := range rule.Ports {
 			egress[p.Port.IntVal] = fmt.Sprint(rule.To)
 		}
 	}
-	if len(egress) != 3 || egress[53] == "" || egress[5432] == "" || egress[587] == "" {
-		t.Errorf("NetworkPolicy egress ports %v, want DNS (53), PostgreSQL (5432) and SMTP (587) only", egress)
+	return egress
+}
+
+// selectorName is what a pod selector picks: the DNS pods' k8s-app or one
+// of ours by name.
+func selectorName(labels map[string]string) string {
+	if v := labels["k8s-app"]; v != "" {
+		return v
 	}
+	return labels["app.kubernetes.io/name"]
+}
+
+// The pooler: the same discipline as the API, in transaction mode, reached
+// only from the API's pods, reaching only PostgreSQL; and the budgets that
+// let the API scale past PostgreSQL's max_connections hold, as hpa.yaml
+// writes them out.
+func TestPgBouncerManifests(t *testing.T) {
+	r := render(t)
+	d, api := r.deployments["backend-pgbouncer"], r.deployments["backend-api"]
+	pooler, apiConfig := r.configMaps["backend-pgbouncer"], r.configMaps["backend-config"]
+	pod := d.Spec.Template.Spec
+	if len(pod.Containers) != 1 {
+		t.Fatalf("%d containers", len(pod.Containers))
+	}
+	c := pod.Containers[0]
+	hardened(t, "the pooler", pod, c, 10001)
+	if d.Spec.Replicas == nil || *d.Spec.Replicas < 2 {
+		t.Errorf("replicas %v, want at least 2: the pooler is on every request's path", d.Spec.Replicas)
+	}
+	ini := pgbouncerINI(t, pooler.Data["pgbouncer.ini"])
+	if ini["pool_mode"] != "transaction" || apiConfig.Data["DB_POOLER"] != "transaction" {
+		t.Errorf("pool_mode %q, the API's DB_POOLER %q: both must be transaction", ini["pool_mode"], apiConfig.Data["DB_POOLER"])
+	}
+	if !strings.Contains(ini["app.connect_query"], "SET plan_cache_mode = force_generic_plan") {
+		t.Errorf("the database's connect_query %q: server connections must plan generically, as the API's own pool does", ini["app.connect_query"])
+	}
+	mounted := false
+	for _, vm := range c.VolumeMounts {
+		mounted = mounted || (vm.MountPath == "/etc/pgbouncer/pgbouncer.ini" && vm.SubPath == "pgbouncer.ini")
+	}
+	if !mounted {
+		t.Error("the ConfigMap's pgbouncer.ini is not mounted over the image's")
+	}
+	if len(c.Ports) != 1 || fmt.Sprint(c.Ports[0].ContainerPort) != ini["listen_port"] {
+		t.Errorf("ports %v, pgbouncer.ini listens on %s", c.Ports, ini["listen_port"])
+	}
+	// Clients: every API pod's pool, with the HPA at its most and a pod
+	// surging, fits one pooler pod's max_client_conn.
+	hpa := r.hpas["backend-api"]
+	apiPods := int(hpa.Spec.MaxReplicas) + api.Spec.Strategy.RollingUpdate.MaxSurge.IntValue()
+	clients := apiPods * atoi(t, apiConfig.Data["DB_MAX_OPEN_CONNS"])
+	if clients > atoi(t, ini["max_client_conn"]) {
+		t.Errorf("%d API pods x DB_MAX_OPEN_CONNS = %d clients > max_client_conn %s", apiPods, clients, ini["max_client_conn"])
+	}
+	// Servers: every pooler pod's max_db_connections (one surging), the
+	// migrations of the pods the HPA may start in a period (one direct
+	// connection each) and a reserve fit PostgreSQL's max_connections.
+	if hpa.Spec.Behavior == nil || hpa.Spec.Behavior.ScaleUp == nil || len(hpa.Spec.Behavior.ScaleUp.Policies) == 0 {
+		t.Fatal("the HPA does not bound how many pods start at once (behavior.scaleUp), so neither are the migrations' connections")
+	}
+	starting := api.Spec.Strategy.RollingUpdate.MaxSurge.IntValue()
+	for _, p := range hpa.Spec.Behavior.ScaleUp.Policies {
+		if p.Type != autoscalingv2.PodsScalingPolicy {
+			t.Errorf("scale-up policy %+v: bound it in pods", p)
+		}
+		starting += int(p.Value)
+	}
+	const reserve = 10 // superuser_reserved_connections (3) and an operator's session or two
+	poolerPods := int(*d.Spec.Replicas) + d.Spec.Strategy.RollingUpdate.MaxSurge.IntValue()
+	servers := poolerPods*atoi(t, ini["max_db_connections"]) + starting + reserve
+	if max := atoi(t, pooler.Data["POSTGRES_MAX_CONNECTIONS"]); servers > max {
+		t.Errorf("%d pooler pods x max_db_connections + %d migrating + %d reserve = %d > POSTGRES_MAX_CONNECTIONS %d", poolerPods, starting, reserve, servers, max)
+	}
+	if ini["default_pool_size"] == "" || atoi(t, ini["default_pool_size"]) > atoi(t, ini["max_db_connections"]) {
+		t.Errorf("default_pool_size %q above max_db_connections %q", ini["default_pool_size"], ini["max_db_connections"])
+	}
+	// The Service, PDB and NetworkPolicy agree with it; only the API's
+	// pods reach it, and it reaches only DNS and PostgreSQL.
+	companions(t, r, "backend-pgbouncer")
+	np := r.netpols["backend-pgbouncer"]
+	if len(np.Spec.Ingress) != 1 || len(np.Spec.Ingress[0].From) != 1 || np.Spec.Ingress[0].From[0].PodSelector == nil ||
+		fmt.Sprint(np.Spec.Ingress[0].From[0].PodSelector.MatchLabels) != fmt.Sprint(api.Spec.Selector.MatchLabels) ||
+		len(np.Spec.Ingress[0].Ports) != 1 || fmt.Sprint(np.Spec.Ingress[0].Ports[0].Port.IntValue()) != ini["listen_port"] {
+		t.Errorf("NetworkPolicy ingress %+v, want the API's pods to the pooler's port only", np.Spec.Ingress)
+	}
+	egress := egressPorts(t, np, "kube-dns")
+	if len(egress) != 2 || egress[53] == "" || egress[5432] == "" {
+		t.Errorf("NetworkPolicy egress ports %v, want DNS (53) and PostgreSQL (5432) only", egress)
+	}
+	// The database it lends is the host both NetworkPolicies let through.
+	for _, policy := range []*networkingv1.NetworkPolicy{np, r.netpols["backend-api"]} {
+		if host := ini["app.host"]; !strings.Contains(egressPorts(t, policy, "kube-dns", "backend-pgbouncer")[5432], host+"/32") {
+			t.Errorf("pgbouncer.ini's database is at %s; %s lets PostgreSQL through to %s", host, policy.Name, egressPorts(t, policy, "kube-dns", "backend-pgbouncer")[5432])
+		}
+	}
+}
+
+// pgbouncerINI reads pgbouncer.ini's settings by key; a [databases] entry
+// "name = host=… port=… connect_query='…'" becomes name.host, name.port,
+// name.connect_query and so on.
+func pgbouncerINI(t *testing.T, ini string) map[string]string {
+	t.Helper()
+	settings := map[string]string{}
+	section := ""
+	for _, line := range strings.Split(ini, "\n") {
+		line = strings.TrimSpace(line)
+		switch {
+		case line == "" || strings.HasPrefix(line, ";") || strings.HasPrefix(line, "#"):
+		case strings.HasPrefix(line, "["):
+			section = strings.Trim(line, "[]")
+		default:
+			k, v, ok := strings.Cut(line, "=")
+			if !ok {
+				t.Fatalf("pgbouncer.ini: %q", line)
+			}
+			k, v = strings.TrimSpace(k), strings.TrimSpace(v)
+			if section != "databases" {
+				settings[k] = v
+				continue
+			}
+			for _, kv := range regexp.MustCompile(`\w+=('[^']*'|\S+)`).FindAllString(v, -1) {
+				dk, dv, _ := strings.Cut(kv, "=")
+				settings[k+"."+dk] = strings.Trim(dv, "'")
+			}
+		}
+	}
+	return settings
+}
+
+func atoi(t *testing.T, s string) int {
+	t.Helper()
+	n, err := strconv.Atoi(s)
+	if err != nil {
+		t.Fatalf("%q: %v", s, err)
+	}
+	return n
 }
 
 // The frontend: the same discipline as the API (non-root, read-only root,
@@ -365,14 +522,8 @@ func TestFrontendManifests(t *testing.T) {
 	if !tmp {
 		t.Error("no emptyDir at /tmp for nginx's pid and temporary files")
 	}
-	sel := d.Spec.Selector.MatchLabels
-	svc, pdb, np := r.services["backend-frontend"], r.pdbs["backend-frontend"], r.netpols["backend-frontend"]
-	if fmt.Sprint(svc.Spec.Selector) != fmt.Sprint(sel) || fmt.Sprint(pdb.Spec.Selector.MatchLabels) != fmt.Sprint(sel) || fmt.Sprint(np.Spec.PodSelector.MatchLabels) != fmt.Sprint(sel) {
-		t.Errorf("selectors disagree: deployment %v service %v pdb %v netpol %v", sel, svc.Spec.Selector, pdb.Spec.Selector, np.Spec.PodSelector)
-	}
-	if pdb.Spec.MinAvailable == nil || pdb.Spec.MinAvailable.IntValue() >= int(*d.Spec.Replicas) {
-		t.Errorf("PDB minAvailable %v must leave room for a disruption", pdb.Spec.MinAvailable)
-	}
+	companions(t, r, "backend-frontend")
+	np := r.netpols["backend-frontend"]
 	// Only the ingress controller reaches it; it reaches nothing.
 	if len(np.Spec.Ingress) != 1 || len(np.Spec.Ingress[0].From) == 0 || len(np.Spec.Ingress[0].Ports) != 1 || np.Spec.Ingress[0].Ports[0].Port.IntValue() != int(c.Ports[0].ContainerPort) {
 		t.Errorf("NetworkPolicy ingress %+v, want the ingress controller to the http port only", np.Spec.Ingress)
@@ -462,8 +613,8 @@ func TestImagesComeFromKustomize(t *testing.T) {
 			}
 		}
 	}
-	if len(want) != 2 {
-		t.Errorf("images: %v, want backend-api and backend-frontend", want)
+	if len(want) != 3 {
+		t.Errorf("images: %v, want backend-api, backend-frontend and backend-pgbouncer", want)
 	}
 }
 
