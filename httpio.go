@@ -174,6 +174,21 @@ func repeatedParams(q url.Values, names ...string) []fieldError {
 	return fields
 }
 
+// flagParam reads a true-or-false query parameter, false when absent; a
+// bad or repeated one is a field error naming it.
+func flagParam(q url.Values, name string) (bool, []fieldError) {
+	v, ok := q[name]
+	switch {
+	case !ok:
+		return false, nil
+	case len(v) > 1:
+		return false, repeatedParams(q, name)
+	case v[0] == "true" || v[0] == "false":
+		return v[0] == "true", nil
+	}
+	return false, []fieldError{{Field: name, Message: "must be true or false"}}
+}
+
 // pathID is the {id} of the route, or a 404 when it is not a UUID.
 func pathID(r *http.Request, what string) (string, error) {
 	id := strings.ToLower(r.PathValue("id"))

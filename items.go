@@ -44,11 +44,12 @@ func descriptionProblem(o opt[*string]) string {
 // superuser, a page by key, read in the session's own statement (readAs).
 func handleItemList(s *store, sessions sessionPolicy, pages *cursors) http.Handler {
 	return apiFunc(func(w http.ResponseWriter, r *http.Request) error {
-		q, bad := pages.query(r, "items")
+		mine, badMine := flagParam(r.URL.Query(), "mine")
+		q, bad := pages.query(r, "items", badMine...)
 		var items []item
 		var count int
 		err := readAs(r, s, sessions, bad, func(hash []byte) (u user, sessionID string, err error) {
-			u, sessionID, items, count, err = s.itemsPageAs(r.Context(), hash, sessions, q)
+			u, sessionID, items, count, err = s.itemsPageAs(r.Context(), hash, sessions, q, mine)
 			return u, sessionID, err
 		})
 		if err != nil {

@@ -78,7 +78,7 @@ func BenchmarkItemListSQL(b *testing.B) {
 	a, token := itemsFixture(b)
 	hash, ctx := hashToken(token), context.Background()
 	benchClients(b, func() error {
-		_, _, items, _, err := a.deps.store.itemsPageAs(ctx, hash, a.cfg.sessions(), pageQuery{limit: 20, after: beforeAll, list: "items"})
+		_, _, items, _, err := a.deps.store.itemsPageAs(ctx, hash, a.cfg.sessions(), pageQuery{limit: 20, after: beforeAll, list: "items"}, false)
 		if err == nil && len(items) != 21 {
 			err = fmt.Errorf("list: %d items", len(items))
 		}

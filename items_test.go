@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"net/url"
 	"slices"
 	"strings"
 	"testing"
@@ -114,6 +115,39 @@ func TestItemPatchAndPages(t *testing.T) {
 	all := a.do(req{method: "GET", path: "/api/v1/items?limit=100", token: su})
 	if all.json["count"] != float64(26) {
 		t.Fatalf("superuser sees %v items, want 26", all.json["count"])
+	}
+	// mine=true narrows a superuser's list to their own, count included;
+	// everyone else's list is theirs either way. Anything else is 422.
+	a.clock.Advance(1e9)
+	mineItem := a.do(req{method: "POST", path: "/api/v1/items", token: su, body: map[string]any{"title": "the superuser's"}})
+	for _, c := range []struct {
+		who, query string
+		count      int
+		first      string
+	}{
+		{su, "?mine=true", 1, mineItem.str("id")},
+		{su, "?mine=true&offset=0&limit=5", 1, mineItem.str("id")},
+		{su, "?mine=false", 27, mineItem.str("id")},
+		{token, "?mine=true", 25, ids[24]},
+		{token, "?mine=false", 25, ids[24]},
+	} {
+		r := a.do(req{method: "GET", path: "/api/v1/items" + c.query, token: c.who})
+		expectStatus(t, r, 200)
+		if data := r.json["data"].([]any); r.json["count"] != float64(c.count) || len(data) == 0 || data[0].(map[string]any)["id"] != c.first {
+			t.Fatalf("%s: %s", c.query, r.body)
+		}
+	}
+	page1 := a.do(req{method: "GET", path: "/api/v1/items?mine=true&limit=1", token: token})
+	page2 := a.do(req{method: "GET", path: "/api/v1/items?mine=true&limit=1&cursor=" + url.QueryEscape(page1.str("next_cursor")), token: token})
+	if d := page2.json["data"].([]any); len(d) != 1 || d[0].(map[string]any)["id"] != ids[23] {
+		t.Fatalf("mine's second page: %s", page2.body)
+	}
+	for _, bad := range []string{"?mine=yes", "?mine=", "?mine=TRUE", "?mine=true&mine=false", "?mine=1"} {
+		r := a.do(req{method: "GET", path: "/api/v1/items" + bad, token: su})
+		expectProblem(t, r, 422, "validation_failed")
+		if f := fieldErrors(r); !slices.Equal(f, []string{"mine"}) {
+			t.Fatalf("%s: fields %v", bad, f)
+		}
 	}
 	// Every offset page is its slice of the whole list, for the owner and
 	// for the superuser (whose list holds another user's item too), with a

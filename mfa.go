@@ -144,6 +144,27 @@ func factorOwner(c credentials, w http.ResponseWriter, r *http.Request) (user, e
 	return user{}, errMFANotOn
 }
 
+// mfaStatus is the second factor as its owner sees it: whether it is on,
+// and how many recovery codes are left to spend.
+type mfaStatus struct {
+	Enabled           bool `json:"enabled"`
+	RecoveryCodesLeft int  `json:"recovery_codes_left"`
+}
+
+// handleMFAStatus is GET /users/me/mfa, which an account that must enrol
+// may read too (its settings page shows it).
+func handleMFAStatus(s *store) http.Handler {
+	return apiFunc(func(w http.ResponseWriter, r *http.Request) error {
+		me := currentUser(r)
+		left, err := s.recoveryCodesLeft(r.Context(), me.ID)
+		if err != nil {
+			return err
+		}
+		writeJSON(w, http.StatusOK, contentJSON, mfaStatus{Enabled: me.MFAEnabled, RecoveryCodesLeft: left})
+		return nil
+	})
+}
+
 // handleMFADisable is DELETE /users/me/mfa: the factor and its recovery
 // codes go, re-authenticated with every factor.
 func handleMFADisable(c credentials) http.Handler {

@@ -64,6 +64,16 @@ func TestMFAEndToEnd(t *testing.T) {
 	a.register(email, password)
 	token := a.login(email, password)
 
+	status := func(enabled bool, left int) {
+		t.Helper()
+		r := a.do(req{method: "GET", path: "/api/v1/users/me/mfa", token: token})
+		expectStatus(t, r, 200)
+		if r.json["enabled"] != enabled || r.json["recovery_codes_left"] != float64(left) {
+			t.Fatalf("GET /users/me/mfa %s, want enabled %v with %d codes left", r.body, enabled, left)
+		}
+	}
+	status(false, 0)
+
 	// Starting needs the password.
 	r := a.do(req{method: "POST", path: "/api/v1/users/me/mfa/totp", token: token, body: map[string]any{"current_password": "wrong password"}})
 	expectProblem(t, r, 422, "validation_failed")
@@ -141,6 +151,7 @@ func TestMFAEndToEnd(t *testing.T) {
 	// A recovery code works once, typed any way.
 	expectStatus(t, mfa(second.str("mfa_token"), strings.ToUpper(strings.ReplaceAll(codes[0], "-", " "))), 200)
 	expectProblem(t, loginMFA(t, a, email, password, codes[0]), 401, "unauthorized")
+	status(true, 9)
 
 	// New codes need the password and a code; the old ones die.
 	a.clock.Advance(30 * time.Second)
@@ -156,6 +167,7 @@ func TestMFAEndToEnd(t *testing.T) {
 		t.Fatalf("new codes %v", fresh)
 	}
 	expectProblem(t, loginMFA(t, a, email, password, codes[1]), 401, "unauthorized")
+	status(true, 10)
 
 	// A password reset leaves MFA on (ASVS 6.4.3).
 	expectStatus(t, a.do(req{method: "POST", path: "/api/v1/auth/password-recovery", body: map[string]any{"email": email}}), 202)
@@ -174,6 +186,7 @@ func TestMFAEndToEnd(t *testing.T) {
 	if me := a.do(req{method: "GET", path: "/api/v1/users/me", token: token}); me.json["mfa_enabled"] != false {
 		t.Fatalf("MFA still on: %s", me.body)
 	}
+	status(false, 0)
 	expectStatus(t, a.do(req{method: "POST", path: "/api/v1/auth/login", body: map[string]any{"email": email, "password": "a new long passphrase"}}), 200)
 	var rows int
 	a.db.QueryRow(`SELECT (SELECT count(*) FROM mfa_totp) + (SELECT count(*) FROM mfa_recovery_codes)`).Scan(&rows)

@@ -76,11 +76,12 @@ func (c *cursors) decode(list, s string) (p position, ok bool) {
 }
 
 // query reads a list's query: limit (1..100, default 20), cursor (a next
-// page of this list) or offset (0..10,000), each bad one a 422 naming it.
-func (c *cursors) query(r *http.Request, list string) (pageQuery, error) {
+// page of this list) or offset (0..10,000), each bad one a 422 naming it,
+// with the list's own bad parameters (more).
+func (c *cursors) query(r *http.Request, list string, more ...fieldError) (pageQuery, error) {
 	q := pageQuery{limit: defaultLimit, after: beforeAll, list: list}
 	v := r.URL.Query()
-	if fields := repeatedParams(v, "limit", "offset", "cursor"); len(fields) > 0 {
+	if fields := append(repeatedParams(v, "limit", "offset", "cursor"), more...); len(fields) > 0 {
 		return q, validationError(fields)
 	}
 	var fields []fieldError

@@ -110,6 +110,7 @@ func addRoutes(mux *http.ServeMux, logger *slog.Logger, cfg config, d serverDeps
 	handle("POST /api/v1/users/me/verify-email", authLimit(user(handleMeVerifyEmail(s, ml))))
 	handle("POST /api/v1/users/me/mfa/totp", authLimit(enrolling(handleTOTPStart(creds))))
 	handle("POST /api/v1/users/me/mfa/totp/confirm", authLimit(enrolling(handleTOTPConfirm(s, mfa, au, ml))))
+	handle("GET /api/v1/users/me/mfa", apiLimit(enrolling(handleMFAStatus(s))))
 	handle("DELETE /api/v1/users/me/mfa", authLimit(user(handleMFADisable(creds))))
 	handle("POST /api/v1/users/me/mfa/recovery-codes", authLimit(user(handleRecoveryCodes(creds))))
 	handle("GET /api/v1/users/me/sessions", apiLimit(handleSessionList(s, sessions, pages))) // authenticates as user does, in its own statement

@@ -55,40 +55,54 @@ func (s *store) createItem(ctx context.Context, ownerID, title string, descripti
 // The item list's two branches: a user's own items, on the index
 // (owner_id, created_at, id), and a superuser's every item, on (created_at,
 // id). Only the branch that applies runs (the other's one-time filter
-// fails).
+// fails). A superuser who asks for their own (mine) gets the first branch
+// alone.
 const (
-	ownItems = `NOT viewer.is_superuser AND owner_id = viewer.id`
-	allItems = `viewer.is_superuser`
+	ownItems  = `NOT viewer.is_superuser AND owner_id = viewer.id`
+	allItems  = `viewer.is_superuser`
+	mineItems = `owner_id = viewer.id`
 )
 
 // afterPosition keeps the rows after the position ($4, $5).
 const afterPosition = `(created_at, id) < ($4, $5)`
 
-// itemsPageSQL is a page of the items the session's user may see, newest
+// The list's statements: what the session may see, or only its own.
+var (
+	itemsPageSQL, itemsOffsetPageSQL         = itemsPages(ownItems, allItems)
+	mineItemsPageSQL, mineItemsOffsetPageSQL = itemsPages(mineItems, "")
+)
+
+// itemsPages are a list's two statements, over the branches own and all
+// (or own alone).
 // first: $6 rows after the position, read on the branch's index from the
 // position on, in order: a page deep in a list costs what the first does.
-var itemsPageSQL = itemsPage(func(string) string { return afterPosition })
-
-// itemsOffsetPageSQL is the same page $7 rows further on. Where it starts
-// is found on the index alone (an index-only scan passes a row without
-// reading it from the table, once vacuum has marked its page all-visible),
-// then only the page's rows are read. Measured: offset 9,980 of 200,000
-// items, 0.17x of a small first page's req/s as LIMIT … OFFSET, 0.24x so.
-// First pages and cursor pages keep itemsPageSQL: with the skip, the small
-// user's list measured 0.90x to 0.95x of that (compare.sh, two runs).
-var itemsOffsetPageSQL = itemsPage(func(branch string) string {
-	return `(created_at, id) <= (SELECT created_at, id FROM items WHERE ` + branch + ` AND ` + afterPosition + `
+// offset: the same page $7 rows further on. Where it starts is found on
+// the index alone (an index-only scan passes a row without reading it
+// from the table, once vacuum has marked its page all-visible), then only
+// the page's rows are read. Measured: offset 9,980 of 200,000 items, 0.17x
+// of a small first page's req/s as LIMIT … OFFSET, 0.24x so. First pages
+// and cursor pages keep first: with the skip, the small user's list
+// measured 0.90x to 0.95x of that (compare.sh, two runs).
+func itemsPages(own, all string) (first, offset string) {
+	first = itemsPage(own, all, func(string) string { return afterPosition })
+	offset = itemsPage(own, all, func(branch string) string {
+		return `(created_at, id) <= (SELECT created_at, id FROM items WHERE ` + branch + ` AND ` + afterPosition + `
 	 ORDER BY created_at DESC, id DESC OFFSET $7 LIMIT 1)`
-})
+	})
+	return first, offset
+}
 
-// itemsPage is the list's statement: in each branch, the first $6 rows of
-// those start(branch) keeps.
-func itemsPage(start func(branch string) string) string {
+// itemsPage is the list's statement: in each branch (all may be none),
+// the first $6 rows of those start(branch) keeps.
+func itemsPage(own, all string, start func(branch string) string) string {
 	page := func(branch string) string {
 		return `(SELECT ` + itemColumns + ` FROM items WHERE ` + branch + ` AND ` + start(branch) + `
 	 ORDER BY created_at DESC, id DESC LIMIT $6)`
 	}
-	return page(ownItems) + ` UNION ALL ` + page(allItems)
+	if all == "" {
+		return page(own)
+	}
+	return page(own) + ` UNION ALL ` + page(all)
 }
 
 // itemsCountSQL is how many items the session's user owns, from the
@@ -96,16 +110,20 @@ func itemsPage(start func(branch string) string) string {
 // session's.
 const itemsCountSQL = `SELECT n AS total FROM item_counts WHERE owner_id = viewer.id`
 
-// itemsPageAs is the session's user and the page of items they may see,
-// one past the limit, with their count, in one round trip; a superuser's
-// count, of every item, takes a second.
-func (s *store) itemsPageAs(ctx context.Context, tokenHash []byte, p sessionPolicy, q pageQuery) (user, string, []item, int, error) {
+// itemsPageAs is the session's user and the page of items they may see
+// (with mine, only their own), one past the limit, with their count, in
+// one round trip; a superuser's count, of every item, takes a second.
+func (s *store) itemsPageAs(ctx context.Context, tokenHash []byte, p sessionPolicy, q pageQuery, mine bool) (user, string, []item, int, error) {
 	var it item
 	var total int
 	items := make([]item, 0, q.limit+1)
-	statement, args := itemsPageSQL, []any{q.after.createdAt, q.after.id, q.limit + 1}
+	first, offset := itemsPageSQL, itemsOffsetPageSQL
+	if mine {
+		first, offset = mineItemsPageSQL, mineItemsOffsetPageSQL
+	}
+	statement, args := first, []any{q.after.createdAt, q.after.id, q.limit + 1}
 	if q.offset > 0 {
-		statement, args = itemsOffsetPageSQL, append(args, q.offset)
+		statement, args = offset, append(args, q.offset)
 	}
 	u, sessionID, err := s.readAsSession(ctx, tokenHash, p, sessionRead{
 		sql: statement, args: args,
@@ -116,7 +134,7 @@ func (s *store) itemsPageAs(ctx context.Context, tokenHash []byte, p sessionPoli
 		},
 		count: itemsCountSQL, total: &total,
 	})
-	if err == nil && u.IsSuperuser {
+	if err == nil && u.IsSuperuser && !mine {
 		total, err = s.countAllItems(ctx)
 	}
 	return u, sessionID, items, total, err

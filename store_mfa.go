@@ -69,6 +69,13 @@ func (s *store) replaceRecoveryCodes(ctx context.Context, tx *sql.Tx, userID str
 	return classify(err, "Recovery codes")
 }
 
+// recoveryCodesLeft is how many of userID's recovery codes are unused.
+func (s *store) recoveryCodesLeft(ctx context.Context, userID string) (int, error) {
+	var n int
+	err := s.db.QueryRowContext(ctx, `SELECT count(*) FROM mfa_recovery_codes WHERE user_id = $1 AND used_at IS NULL`, userID).Scan(&n)
+	return n, classify(err, "Recovery codes")
+}
+
 // useRecoveryCode spends one of userID's unused recovery codes, by hash.
 func (s *store) useRecoveryCode(ctx context.Context, userID string, hash []byte) (bool, error) {
 	res, err := s.db.ExecContext(ctx, `UPDATE mfa_recovery_codes SET used_at = $3 WHERE code_hash = $1 AND user_id = $2 AND used_at IS NULL`,

@@ -152,6 +152,10 @@ func TestListPlansAreBoundedByThePage(t *testing.T) {
 			} {
 				bounded(t, c.what, asSession(c.email, itemsCountSQL, itemsPageSQL, c.after.createdAt, c.after.id, 21), c.index, "items", 21)
 			}
+			// A superuser's own items (mine=true): their branch of the index.
+			for _, first := range []position{beforeAll, deep} {
+				bounded(t, "the superuser's own items", asSession("u1@example.com", itemsCountSQL, mineItemsPageSQL, first.createdAt, first.id, 21), "items_owner_created_idx", "items", 21)
+			}
 			// An offset page finds where it starts on the index alone, reading no
 			// skipped row from the table, then reads its own rows from there.
 			for _, c := range []struct{ what, email, index string }{
@@ -159,6 +163,12 @@ func TestListPlansAreBoundedByThePage(t *testing.T) {
 				{"the superuser's page at offset 9,980", "u1@example.com", "items_created_idx"},
 			} {
 				plan := asSession(c.email, itemsCountSQL, itemsOffsetPageSQL, beforeAll.createdAt, beforeAll.id, 21, 9980)
+				if c.what == "u2's page at offset 9,980" {
+					mine := asSession(c.email, itemsCountSQL, mineItemsOffsetPageSQL, beforeAll.createdAt, beforeAll.id, 21, 9980)
+					if !strings.Contains(mine, "Index Only Scan using items_owner_created_idx") || strings.Contains(mine, "Sort") {
+						t.Fatalf("mine at offset 9,980: want the skip on items_owner_created_idx alone, no sort:\n%s", mine)
+					}
+				}
 				skip := regexp.MustCompile(`Index Only Scan using ` + c.index + ` on items [a-z_0-9]+ \(actual rows=9981 loops=1\)\n.*\n *Heap Fetches: 0\n`)
 				page := regexp.MustCompile(`Index Scan using ` + c.index + ` on items( [a-z_0-9]+)? \(actual rows=21 loops=1\)`)
 				if !skip.MatchString(plan) || !page.MatchString(plan) || strings.Contains(plan, "Sort") {

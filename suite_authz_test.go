@@ -107,6 +107,7 @@ func authorizationMatrix(t *testing.T, a *testApp) {
 		{"POST", "/api/v1/auth/login/mfa", fixed(map[string]any{"mfa_token": "not-a-live-token", "code": "123456"}), [4]int{401, 401, 401, 401}},
 		{"POST", "/api/v1/users/me/mfa/totp", fixed(map[string]any{"current_password": "password-123"}), [4]int{401, 200, 200, 200}},
 		{"POST", "/api/v1/users/me/mfa/totp/confirm", fixed(map[string]any{"code": "123456"}), [4]int{401, 409, 409, 409}},
+		{"GET", "/api/v1/users/me/mfa", nil, [4]int{401, 200, 200, 200}},
 		{"DELETE", "/api/v1/users/me/mfa", fixed(map[string]any{"current_password": "password-123", "code": "123456"}), [4]int{401, 409, 409, 409}},
 		{"POST", "/api/v1/users/me/mfa/recovery-codes", fixed(map[string]any{"current_password": "password-123", "code": "123456"}), [4]int{401, 409, 409, 409}},
 	}
