@@ -164,7 +164,7 @@ func e2eNodeDir(t *testing.T) string {
 		home, _ := os.UserHomeDir()
 		dir = filepath.Join(home, ".cache", "backend-e2e")
 	}
-	for _, f := range []string{"playwright-core/index.mjs", "axe-core/axe.min.js"} {
+	for _, f := range []string{"playwright-core/index.mjs", "puppeteer-core/lib/puppeteer/puppeteer-core.js", "axe-core/axe.min.js"} {
 		if _, err := os.Stat(filepath.Join(dir, "node_modules", f)); err != nil {
 			if os.Getenv("E2E_REQUIRED") != "" {
 				t.Fatalf("%s is not installed in %s (scripts/test-deps.sh installs it)", f, dir)
