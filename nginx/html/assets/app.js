@@ -36,6 +36,11 @@ const app = {
   prefill: {},
   navigate,
   flash,
+  // reload draws the page anew from the server, at the same address,
+  // with message to say what just changed.
+  reload(message) {
+    navigate(location.pathname + location.search, { replace: true, flash: message });
+  },
   async refreshMe() {
     app.me = await api("GET", "/users/me");
     drawNav();
@@ -106,7 +111,9 @@ async function render(message) {
   }
   drawNav();
   document.title = route.title + " · App";
+  // Loading, until the page's first answers arrive: never a blank page.
   main.setAttribute("aria-busy", "true");
+  main.replaceChildren(h("p", { class: "loading", text: "Loading…" }));
   let content;
   try {
     content = await route.page(app);

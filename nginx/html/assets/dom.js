@@ -1,6 +1,7 @@
 // Building the page: every element is made with createElement and every
 // text set with textContent, never HTML from a string (the page's CSP
 // enforces Trusted Types with no policy, so a string sink would throw).
+import { Problem } from "./api.js";
 
 // h makes an element: props are attributes, except class, text, value,
 // checked, hidden and on* (listeners); children are nodes or strings.
@@ -47,29 +48,49 @@ export function field(name, label, opts = {}) {
   return h("div", { class: "field" }, h("label", { for: id, text: label }), hintEl, control, error);
 }
 
-// form makes a form of fields with a submit button and an alert for what
-// belongs to no field. On submit it clears the old errors, disables the
-// button, and calls onSubmit(values, form); a Problem it throws is shown
-// (showProblem). Nothing the person typed is cleared on an error.
-export function form({ fields, submit, onSubmit, extra = [], label }) {
+// form makes a form of fields with a submit button (red when danger: it
+// destroys) and an alert for what belongs to no field. On submit it clears the old errors, says "Is
+// required." beside every required field left empty (and sends nothing),
+// shows the button busy, and calls onSubmit(values, form); a Problem it
+// throws is shown (showProblem). Nothing the person typed is cleared on an
+// error.
+export function form({ fields, submit, onSubmit, extra = [], label, danger = false }) {
   const alert = h("div", { class: "alert", role: "alert", hidden: true });
-  const button = h("button", { type: "submit", text: submit });
+  const button = h("button", { type: "submit", class: danger ? "danger" : undefined, text: submit });
   const el = h("form", { novalidate: true, "aria-label": label }, alert, fields, h("div", { class: "actions" }, button, extra));
   el.addEventListener("submit", async (e) => {
     e.preventDefault();
     if (button.disabled) return;
     clearProblem(el);
-    button.disabled = true;
-    let waiting = false;
-    try {
-      await onSubmit(values(el), el);
-    } catch (err) {
-      waiting = showProblem(el, err);
-    } finally {
-      if (!waiting) button.disabled = false;
+    const empty = [...el.elements].filter((c) => c.required && c.type !== "checkbox" && c.value.trim() === "");
+    if (empty.length > 0) {
+      showProblem(el, new Problem(422, { errors: empty.map((c) => ({ field: c.name, message: "is required" })) }));
+      return;
     }
+    let waiting = false;
+    await busy(button, async () => {
+      try {
+        await onSubmit(values(el), el);
+      } catch (err) {
+        waiting = showProblem(el, err);
+      }
+    });
+    if (waiting) button.disabled = true; // a 429's countdown gives it back
   });
   return el;
+}
+
+// busy runs work with button disabled and marked busy (a spinner, and
+// aria-busy for a screen reader), then gives it back.
+export async function busy(button, work) {
+  button.disabled = true;
+  button.setAttribute("aria-busy", "true");
+  try {
+    return await work();
+  } finally {
+    button.disabled = false;
+    button.removeAttribute("aria-busy");
+  }
 }
 
 // values are a form's named controls: strings, and booleans for checkboxes.
@@ -161,26 +182,67 @@ function countdown(formEl, alert, seconds) {
 }
 
 // confirmButton is a button that asks once more before it acts: the first
-// press turns it into "Confirm …" and a Cancel beside it.
+// press turns it into the confirming button and a Cancel beside it, and
+// closes any other confirmation open in the same row (or section). Once
+// act succeeds (it answers anything but false), the question closes.
 export function confirmButton(label, confirmLabel, act) {
   const wrap = h("span", { class: "confirm" });
   const start = h("button", { type: "button", class: "secondary", text: label });
-  const reset = () => wrap.replaceChildren(start);
+  const close = () => {
+    wrap.classList.remove("open");
+    wrap.replaceChildren(start);
+  };
+  wrap.close = close;
   start.addEventListener("click", () => {
+    const scope = wrap.closest("tr, li, section") || document;
+    for (const other of scope.querySelectorAll(".confirm.open")) other.close();
     const yes = h("button", { type: "button", class: "danger", text: confirmLabel, onclick: async () => {
-      yes.disabled = true;
-      try {
-        await act();
-      } finally {
-        yes.disabled = false;
+      let done = false;
+      await busy(yes, async () => { done = (await act()) !== false; });
+      if (done && wrap.isConnected) {
+        close();
+        start.focus();
       }
     } });
-    const no = h("button", { type: "button", class: "secondary", text: "Cancel", onclick: () => { reset(); start.focus(); } });
+    const no = h("button", { type: "button", class: "secondary", text: "Cancel", onclick: () => { close(); start.focus(); } });
+    wrap.classList.add("open");
     wrap.replaceChildren(yes, no);
     yes.focus();
   });
-  reset();
+  close();
   return wrap;
+}
+
+// mismatch is the page's own 422 for a repeated password that differs.
+export function mismatch(name) {
+  return new Problem(422, { detail: "The two passwords differ.", errors: [{ field: name, message: "does not match the password above" }] });
+}
+
+// actionLine is the one line where an action says how it went, a polite
+// live region: done with a message, or the problem's detail.
+export function actionLine() {
+  const el = h("div", { class: "action-line", role: "status", "aria-live": "polite" });
+  const line = {
+    el,
+    clear: () => el.replaceChildren(),
+    done: (text) => el.replaceChildren(h("p", { class: "success", text })),
+    failed(err) {
+      if (!err.handled) el.replaceChildren(h("p", { class: "alert", text: err.detail || String(err) }));
+    },
+    // run makes a change, then says so; it answers whether it worked.
+    async run(call, message) {
+      line.clear();
+      try {
+        await call();
+      } catch (err) {
+        line.failed(err);
+        return false;
+      }
+      if (message) line.done(message);
+      return true;
+    },
+  };
+  return line;
 }
 
 // when is a date as the reader's locale writes it.

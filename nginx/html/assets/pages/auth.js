@@ -1,7 +1,7 @@
 // Signing in (with the second step when the account has one), signing up,
 // and the pages mailed links open: recover, reset, verify.
 import { api, Problem } from "../api.js";
-import { h, field, form } from "../dom.js";
+import { h, field, form, mismatch } from "../dom.js";
 
 const passwordHint = "8 to 128 characters. Not a common password, and not your email or part of it.";
 
@@ -102,11 +102,6 @@ export function signupPage(app) {
     h("p", {}, "Have an account? ", h("a", { href: "/login", text: "Sign in" })));
 }
 
-// mismatch is the page's own 422 for a repeated password that differs.
-function mismatch(name) {
-  return new Problem(422, { detail: "The two passwords differ.", errors: [{ field: name, message: "does not match the password above" }] });
-}
-
 export function recoverPage() {
   const done = h("div", { role: "status", "aria-live": "polite" });
   return h("section", { class: "card narrow" },
@@ -138,7 +133,7 @@ export function resetPage(app) {
   const token = tokenFromLink();
   const card = h("section", { class: "card narrow" }, h("h1", { text: "Choose a new password" }));
   if (!token) {
-    card.append(h("p", { text: "This page opens from the link we mail. " }, h("a", { href: "/recover-password", text: "Ask for a link" })));
+    card.append(h("p", { text: "This page opens from the link we mail. " }, h("a", { href: "/recover-password", text: "Ask for a link." })));
     return card;
   }
   card.append(form({
@@ -150,14 +145,7 @@ export function resetPage(app) {
     ],
     async onSubmit(v) {
       if (v.new_password !== v.confirm) throw mismatch("confirm");
-      try {
-        await api("POST", "/auth/password-reset", { token, new_password: v.new_password });
-      } catch (p) {
-        if (p instanceof Problem && p.code === "invalid_token") {
-          p.detail += " You can ask for a new link on the recovery page.";
-        }
-        throw p;
-      }
+      await api("POST", "/auth/password-reset", { token, new_password: v.new_password });
       app.me = null;
       app.navigate("/login", { flash: "Your password is changed, and every session was signed out. Sign in with the new one." });
     },

@@ -1,60 +1,57 @@
-// Items: a page at a time by cursor, create, edit in place, delete after
-// a second press.
-import { api, query } from "../api.js";
-import { h, field, form, confirmButton } from "../dom.js";
-import { pager, countText, actionLine } from "../list.js";
+// Items: a table of a page at a time, its place in the address; create,
+// edit in place, delete after a second press. A superuser sees every
+// user's items, with their owner, or only their own.
+import { api } from "../api.js";
+import { h, field, form, confirmButton, actionLine, when } from "../dom.js";
+import { listPlace, pager, countText, table, tableRow } from "../list.js";
 
 const pageSize = 10;
 
 export async function itemsPage(app) {
-  const list = h("ul", { class: "list", "aria-label": "Your items" });
-  const summary = h("p", { class: "muted", role: "status", "aria-live": "polite" });
-  const action = actionLine();
-  const pages = pager(load);
+  const superuser = app.me.is_superuser;
+  const mine = !superuser || new URLSearchParams(location.search).get("mine") === "true";
+  const place = listPlace(pageSize, superuser && mine ? { mine: "true" } : {});
+  const answer = await api("GET", "/items" + place.api());
+  const owners = superuser && !mine ? await ownerNames(app, answer.data) : null;
+  const line = actionLine();
+  const listName = mine ? "Your items" : "All items";
 
-  async function load() {
-    const page = await api("GET", "/items" + query({ limit: pageSize, cursor: pages.cursor }));
-    list.replaceChildren(...page.data.map(row));
-    if (page.data.length === 0) list.append(h("li", { class: "muted", text: pages.cursor ? "No more items." : "No items yet: create the first one above." }));
-    summary.textContent = `${countText(page, "item")} in all · page ${pages.number}`;
-    pages.draw(page);
+  const columns = [
+    { label: "Title", class: "wrap", cell: (it) => [h("span", { class: "title", text: it.title }), it.description ? h("p", { class: "desc muted", text: it.description }) : null] },
+    owners ? { label: "Owner", class: "wrap", cell: (it) => owners.get(it.owner_id) } : null,
+    { label: "Created", cell: (it) => when(it.created_at) },
+    { label: "Actions", cell: (it) => h("div", { class: "actions" },
+      h("button", { type: "button", class: "secondary", text: "Edit", "aria-label": `Edit ${it.title}`, onclick: (e) => edit(it, e.target.closest("tr")) }),
+      confirmButton("Delete", `Delete ${it.title}`, () => remove(it))) },
+  ].filter(Boolean);
+
+  async function remove(it) {
+    const ok = await line.run(() => api("DELETE", `/items/${it.id}`));
+    if (!ok) return false;
+    // The last row of a page beyond the first: show the page before it.
+    const here = answer.data.length === 1 && place.page > 1 ? place.href(place.page - 1) : location.pathname + location.search;
+    app.navigate(here, { replace: true, flash: `Deleted “${it.title}”.` });
+    return true;
   }
 
-  function row(item) {
-    const li = h("li", {});
-    const show = () => {
-      li.replaceChildren(
-        h("div", { class: "row" },
-          h("span", { class: "title", text: item.title }),
-          h("span", { class: "actions" },
-            h("button", { type: "button", class: "secondary", text: "Edit", "aria-label": `Edit ${item.title}`, onclick: edit }),
-            confirmButton("Delete", `Delete ${item.title}`, async () => {
-              if (!(await action.run(() => api("DELETE", `/items/${item.id}`), `Deleted “${item.title}”.`))) return;
-              if (list.children.length === 1) pages.emptied();
-              await load();
-            }))),
-        item.description ? h("p", { class: "desc", text: item.description }) : "",
-      );
-    };
-    const edit = () => {
-      const f = form({
-        label: `Edit ${item.title}`,
-        submit: "Save",
-        fields: [
-          field("title", "Title", { required: true, value: item.title, maxlength: 255 }),
-          field("description", "Description", { type: "textarea", value: item.description || "", maxlength: 10000 }),
-        ],
-        extra: [h("button", { type: "button", class: "secondary", text: "Cancel", onclick: show })],
-        async onSubmit(v) {
-          item = await api("PATCH", `/items/${item.id}`, { title: v.title, description: v.description || null });
-          show();
-        },
-      });
-      li.replaceChildren(f);
-      f.elements.namedItem("title").focus();
-    };
-    show();
-    return li;
+  function edit(it, row) {
+    const f = form({
+      label: `Edit ${it.title}`,
+      submit: "Save",
+      fields: [
+        field("title", "Title", { required: true, value: it.title, maxlength: 255 }),
+        field("description", "Description", { type: "textarea", value: it.description || "", maxlength: 10000 }),
+      ],
+      extra: [h("button", { type: "button", class: "secondary", text: "Cancel", onclick: () => cell.closest("tr").replaceWith(tableRow(columns, it)) })],
+      async onSubmit(v) {
+        const saved = await api("PATCH", `/items/${it.id}`, { title: v.title, description: v.description || null });
+        cell.closest("tr").replaceWith(tableRow(columns, saved));
+        line.done(`Saved “${saved.title}”.`);
+      },
+    });
+    const cell = h("td", { role: "cell", colspan: columns.length }, f);
+    row.replaceWith(h("tr", { role: "row" }, cell));
+    f.elements.namedItem("title").focus();
   }
 
   const create = form({
@@ -64,19 +61,36 @@ export async function itemsPage(app) {
       field("title", "Title", { required: true, maxlength: 255 }),
       field("description", "Description (optional)", { type: "textarea", maxlength: 10000 }),
     ],
-    async onSubmit(v, f) {
-      await api("POST", "/items", { title: v.title, description: v.description || null });
-      f.reset(); // created: the form is done with
-      pages.first();
-      await load();
-      summary.textContent = `Created “${v.title}”. ` + summary.textContent;
+    async onSubmit(v) {
+      const it = await api("POST", "/items", { title: v.title, description: v.description || null });
+      app.navigate(listPlace(pageSize, superuser && mine ? { mine: "true" } : {}).href(1), { flash: `Created “${it.title}”.` });
     },
   });
 
-  await load();
+  const empty = place.page > 1 ? "No items on this page." : mine ? "No items yet: create the first one above." : "No items yet.";
   return [
     h("h1", { text: "Items" }),
-    h("section", { class: "card", "aria-labelledby": "new-item" }, h("h2", { id: "new-item", text: "New item" }), create),
-    h("section", { class: "card", "aria-labelledby": "your-items" }, h("h2", { id: "your-items", text: "Your items" }), summary, action.el, list, pages.el),
+    h("details", { class: "card" }, h("summary", {}, h("h2", { text: "New item" })), create),
+    h("section", { class: "card", "aria-labelledby": "item-list" },
+      h("div", { class: "toolbar" },
+        h("h2", { id: "item-list", text: listName }),
+        superuser ? h("a", { href: mine ? "/items" : "/items?mine=true", text: mine ? "Show all items" : "Show only mine" }) : null),
+      h("p", { class: "muted", text: `${countText(answer, "item")} in all.` }),
+      line.el,
+      table(listName, columns, answer.data, empty),
+      pager(place, answer, "item")),
   ];
+}
+
+// ownerNames are the owners of rows by id, as a superuser may read them:
+// their full name or email (or "you").
+async function ownerNames(app, rows) {
+  const names = new Map([[app.me.id, "You"]]);
+  const others = [...new Set(rows.map((r) => r.owner_id))].filter((id) => !names.has(id));
+  const users = await Promise.all(others.map((id) => api("GET", `/users/${id}`).catch((err) => {
+    if (err.handled) throw err;
+    return { id, email: "a deleted user" }; // gone since the page was read
+  })));
+  for (const u of users) names.set(u.id, u.full_name ? `${u.full_name} (${u.email})` : u.email);
+  return names;
 }

@@ -1,18 +1,26 @@
-// Settings: profile, email, password, sessions, two-factor sign-in and its
-// recovery codes, deleting the account.
+// Settings: profile, appearance, email, password, two-factor sign-in and
+// its recovery codes, sessions, deleting the account. Each section says
+// what the server holds, and shows it anew after every change.
 import { api } from "../api.js";
-import { h, field, form, confirmButton, when } from "../dom.js";
-import { actionLine } from "../list.js";
+import { h, field, form, confirmButton, actionLine, mismatch, when } from "../dom.js";
+import { qrSVG } from "../qr.js";
+import { resendButton } from "./home.js";
 
 export async function settingsPage(app) {
+  // What the server holds now: the account, its second factor, its sessions.
+  const [, mfa, sessionList] = await Promise.all([app.refreshMe(), api("GET", "/users/me/mfa"), sessions()]);
+  const factor = twoFactor(app, mfa);
+  // A change that took a recovery code leaves one fewer: say so.
+  const spent = (v) => (v.code !== undefined ? factor.refresh() : null);
   return [
     h("h1", { text: "Settings" }),
     h("div", { class: "stack" },
       section("Profile", profile(app)),
-      section("Email", email(app)),
-      section("Password", password(app)),
-      section("Two-factor sign-in", await twoFactor(app)),
-      section("Sessions", await sessions()),
+      section("Appearance", appearance()),
+      section("Email", email(app, spent)),
+      section("Password", password(app, sessionList, spent)),
+      section("Two-factor sign-in", factor.el),
+      section("Sessions", sessionList.el),
       section("Delete account", deleteAccount(app))),
   ];
 }
@@ -21,10 +29,6 @@ let n = 0;
 function section(title, ...content) {
   const id = "settings-" + ++n;
   return h("section", { class: "card", "aria-labelledby": id }, h("h2", { id, text: title }), content);
-}
-
-function saved(text) {
-  return h("p", { class: "success", role: "status", text });
 }
 
 // reauthFields are what a change account recovery relies on asks for:
@@ -42,32 +46,67 @@ function reauth(v) {
 }
 
 function profile(app) {
-  const done = h("div", {});
-  return [done, form({
+  const line = actionLine();
+  return [line.el, form({
     label: "Profile",
     submit: "Save profile",
     fields: [field("full_name", "Full name", { autocomplete: "name", value: app.me.full_name || "" })],
-    async onSubmit(v) {
+    async onSubmit(v, f) {
       app.me = await api("PATCH", "/users/me", { full_name: v.full_name.trim() || null });
-      done.replaceChildren(saved("Your profile is saved."));
+      f.elements.namedItem("full_name").value = app.me.full_name || "";
+      line.done("Your profile is saved.");
     },
   })];
 }
 
-// email shows the address and a change waiting for its link, and asks for
-// a change: nothing changes until the new address follows the link.
-function email(app) {
-  const now = h("div", {});
-  const done = h("div", {});
-  const draw = () => now.replaceChildren(...[
-    h("p", {}, "Now: ", h("strong", { text: app.me.email }), app.me.email_verified ? " (verified)" : " (not verified)"),
-    app.me.pending_email && h("p", {}, "Waiting for confirmation: ", h("strong", { text: app.me.pending_email }),
-      ". It becomes your email when you follow the link we mailed there (within 24 hours)."),
+// appearance is the theme: the system's, or light or dark whatever the
+// system says. The choice lives in localStorage (theme.js applies it
+// before the next page is drawn) and on <html> at once.
+function appearance() {
+  const line = actionLine();
+  let chosen = "system";
+  try {
+    chosen = localStorage.getItem("appearance") || "system";
+  } catch {
+    // storage refused: the system's
+  }
+  const choices = [["system", "System"], ["light", "Light"], ["dark", "Dark"]];
+  const choose = (value, label) => {
+    try {
+      if (value === "system") localStorage.removeItem("appearance");
+      else localStorage.setItem("appearance", value);
+    } catch {
+      // storage refused: this page only
+    }
+    if (value === "system") delete document.documentElement.dataset.theme;
+    else document.documentElement.dataset.theme = value;
+    line.done(value === "system" ? "The appearance follows your system." : `The appearance is ${label.toLowerCase()}.`);
+  };
+  return [
+    h("fieldset", {},
+      h("legend", { text: "Theme" }),
+      choices.map(([value, label]) => h("label", { class: "choice" },
+        h("input", { type: "radio", name: "appearance", value, checked: chosen === value, onchange: () => choose(value, label) }), label))),
+    line.el,
+  ];
+}
+
+// email shows the address, whether it is verified (with a new link on
+// request) and a change waiting for its link, and asks for a change:
+// nothing changes until the new address follows the link.
+function email(app, spent) {
+  const box = h("div", {});
+  const line = actionLine();
+  const draw = () => box.replaceChildren(...[
+    h("p", {}, "Now: ", h("strong", { text: app.me.email }), app.me.email_verified ? " (verified)." : " (not verified)."),
+    app.me.email_verified ? null : h("div", { class: "actions" }, resendButton(line)),
+    app.me.pending_email ? h("p", {}, "Waiting for confirmation: ", h("strong", { text: app.me.pending_email }),
+      ". It becomes your email when you follow the link we mailed there, within 24 hours.") : null,
   ].filter(Boolean));
   draw();
   return [
-    now,
-    done,
+    box,
+    line.el,
     form({
       label: "Change email",
       submit: "Change email",
@@ -79,35 +118,41 @@ function email(app) {
         app.me = await api("PATCH", "/users/me", { email: v.email, ...reauth(v) });
         f.reset();
         draw();
-        done.replaceChildren(saved(app.me.pending_email
+        await spent(v);
+        line.done(app.me.pending_email
           ? `We mailed a link to ${app.me.pending_email}. Your email changes when you follow it.`
-          : "Your email stays as it is."));
+          : "Your email stays as it is.");
       },
     }),
   ];
 }
 
-function password(app) {
-  const done = h("div", {});
-  return [done, form({
+function password(app, sessionList, spent) {
+  const line = actionLine();
+  return [line.el, form({
     label: "Change password",
     submit: "Change password",
     fields: [
       ...reauthFields(app),
       field("new_password", "New password", { type: "password", autocomplete: "new-password", required: true,
         hint: "8 to 128 characters. Not a common password, and not your email, your name or part of them. Your other sessions are signed out." }),
+      field("repeat_password", "Repeat the new password", { type: "password", autocomplete: "new-password", required: true }),
     ],
     async onSubmit(v, f) {
+      if (v.new_password !== v.repeat_password) throw mismatch("repeat_password");
       await api("POST", "/users/me/password", { ...reauth(v), new_password: v.new_password });
       f.reset();
-      done.replaceChildren(saved("Your password is changed; your other sessions are signed out."));
+      await Promise.all([sessionList.load(), spent(v)]);
+      line.done("Your password is changed, and your other sessions are signed out.");
     },
   })];
 }
 
+// sessions is the list of the account's sessions, with load to read it
+// again after a change that ends some.
 async function sessions() {
   const list = h("ul", { class: "list", "aria-label": "Your sessions" });
-  const status = actionLine();
+  const line = actionLine();
   async function load() {
     let page;
     try {
@@ -120,18 +165,21 @@ async function sessions() {
     list.replaceChildren(...page.data.map((s) => h("li", {},
       h("div", { class: "row" },
         h("span", { class: "title", text: agent(s.user_agent) }),
-        s.current ? h("span", { class: "badge", text: "This device" }) : confirmButton("Sign out", "Sign out this session", async () => {
-          await act(() => api("DELETE", `/users/me/sessions/${s.id}`), "That session is signed out.");
-        })),
-      h("p", { class: "muted desc", text: `From ${s.client_ip} · signed in ${when(s.created_at)} · last used ${when(s.last_used_at)}${s.mfa ? " · with a second factor" : ""}` }))));
+        s.current ? h("span", { class: "badge", text: "This device" }) : confirmButton("Sign out", "Sign out this session", () =>
+          act(() => api("DELETE", `/users/me/sessions/${s.id}`), "That session is signed out."))),
+      h("p", { class: "muted desc", text: `From ${s.client_ip} · signed in ${when(s.created_at)} · last used ${when(s.last_used_at)}${s.mfa ? " · with a second factor" : ""}.` }))));
   }
+  // act makes a change, reads the list anew, and only then says it worked.
   async function act(call, message) {
-    await status.run(call, message);
+    const ok = await line.run(call);
     await load();
+    if (ok) line.done(message);
+    return ok;
   }
   await load();
-  return [status.el, list, h("div", { class: "actions" },
+  const el = [line.el, list, h("div", { class: "actions" },
     confirmButton("Sign out all other sessions", "Sign out every other session", () => act(() => api("DELETE", "/users/me/sessions"), "Every other session is signed out.")))];
+  return { el, load };
 }
 
 // agent is a short name for a User-Agent: the browser and the system.
@@ -145,10 +193,17 @@ function agent(ua) {
 }
 
 // twoFactor is the second factor's section: set up when off (password,
-// then the app's code), new recovery codes or off when on.
-async function twoFactor(app) {
-  const box = h("div", {});
-  const draw = () => box.replaceChildren(...(app.me.mfa_enabled ? on() : off()));
+// then the app's code), new recovery codes or off when on. A change that
+// turns it on or off draws the whole page anew: other forms ask for a
+// code once it is on. refresh reads it again (the recovery codes left).
+function twoFactor(app, mfa) {
+  const box = h("div", { class: "flow" });
+  const left = h("p", {});
+  const drawLeft = () => {
+    const n = mfa.recovery_codes_left;
+    left.className = n <= 3 ? "alert" : "muted";
+    left.textContent = `${n} recovery code${n === 1 ? "" : "s"} left of 10.${n <= 3 ? " Make new ones before you run out." : ""}`;
+  };
 
   function off() {
     return [
@@ -168,58 +223,60 @@ async function twoFactor(app) {
 
   function pending(enrolment) {
     const uri = h("input", { id: "otpauth-uri", readonly: true, value: enrolment.otpauth_uri, class: "code" });
-    const copied = h("span", { role: "status", "aria-live": "polite" });
+    const copied = actionLine();
     return [
       h("h3", { tabindex: "-1", text: "Add this account to your authenticator app" }),
-      h("p", { text: "In the app, add an account by key and type this key (spaces do not matter):" }),
+      h("p", { text: "Scan this code with the app:" }),
+      qrSVG(enrolment.otpauth_uri, "QR code of the setup link: scan it with your authenticator app."),
+      h("p", { text: "Or add an account by key and type this key (spaces do not matter):" }),
       h("p", {}, h("code", { id: "totp-secret", text: enrolment.secret.match(/.{1,4}/g).join(" ") })),
       h("div", { class: "field" }, h("label", { for: "otpauth-uri", text: "Or paste this setup link into an app that takes one" }), uri),
       h("div", { class: "actions" }, h("button", { type: "button", class: "secondary", text: "Copy the setup link", onclick: async () => {
         try {
           await navigator.clipboard.writeText(enrolment.otpauth_uri);
-          copied.textContent = "Copied.";
+          copied.done("The setup link is copied.");
         } catch {
           uri.select();
-          copied.textContent = "Select and copy the link above.";
+          copied.done("Select and copy the link above.");
         }
-      } }), copied),
+      } }), copied.el),
       form({
         label: "Confirm the app",
         submit: "Turn on two-factor sign-in",
         fields: [field("code", "The 6-digit code the app shows now", { autocomplete: "one-time-code", inputmode: "numeric", required: true, maxlength: 6 })],
         async onSubmit(v) {
           const doc = await api("POST", "/users/me/mfa/totp/confirm", { code: v.code.trim() });
-          app.me = await api("GET", "/users/me");
-          box.replaceChildren(...codes(doc.recovery_codes, "Two-factor sign-in is on."));
+          box.replaceChildren(...codes(doc.recovery_codes, "Two-factor sign-in is on.", "Two-factor sign-in is on."));
           box.querySelector("h3").focus();
         },
       }),
     ];
   }
 
-  function codes(list, heading) {
+  function codes(list, heading, message) {
     return [
       h("h3", { tabindex: "-1", text: heading }),
       h("p", { text: "These recovery codes sign you in once each if you lose your phone. Keep them somewhere safe now: they are shown only this once." }),
       h("ol", { class: "codes", "aria-label": "Recovery codes" }, list.map((c) => h("li", { text: c }))),
       h("div", { class: "actions" },
         h("button", { type: "button", class: "secondary", text: "Copy the codes", onclick: () => navigator.clipboard.writeText(list.join("\n")).catch(() => {}) }),
-        h("button", { type: "button", text: "I have saved them", onclick: draw })),
+        h("button", { type: "button", text: "I have saved them", onclick: () => app.reload(message) })),
     ];
   }
 
   function on() {
-    const factorFields = () => reauthFields(app);
+    drawLeft();
     return [
       h("p", { text: "On: signing in takes your password and a code from your authenticator app." }),
+      left,
       h("h3", { text: "New recovery codes" }),
       form({
         label: "New recovery codes",
         submit: "Make new recovery codes",
-        fields: factorFields(),
+        fields: reauthFields(app),
         async onSubmit(v) {
           const doc = await api("POST", "/users/me/mfa/recovery-codes", reauth(v));
-          box.replaceChildren(...codes(doc.recovery_codes, "New recovery codes: the old ones no longer work."));
+          box.replaceChildren(...codes(doc.recovery_codes, "New recovery codes: the old ones no longer work.", "You have 10 new recovery codes."));
           box.querySelector("h3").focus();
         },
       }),
@@ -227,18 +284,24 @@ async function twoFactor(app) {
       form({
         label: "Turn two-factor sign-in off",
         submit: "Turn two-factor sign-in off",
-        fields: factorFields(),
+        danger: true,
+        fields: reauthFields(app),
         async onSubmit(v) {
           await api("DELETE", "/users/me/mfa", reauth(v));
-          app.me = await api("GET", "/users/me");
-          draw();
+          app.reload("Two-factor sign-in is off.");
         },
       }),
     ];
   }
 
-  draw();
-  return box;
+  box.replaceChildren(...(mfa.enabled ? on() : off()));
+  return {
+    el: box,
+    async refresh() {
+      mfa = await api("GET", "/users/me/mfa");
+      drawLeft();
+    },
+  };
 }
 
 function deleteAccount(app) {
@@ -248,6 +311,7 @@ function deleteAccount(app) {
     form({
       label: "Delete account",
       submit: "Delete my account and items",
+      danger: true,
       fields: reauthFields(app),
       async onSubmit(v) {
         await api("DELETE", "/users/me", reauth(v));
