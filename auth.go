@@ -73,14 +73,19 @@ func admit(r *http.Request, p sessionPolicy, hash []byte, u user, sessionID stri
 }
 
 // mustEnrol reports whether u may do nothing under p but enrol a second
-// factor: MFA_REQUIRED covers the account, it has none, and the route is
-// not one of those it may use to enrol.
+// factor: MFA_REQUIRED covers the account, it has no authenticator app and
+// its session was not made by a second factor (a user-verified passkey),
+// and the route is not one of those it may use to enrol.
 func mustEnrol(p sessionPolicy, u user) bool {
-	required := p.mfaRequired == "all" || (p.mfaRequired == "superusers" && u.IsSuperuser)
-	return required && !u.MFAEnabled && !p.enrolling
+	return mfaRequiredFor(p, u) && !u.MFAEnabled && !u.sessionMFA && !p.enrolling
 }
 
-var errMustEnrol = newError(codeMFAEnrollment, "This account must turn on two-factor sign-in first: enrol an authenticator app in your settings.")
+// mfaRequiredFor reports whether MFA_REQUIRED covers u.
+func mfaRequiredFor(p sessionPolicy, u user) bool {
+	return p.mfaRequired == "all" || (p.mfaRequired == "superusers" && u.IsSuperuser)
+}
+
+var errMustEnrol = newError(codeMFAEnrollment, "This account must turn on two-factor sign-in first: enrol an authenticator app, or add a passkey and sign in with it, in your settings.")
 
 // requireSuperuser answers 403 to anyone else, before any lookup.
 func requireSuperuser(s *store, p sessionPolicy) func(http.Handler) http.Handler {

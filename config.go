@@ -60,6 +60,7 @@ type config struct {
 	SMTP              smtpConfig
 	MailFrom          *mail.Address
 	FrontendURL       string
+	WebAuthnRPID      string // the passkeys' relying party id; empty: FRONTEND_URL's host
 	EmailVerification string // optional | required
 	MailMaxAttempts   int
 	MFARequired       string // off | superusers | all
@@ -320,6 +321,19 @@ func loadMail(e *envReader, c *config, prod bool) {
 		}
 	}
 	c.MailMaxAttempts = e.integer("MAIL_MAX_ATTEMPTS", 10, 1, 1000)
+	// Passkeys are bound to a domain: FRONTEND_URL's host, or a parent
+	// domain of it (WEBAUTHN_RP_ID), so they work on every subdomain.
+	c.WebAuthnRPID = strings.ToLower(e.str("WEBAUTHN_RP_ID", ""))
+	if c.WebAuthnRPID != "" {
+		host := ""
+		if u, err := url.Parse(c.FrontendURL); err == nil {
+			host = u.Hostname()
+		}
+		if _, err := netip.ParseAddr(c.WebAuthnRPID); err == nil || strings.ContainsAny(c.WebAuthnRPID, ":/ ") ||
+			(host != c.WebAuthnRPID && !strings.HasSuffix(host, "."+c.WebAuthnRPID)) {
+			e.invalid("WEBAUTHN_RP_ID", c.WebAuthnRPID, "is not FRONTEND_URL's host nor a parent domain of it")
+		}
+	}
 }
 
 // loadRateLimits reads the budgets: per client address, and per account
@@ -415,6 +429,7 @@ func (c config) LogValue() slog.Value {
 		slog.Bool("smtp_password_set", c.SMTP.Password != ""),
 		slog.String("mail_from", mailFromString(c.MailFrom)),
 		slog.String("frontend_url", c.FrontendURL),
+		slog.String("webauthn_rp_id", c.WebAuthnRPID),
 		slog.String("email_verification", c.EmailVerification),
 		slog.String("metrics_addr", c.MetricsAddr),
 		slog.Bool("pprof_enabled", c.PprofEnabled),

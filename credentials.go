@@ -2,7 +2,9 @@ package main
 
 import (
 	"context"
+	"crypto/sha256"
 	"database/sql"
+	"encoding/json"
 	"errors"
 	"log/slog"
 	"net/http"
@@ -10,8 +12,8 @@ import (
 
 // How a caller proves who they are, below the handlers that ask: a password
 // under the failure budgets, a second-factor code under the same budgets
-// and the ceiling on guessing, and re-authentication before a change that
-// account recovery relies on.
+// and the ceiling on guessing, a passkey's assertion under them too, and
+// re-authentication before a change that account recovery relies on.
 
 // credentials is what checking a caller's factors, and starting the
 // session they earn, draws on.
@@ -24,6 +26,7 @@ type credentials struct {
 	mailer   *mailer
 	sessions sessionPolicy
 	logger   *slog.Logger
+	rp       webauthnRP // passkeys: the relying party
 }
 
 // checkPassword verifies password for account (nil when no account has
@@ -196,21 +199,33 @@ func (c credentials) recoveryCodeUsed(r *http.Request, u user) error {
 // reauth is the part of a request body that re-authenticates the caller
 // before a change that account recovery relies on (ASVS 7.5.1): the
 // current password, and on an account with a second factor a code of its
-// app or an unused recovery code.
+// app or an unused recovery code; or, in place of both, a fresh assertion
+// of one of the caller's passkeys with the user verified (its challenge
+// from POST /auth/passkey/options).
 type reauth struct {
-	CurrentPassword opt[string] `json:"current_password"`
-	Code            opt[string] `json:"code"`
+	CurrentPassword opt[string]          `json:"current_password"`
+	Code            opt[string]          `json:"code"`
+	Passkey         opt[json.RawMessage] `json:"passkey"`
 }
 
 // valid checks the form only; reauthenticate checks the factors.
 func (q reauth) valid() []fieldError {
 	var p problems
+	if q.withPasskey() {
+		if q.CurrentPassword.Set || q.Code.Set {
+			p.add("passkey", "comes in place of current_password and code, not with them")
+		}
+		return p
+	}
 	p.add("current_password", requiredPassword(q.CurrentPassword))
 	if q.Code.Set {
 		p.add("code", codeProblem(q.Code, true))
 	}
 	return p
 }
+
+// withPasskey says the caller re-authenticates with a passkey.
+func (q reauth) withPasskey() bool { return q.Passkey.Set && !q.Passkey.Null }
 
 // unneeded names the fields of q that a request without a change recovery
 // relies on sent for nothing.
@@ -222,11 +237,15 @@ func (q reauth) unneeded(why string) []fieldError {
 	if q.Code.Set {
 		p.add("code", why)
 	}
+	if q.Passkey.Set {
+		p.add("passkey", why)
+	}
 	return p
 }
 
-// reauthenticate checks every factor the caller has, in this order, each
-// failure counting against the login budgets:
+// reauthenticate checks every factor the caller has (or a passkey that is
+// both: checkPasskey), in this order, each failure counting against the
+// login budgets:
 //  1. the password: a wrong one is 422 on current_password;
 //  2. on an account with a second factor, a code (TOTP or recovery): past
 //     the ceiling of wrong codes in a row, 403 mfa_locked; a missing or
@@ -236,6 +255,13 @@ func (q reauth) unneeded(why string) []fieldError {
 // account without a second factor needs the password only.
 func (c credentials) reauthenticate(w http.ResponseWriter, r *http.Request, q reauth) error {
 	me := currentUser(r)
+	if q.withPasskey() {
+		_, _, err := c.checkPasskey(w, r, q.Passkey.V, &me, func(user) bool { return true })
+		if err == errNotAssertion || err == errPasskeyRefused {
+			return validationError([]fieldError{{Field: "passkey", Message: "is not a fresh assertion of one of your passkeys, with you verified"}})
+		}
+		return err
+	}
 	ok, _, err := c.checkPassword(w, r, me.Email, &me, q.CurrentPassword.V)
 	if err != nil {
 		return err
@@ -258,4 +284,134 @@ func (c credentials) reauthenticate(w http.ResponseWriter, r *http.Request, q re
 		return c.recoveryCodeUsed(r, me)
 	}
 	return nil
+}
+
+// errPasskeyRefused is every refused passkey assertion, in the same words
+// whatever the reason (the audit event names it).
+var errPasskeyRefused = newError(codeUnauthorized, "This passkey could not sign you in; try again, or sign in with your password.")
+
+// checkPasskey verifies a passkey assertion (AuthenticationResponseJSON),
+// the WebAuthn Level 3 way: the challenge (spent, once), the origin, the
+// RP id's hash, a present user, the signature with the stored public key,
+// and a signature counter that grows. for is the account it must belong
+// to (re-authentication), or nil (sign-in: the passkey's userHandle must
+// be its account's). needUV says a verified user is required. A failure
+// counts against the login budgets: the account's once the credential is
+// known, the client network's otherwise. Each outcome is audited. It
+// answers the account and whether the user was verified (UV).
+func (c credentials) checkPasskey(w http.ResponseWriter, r *http.Request, raw json.RawMessage, account *user, needUV func(user) bool) (u user, verified bool, err error) {
+	ctx := r.Context()
+	var a assertionJSON
+	if err := json.Unmarshal(raw, &a); err != nil {
+		return user{}, false, errNotAssertion
+	}
+	failed := func(userID, reason string) {
+		c.audit.record(r, "passkey.failed", "", userID, slog.String("reason", reason))
+	}
+	d, err := decodeAnswer(a.RawID, a.Type, a.Response.ClientDataJSON, a.Response.AuthenticatorData)
+	sig, sigErr := unb64(a.Response.Signature)
+	if err == nil && (sigErr != nil || len(sig) == 0) {
+		err = errors.New("signature is not base64url")
+	}
+	if err != nil {
+		failed("", "malformed: "+err.Error())
+		if err := c.limits.countUnknownCredential(w, r); err != nil {
+			return user{}, false, err
+		}
+		return user{}, false, errPasskeyRefused
+	}
+	p, err := c.store.passkeyByCredential(ctx, d.rawID)
+	if errors.Is(err, errMissing) {
+		failed("", "unknown_credential")
+		if err := c.limits.countUnknownCredential(w, r); err != nil {
+			return user{}, false, err
+		}
+		return user{}, false, errPasskeyRefused
+	} else if err != nil {
+		return user{}, false, err
+	}
+	u, err = c.store.userByID(ctx, p.userID)
+	if err != nil {
+		return u, false, err
+	}
+	known, err := c.store.loginNetworkKnown(ctx, u.ID, clientNetwork(stateFrom(ctx).clientIP), knownNetworkTTL)
+	if err != nil {
+		return u, false, err
+	}
+	attempt, err := c.limits.reservePasswordFailure(w, r, u.Email, known)
+	if err != nil {
+		failed(u.ID, "rate_limited")
+		return u, false, err
+	}
+	reason, err := c.verifyPasskey(r, d, sig, a.Response.UserHandle, p, u, account, needUV)
+	if err != nil {
+		attempt.succeeded(context.WithoutCancel(ctx)) // nothing was checked
+		return u, false, err
+	}
+	if reason != "" {
+		failed(u.ID, reason)
+		return u, false, errPasskeyRefused
+	}
+	attempt.succeeded(context.WithoutCancel(ctx))
+	c.audit.record(r, "passkey.used", u.ID, u.ID, slog.String("passkey_id", p.ID))
+	return u, d.ad.has(flagUV), nil
+}
+
+// errNotAssertion is a body whose credential is not even shaped as an
+// assertion of the browser's toJSON() (an assertion whose parts do not
+// decode is refused as any other: errPasskeyRefused).
+var errNotAssertion = validationError([]fieldError{{Field: "credential",
+	Message: "is not a passkey assertion as PublicKeyCredential.toJSON() gives it (rawId, type, response.clientDataJSON, authenticatorData, signature, userHandle)"}})
+
+// verifyPasskey checks an assertion d of passkey p (of account u) and
+// answers why it is refused ("" when it is not), or an error of the store.
+// The challenge is spent first, so it answers one assertion, right or not.
+func (c credentials) verifyPasskey(r *http.Request, d decoded, sig []byte, userHandle *string, p passkey, u user, account *user, needUV func(user) bool) (string, error) {
+	ctx := r.Context()
+	challenge, err := unb64(d.cd.Challenge)
+	if err != nil {
+		return "challenge", nil
+	}
+	hash := sha256.Sum256(challenge)
+	if _, err := c.store.spendChallenge(ctx, hash[:], "authenticate"); errors.Is(err, errMissing) {
+		return "challenge", nil
+	} else if err != nil {
+		return "", err
+	}
+	if err := c.rp.check(d.cd, d.ad, "webauthn.get"); err != nil {
+		return "ceremony: " + err.Error(), nil
+	}
+	switch {
+	case account != nil && account.ID != u.ID:
+		return "another_account", nil
+	case account == nil && userHandle == nil:
+		return "no_user_handle", nil
+	}
+	if userHandle != nil {
+		handle, err := c.store.userWebauthnHandle(ctx, u.ID)
+		if err != nil {
+			return "", err
+		}
+		if got, err := unb64(*userHandle); err != nil || string(got) != string(handle) {
+			return "another_account", nil
+		}
+	}
+	key, err := parsePublicKey(p.publicKey, p.algorithm)
+	if err != nil {
+		return "", err // stored keys were checked when they were registered
+	}
+	if !verifySignature(key, d.authenticatorData, d.clientDataJSON, sig) {
+		return "signature", nil
+	}
+	if needUV(u) && !d.ad.has(flagUV) {
+		return "user_not_verified", nil
+	}
+	grew, err := c.store.passkeyUsed(ctx, p, d.ad.signCount, d.ad.has(flagBS))
+	if err != nil {
+		return "", err
+	}
+	if !grew {
+		return "sign_count", nil // a cloned authenticator, or a concurrent use
+	}
+	return "", nil
 }

@@ -174,3 +174,33 @@ func FuzzEmailNormalisation(f *testing.F) {
 		}
 	})
 }
+
+// FuzzWebAuthnReaders feeds the readers of what a browser (or anyone) sends
+// as a passkey's answer: authenticatorData and clientDataJSON. Whatever
+// the bytes, they answer a value or an error, never a panic; a value they
+// accept keeps to its bounds (a credential id of 1 to 1,023 bytes that lies
+// inside the data, backed up only when backup eligible).
+func FuzzWebAuthnReaders(f *testing.F) {
+	rpHash := make([]byte, 32)
+	attested := append(append(append(append([]byte{}, rpHash...), flagUP|flagUV|flagAT, 0, 0, 0, 1), make([]byte, 16)...), 0, 4, 1, 2, 3, 4, 0xa0)
+	for _, seed := range [][]byte{
+		nil, make([]byte, 36), make([]byte, 37), append(append([]byte{}, rpHash...), flagUP, 0, 0, 0, 9), attested,
+		attested[:50], append(append([]byte{}, rpHash...), flagAT, 0, 0, 0, 0, 0xff, 0xff), append(append([]byte{}, rpHash...), flagBS, 0, 0, 0, 0),
+		[]byte(`{"type":"webauthn.get","challenge":"AAAA","origin":"https://app.example.com"}`), []byte(`{"type":1}`), []byte(`{`), []byte("\xff"),
+	} {
+		f.Add(seed)
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		if ad, err := parseAuthData(b); err == nil {
+			if len(ad.rpIDHash) != 32 || (ad.has(flagBS) && !ad.has(flagBE)) {
+				t.Fatalf("accepted %x as %+v", b, ad)
+			}
+			if ad.has(flagAT) && (len(ad.credentialID) == 0 || len(ad.credentialID) > 1023 || len(ad.aaguid) != 16 || len(b) < 55+len(ad.credentialID)) {
+				t.Fatalf("accepted attested data %x as %+v", b, ad)
+			}
+		}
+		if cd, err := parseClientData(b); err == nil && (cd.Type == "" || cd.Challenge == "" || cd.Origin == "") {
+			t.Fatalf("accepted %q as %+v", b, cd)
+		}
+	})
+}

@@ -189,6 +189,13 @@ func newTestApp(t testing.TB, env map[string]string) *testApp {
 // can share one).
 func newTestAppOn(t testing.TB, db *sql.DB, dsn string, env map[string]string) *testApp {
 	t.Helper()
+	return newTestAppHashing(t, db, dsn, env, testIterations)
+}
+
+// newTestAppHashing is newTestAppOn with passwords hashed at iterations
+// (the benchmarks' production cost: passwordIterations).
+func newTestAppHashing(t testing.TB, db *sql.DB, dsn string, env map[string]string, iterations int) *testApp {
+	t.Helper()
 	if env == nil {
 		env = map[string]string{}
 	}
@@ -209,7 +216,7 @@ func newTestAppOn(t testing.TB, db *sql.DB, dsn string, env map[string]string) *
 	health := &healthState{db: db, version: "test", commit: "abc1234", started: time.Now()}
 	health.ready.Store(true)
 	a.deps = newServerDeps(logger, cfg, db, health, a.clock.Now)
-	a.deps.setHasher(newPasswordHasher(testIterations, 4))
+	a.deps.setHasher(newPasswordHasher(iterations, 4))
 	a.handle = newServer(logger, cfg, a.deps)
 	a.srv = httptest.NewServer(a.handle)
 	t.Cleanup(a.srv.Close)
@@ -408,9 +415,8 @@ func (a *testApp) deliverMailVia(port int) {
 	}
 }
 
-// mailTo is the one mail of mails to `to` whose subject contains subject.
-func mailTo(t testing.TB, mails []*mail.Message, to, subject string) *mail.Message {
-	t.Helper()
+// mailsTo are the mails of mails to `to` whose subject contains subject.
+func mailsTo(mails []*mail.Message, to, subject string) []*mail.Message {
 	var found []*mail.Message
 	for _, m := range mails {
 		subj, _ := new(mime.WordDecoder).DecodeHeader(m.Header.Get("Subject"))
@@ -418,6 +424,13 @@ func mailTo(t testing.TB, mails []*mail.Message, to, subject string) *mail.Messa
 			found = append(found, m)
 		}
 	}
+	return found
+}
+
+// mailTo is the one mail of mails to `to` whose subject contains subject.
+func mailTo(t testing.TB, mails []*mail.Message, to, subject string) *mail.Message {
+	t.Helper()
+	found := mailsTo(mails, to, subject)
 	if len(found) != 1 {
 		t.Fatalf("%d mails %q to %s, want 1", len(found), subject, to)
 	}

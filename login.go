@@ -96,17 +96,18 @@ func handleLogin(c credentials, requireVerified bool) http.Handler {
 			}
 			return challengeMFA(r, s, u)
 		}
-		return c.startSession(w, r, u, false)
+		return c.startSession(w, r, u, false, "password")
 	})
 }
 
 // startSession ends a login: a new session for u (mfa says whether a
-// second factor made it), the client network remembered, the audit event,
-// and the token answered.
-func (c credentials) startSession(w http.ResponseWriter, r *http.Request, u user, mfa bool) error {
+// second factor made it, method whether a password or a passkey), the
+// client network remembered, the audit event, and the token answered.
+func (c credentials) startSession(w http.ResponseWriter, r *http.Request, u user, mfa bool, method string) error {
 	ctx, st := r.Context(), stateFrom(r.Context())
 	token, hash := newToken()
-	started := newSession{tokenHash: hash, userID: u.ID, policy: c.sessions, userAgent: header(r.Header, "User-Agent"), network: clientNetwork(st.clientIP), mfa: mfa}
+	started := newSession{tokenHash: hash, userID: u.ID, policy: c.sessions, userAgent: header(r.Header, "User-Agent"),
+		network: clientNetwork(st.clientIP), mfa: mfa, method: method}
 	if _, err := c.store.createSession(ctx, started); errors.Is(err, errMissing) {
 		return errBadCredentials // the account was deleted a moment ago
 	} else if err != nil {
@@ -116,7 +117,7 @@ func (c credentials) startSession(w http.ResponseWriter, r *http.Request, u user
 	if err := c.store.recordLoginNetwork(ctx, u.ID, started.network); err != nil {
 		c.logger.WarnContext(ctx, "could not record the login network", "error", err.Error())
 	}
-	c.audit.record(r, "login.succeeded", u.ID, u.ID)
+	c.audit.record(r, "login.succeeded", u.ID, u.ID, slog.String("method", method))
 	if r.URL.Query().Get("session") == "cookie" {
 		setSessionCookie(w, token, c.sessions.ttl)
 		w.WriteHeader(http.StatusNoContent) // the body carries no token: the page never holds one
@@ -263,6 +264,6 @@ func handleLoginMFA(c credentials, counted func(string)) http.Handler {
 				return err
 			}
 		}
-		return c.startSession(w, r, u, true)
+		return c.startSession(w, r, u, true, "password")
 	})
 }

@@ -93,3 +93,18 @@ func (l *rateLimits) storeFailed(ctx context.Context, p *policy, err error) erro
 	l.logger.ErrorContext(ctx, "rate-limit store failed", "policy", p.name, "fail_closed", true, "error", err.Error())
 	return unavailable(err)
 }
+
+// countUnknownCredential counts a failed passkey sign-in whose credential
+// the service does not know against the client network's login budget
+// (no account to charge): 429 once that is spent.
+func (l *rateLimits) countUnknownCredential(w http.ResponseWriter, r *http.Request) error {
+	if !l.enabled {
+		return nil
+	}
+	ctx, st := r.Context(), stateFrom(r.Context())
+	d, err := l.store.take(ctx, l.login, "(unknown passkey) "+clientNetwork(st.clientIP), l.now(), true)
+	if err != nil {
+		return l.storeFailed(ctx, l.login, err)
+	}
+	return l.apply(w, st, d)
+}

@@ -51,6 +51,8 @@ var mailSubjects = map[string]string{
 	"mfa_disabled":           "Two-factor sign-in was turned off",
 	"mfa_codes_regenerated":  "New recovery codes were made",
 	"mfa_recovery_code_used": "A recovery code was used to sign in",
+	"passkey_added":          "A passkey was added to your account",
+	"passkey_removed":        "A passkey was removed from your account",
 }
 
 // The pages of the frontend a mailed link opens.

@@ -290,12 +290,17 @@ func newHTTPServer(ctx context.Context, logger *slog.Logger, cfg config, deps se
 }
 
 // announce logs where the API listens, and in development where a browser
-// finds the frontend and the docs.
+// finds the frontend (on localhost for passkeys) and the docs.
 func announce(logger *slog.Logger, cfg config, ln net.Listener) {
 	logger.Info("listening", "addr", ln.Addr().String())
 	here := "http://" + net.JoinHostPort(browsable(cfg.Host), strconv.Itoa(ln.Addr().(*net.TCPAddr).Port))
 	if cfg.ServeFrontend {
 		logger.Info("frontend", "url", here+"/")
+		// WebAuthn refuses an IP address: development's passkeys live on
+		// localhost, at the same port.
+		if rp := relyingParty(cfg); rp.id == "localhost" && browsable(cfg.Host) != "localhost" {
+			logger.Info("passkeys need a domain name: use this address for them", "url", rp.origin+"/")
+		}
 	}
 	if cfg.DocsEnabled {
 		logger.Info("API reference", "url", here+"/docs")

@@ -75,6 +75,10 @@ func TestRunServesMigratesAndStops(t *testing.T) {
 	if page := rn.logs.linesWith(t, "msg", "frontend"); len(page) != 1 || page[0]["url"] != rn.url()+"/" {
 		t.Fatalf("the frontend line: %v", page)
 	}
+	// Its exact address, used, is TestFrontendInDevelopment's (PORT is 0 here).
+	if keys := rn.logs.linesWith(t, "msg", "passkeys need a domain name: use this address for them"); len(keys) != 1 || !strings.HasPrefix(keys[0]["url"].(string), "http://localhost:") {
+		t.Fatalf("the passkeys line: %v", keys)
+	}
 	if strings.Contains(rn.logs.String(), "changethis") || strings.Contains(rn.logs.String(), r.str("access_token")) {
 		t.Fatal("a secret reached the log")
 	}

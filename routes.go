@@ -85,7 +85,7 @@ func addRoutes(mux *http.ServeMux, logger *slog.Logger, cfg config, d serverDeps
 	}
 	s, pw, rl, au, ml, pages, mfa := d.store, d.hasher, d.limits, d.audit, d.mailer, d.cursors, d.mfa
 	sessions := cfg.sessions()
-	creds := credentials{store: s, hasher: pw, limits: rl, mfa: mfa, audit: au, mailer: ml, sessions: sessions, logger: logger}
+	creds := credentials{store: s, hasher: pw, limits: rl, mfa: mfa, audit: au, mailer: ml, sessions: sessions, logger: logger, rp: relyingParty(cfg)}
 	authLimit := rl.limit(rl.auth, failClosed)
 	apiLimit := rl.limit(rl.api, failOpen)
 	user, superuser := requireUser(s, sessions), requireSuperuser(s, sessions)
@@ -97,6 +97,11 @@ func addRoutes(mux *http.ServeMux, logger *slog.Logger, cfg config, d serverDeps
 	handle("POST /api/v1/auth/register", authLimit(handleRegister(s, pw, au, ml)))
 	handle("POST /api/v1/auth/login", authLimit(handleLogin(creds, cfg.EmailVerification == "required")))
 	handle("POST /api/v1/auth/login/mfa", authLimit(handleLoginMFA(creds, d.metrics.mfaChallenge)))
+	// A challenge checks nothing and is bounded per network (maxLiveChallenges):
+	// the sign-in page asks for one on every visit, for the email field's
+	// autofill, which must not spend the sign-in budget.
+	handle("POST /api/v1/auth/passkey/options", apiLimit(handlePasskeySignInOptions(creds)))
+	handle("POST /api/v1/auth/passkey", authLimit(handlePasskeySignIn(creds, cfg.EmailVerification == "required")))
 	handle("POST /api/v1/auth/logout", apiLimit(enrolling(handleLogout(s, au))))
 	handle("POST /api/v1/auth/password-recovery", authLimit(handlePasswordRecovery(s, au)))
 	handle("POST /api/v1/auth/password-reset", authLimit(handlePasswordReset(s, pw, ml, au)))
@@ -113,6 +118,11 @@ func addRoutes(mux *http.ServeMux, logger *slog.Logger, cfg config, d serverDeps
 	handle("GET /api/v1/users/me/mfa", apiLimit(enrolling(handleMFAStatus(s))))
 	handle("DELETE /api/v1/users/me/mfa", authLimit(user(handleMFADisable(creds))))
 	handle("POST /api/v1/users/me/mfa/recovery-codes", authLimit(user(handleRecoveryCodes(creds))))
+	handle("POST /api/v1/users/me/passkeys/options", authLimit(enrolling(handlePasskeyOptions(creds))))
+	handle("POST /api/v1/users/me/passkeys", authLimit(enrolling(handlePasskeyCreate(creds))))
+	handle("GET /api/v1/users/me/passkeys", apiLimit(enrolling(handlePasskeyList(s, pages))))
+	handle("PATCH /api/v1/users/me/passkeys/{id}", apiLimit(user(handlePasskeyRename(s))))
+	handle("DELETE /api/v1/users/me/passkeys/{id}", authLimit(user(handlePasskeyDelete(creds))))
 	handle("GET /api/v1/users/me/sessions", apiLimit(handleSessionList(s, sessions, pages))) // authenticates as user does, in its own statement
 	handle("DELETE /api/v1/users/me/sessions/{id}", apiLimit(user(handleSessionDelete(s, au))))
 	handle("DELETE /api/v1/users/me/sessions", apiLimit(user(handleSessionDeleteOthers(s, au))))

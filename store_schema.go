@@ -28,7 +28,7 @@ func latestMigration() string {
 const schemaProbe = `
 SELECT ` + userColumns + ` FROM users LIMIT 0;
 SELECT ` + itemColumns + ` FROM items LIMIT 0;
-SELECT id, token_hash, user_id, created_at, last_used_at, expires_at, user_agent, client_ip, mfa FROM sessions LIMIT 0;
+SELECT id, token_hash, user_id, created_at, last_used_at, expires_at, user_agent, client_ip, mfa, method FROM sessions LIMIT 0;
 SELECT token_hash, user_id, purpose, email, created_at, expires_at, used_at, keep_session FROM account_tokens LIMIT 0;
 SELECT mfa_failures, mfa_alerted_at FROM users LIMIT 0;
 SELECT id, kind, recipient, body, message_id, created_at, next_attempt_at, attempts, last_error, sent_at, failed_at FROM mail_outbox LIMIT 0;
@@ -39,7 +39,10 @@ SELECT owner_id, n FROM item_counts LIMIT 0;
 SELECT n FROM user_total LIMIT 0;
 SELECT user_id, secret, created_at, confirmed_at, last_step FROM mfa_totp LIMIT 0;
 SELECT code_hash, user_id, created_at, used_at FROM mfa_recovery_codes LIMIT 0;
-SELECT token_hash, user_id, network, created_at, expires_at, used_at FROM mfa_challenges LIMIT 0`
+SELECT token_hash, user_id, network, created_at, expires_at, used_at FROM mfa_challenges LIMIT 0;
+SELECT webauthn_handle FROM users LIMIT 0;
+SELECT ` + passkeyColumns + ` FROM passkeys LIMIT 0;
+SELECT challenge_hash, purpose, user_id, session_hash, network, created_at, expires_at FROM webauthn_challenges LIMIT 0`
 
 // errSchemaBehind is a schema older than the code.
 var errSchemaBehind = errors.New("the database schema is older than this build")

@@ -17,7 +17,8 @@ type session struct {
 	ExpiresAt  time.Time `json:"expires_at"`
 	UserAgent  string    `json:"user_agent"`
 	ClientIP   string    `json:"client_ip"`
-	MFA        bool      `json:"mfa"` // made through a second factor
+	MFA        bool      `json:"mfa"`    // made through a second factor
+	Method     string    `json:"method"` // password or passkey
 	Current    bool      `json:"current"`
 }
 
@@ -30,6 +31,7 @@ type newSession struct {
 	policy             sessionPolicy
 	userAgent, network string
 	mfa                bool
+	method             string // password or passkey
 }
 
 // createSession stores n and returns when it expires.
@@ -40,16 +42,16 @@ func (s *store) createSession(ctx context.Context, n newSession) (time.Time, err
 	if len(userAgent) > 512 {
 		userAgent = userAgent[:512]
 	}
-	_, err := s.db.ExecContext(ctx, `INSERT INTO sessions (token_hash, user_id, created_at, last_used_at, expires_at, user_agent, client_ip, mfa)
-		VALUES ($1, $2, $3, $3, $4, $5, $6, $7)`,
-		n.tokenHash, n.userID, now, expires, strings.ToValidUTF8(strings.ReplaceAll(userAgent, "\x00", ""), "?"), n.network, n.mfa)
+	_, err := s.db.ExecContext(ctx, `INSERT INTO sessions (token_hash, user_id, created_at, last_used_at, expires_at, user_agent, client_ip, mfa, method)
+		VALUES ($1, $2, $3, $3, $4, $5, $6, $7, $8)`,
+		n.tokenHash, n.userID, now, expires, strings.ToValidUTF8(strings.ReplaceAll(userAgent, "\x00", ""), "?"), n.network, n.mfa, n.method)
 	return expires, classify(err, "Session")
 }
 
 // liveSessionSQL finds the session of a token hash ($1) that is neither
-// expired at $2 nor idle since $3, with its user: the session's id and
-// last use, then the user's columns.
-const liveSessionSQL = `SELECT s.id AS session_id, s.last_used_at, u.id, u.email, u.full_name, u.is_active, u.is_superuser, u.email_verified, u.mfa_enabled, u.pending_email, u.pending_email_expires_at, u.created_at, u.password_hash
+// expired at $2 nor idle since $3, with its user: the session's id, last
+// use and whether a second factor made it, then the user's columns.
+const liveSessionSQL = `SELECT s.id AS session_id, s.last_used_at, s.mfa AS session_mfa, u.id, u.email, u.full_name, u.is_active, u.is_superuser, u.email_verified, u.mfa_enabled, u.pending_email, u.pending_email_expires_at, u.created_at, u.password_hash
 	FROM sessions s JOIN users u ON u.id = s.user_id
 	WHERE s.token_hash = $1 AND s.expires_at > $2 AND s.last_used_at > $3`
 
@@ -60,10 +62,12 @@ func (s *store) userBySession(ctx context.Context, tokenHash []byte, p sessionPo
 	now := s.timestamp()
 	var sessionID string
 	var lastUsed time.Time
-	u, err := s.scanUser(s.db.QueryRowContext(ctx, liveSessionSQL, tokenHash, now, now.Add(-p.idle)), &sessionID, &lastUsed)
+	var mfa bool
+	u, err := s.scanUser(s.db.QueryRowContext(ctx, liveSessionSQL, tokenHash, now, now.Add(-p.idle)), &sessionID, &lastUsed, &mfa)
 	if err != nil {
 		return user{}, "", classify(err, "Session")
 	}
+	u.sessionMFA = mfa
 	return u, sessionID, s.touchSession(ctx, tokenHash, lastUsed, now)
 }
 
@@ -99,7 +103,7 @@ func (s *store) readAsSession(ctx context.Context, tokenHash []byte, p sessionPo
 	var u user
 	var sessionID string
 	var lastUsed time.Time
-	lead := append([]any{&sessionID, &lastUsed}, userFields(&u)...)
+	lead := append([]any{&sessionID, &lastUsed, &u.sessionMFA}, userFields(&u)...)
 	count := "SELECT 0 AS total"
 	total := new(int)
 	if read.count != "" {
@@ -137,7 +141,7 @@ func (s *store) deleteSession(ctx context.Context, tokenHash []byte) error {
 // newest first: $6 rows from $7 on, after the position ($4, $5), on the
 // index (user_id, created_at, id). $2 and $3 are the limits the session
 // itself is held to.
-const sessionsPageSQL = `SELECT x.id, x.created_at, x.last_used_at, x.expires_at, x.user_agent, x.client_ip, x.mfa FROM sessions x
+const sessionsPageSQL = `SELECT x.id, x.created_at, x.last_used_at, x.expires_at, x.user_agent, x.client_ip, x.mfa, x.method FROM sessions x
 	WHERE x.user_id = viewer.id AND x.expires_at > $2 AND x.last_used_at > $3 AND (x.created_at, x.id) < ($4, $5)
 	ORDER BY x.created_at DESC, x.id DESC LIMIT $6 OFFSET $7`
 
@@ -158,7 +162,7 @@ func (s *store) sessionsPageAs(ctx context.Context, tokenHash []byte, p sessionP
 	list := make([]session, 0, q.limit+1)
 	u, sessionID, err := s.readAsSession(ctx, tokenHash, p, sessionRead{
 		sql: sessionsPageSQL, args: []any{q.after.createdAt, q.after.id, q.limit + 1, q.offset},
-		own: []any{&x.ID, &x.CreatedAt, &x.LastUsedAt, &x.ExpiresAt, &x.UserAgent, &x.ClientIP, &x.MFA},
+		own: []any{&x.ID, &x.CreatedAt, &x.LastUsedAt, &x.ExpiresAt, &x.UserAgent, &x.ClientIP, &x.MFA, &x.Method},
 		each: func() {
 			x.CreatedAt, x.LastUsedAt, x.ExpiresAt = x.CreatedAt.UTC(), x.LastUsedAt.UTC(), x.ExpiresAt.UTC()
 			list = append(list, x)
@@ -201,8 +205,9 @@ func (s *store) deleteExpiredSessions(ctx context.Context) (int64, error) {
 	return res.RowsAffected()
 }
 
-// sweepSessions deletes expired sessions and MFA steps of a login, and
-// login networks not used for networkTTL; main runs it every hour.
+// sweepSessions deletes expired sessions, MFA steps of a login and passkey
+// challenges, and login networks not used for networkTTL; main runs it
+// every hour.
 func sweepSessions(ctx context.Context, logger *slog.Logger, s *store, networkTTL time.Duration) {
 	if n, err := s.deleteExpiredSessions(ctx); err != nil && ctx.Err() == nil {
 		logger.Warn("could not delete expired sessions", "error", err.Error())
@@ -214,6 +219,9 @@ func sweepSessions(ctx context.Context, logger *slog.Logger, s *store, networkTT
 	}
 	if err := s.deleteStaleMFAChallenges(ctx); err != nil && ctx.Err() == nil {
 		logger.Warn("could not delete expired MFA challenges", "error", err.Error())
+	}
+	if err := s.deleteStaleChallenges(ctx); err != nil && ctx.Err() == nil {
+		logger.Warn("could not delete expired passkey challenges", "error", err.Error())
 	}
 }
 

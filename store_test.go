@@ -92,6 +92,9 @@ func TestListPlansAreBoundedByThePage(t *testing.T) {
 		`INSERT INTO sessions (token_hash, user_id, created_at, last_used_at, expires_at)
 		 SELECT convert_to(u.email || '/' || g, 'UTF8'), u.id, now() - g * interval '1 second', now(), now() + interval '1 hour'
 		 FROM users u, generate_series(1, 50) g`,
+		`INSERT INTO passkeys (user_id, credential_id, public_key, algorithm, user_verified, backup_eligible, backed_up, aaguid, name, created_at)
+		 SELECT u.id, convert_to(u.email || '/' || g, 'UTF8'), '\x00', -7, true, true, true, gen_random_uuid(), 'key', now() - g * interval '1 second'
+		 FROM users u, generate_series(1, 20) g`,
 		`VACUUM ANALYZE`,
 	} {
 		if _, err := conn.ExecContext(ctx, q); err != nil {
@@ -178,6 +181,21 @@ func TestListPlansAreBoundedByThePage(t *testing.T) {
 		},
 		"GET /api/v1/users/me/sessions": func(t *testing.T) {
 			bounded(t, "a user's sessions", asSession("u2@example.com", sessionsCountSQL, sessionsPageSQL, beforeAll.createdAt, beforeAll.id, 21, 0), "sessions_user_created_idx", "sessions x", 51)
+		},
+		"GET /api/v1/users/me/passkeys": func(t *testing.T) {
+			var u2 string
+			conn.QueryRowContext(ctx, `SELECT id FROM users WHERE email = 'u2@example.com'`).Scan(&u2)
+			// An account holds at most maxPasskeys: any page reads at most
+			// those, found on the account's index (PostgreSQL may sort 20
+			// rows rather than walk them in order).
+			plan := explain(passkeysPageSQL, u2, beforeAll.createdAt, beforeAll.id, 11, 0)
+			read := regexp.MustCompile(`(Index Scan|Bitmap Heap Scan|Seq Scan)[^\n]* on passkeys \(actual rows=(\d+) loops=1\)`).FindStringSubmatch(plan)
+			if read == nil {
+				t.Fatalf("a user's passkeys: no scan of passkeys in:\n%s", plan)
+			}
+			if n, _ := strconv.Atoi(read[2]); !strings.Contains(plan, "passkeys_user_created_idx") || read[1] == "Seq Scan" || n > maxPasskeys {
+				t.Fatalf("a user's passkeys: want at most %d rows read on passkeys_user_created_idx:\n%s", maxPasskeys, plan)
+			}
 		},
 		"GET /api/v1/users": func(t *testing.T) {
 			bounded(t, "the users' first page", explain(usersPageSQL, beforeAll.createdAt, beforeAll.id, 21, 0), "users_created_at_idx", "users", 21)

@@ -20,6 +20,7 @@ type user struct {
 	CreatedAt     time.Time `json:"created_at"`
 	passwordHash  string
 	pendingUntil  *time.Time // when the pending change's link expires
+	sessionMFA    bool       // read with a session: a second factor made it
 }
 
 const userColumns = `id, email, full_name, is_active, is_superuser, email_verified, mfa_enabled, pending_email, pending_email_expires_at, created_at, password_hash`

@@ -32,6 +32,9 @@ func authorizationMatrix(t *testing.T, a *testApp) {
 			expectStatus(t, r, 201)
 			return r.str("id")
 		},
+		"{passkey}": func(token string) string {
+			return newSoftAuthenticator(t, algES256).register(a, token, "").str("id")
+		},
 		"{session}": func(token string) string {
 			sessions := a.do(req{method: "GET", path: "/api/v1/users/me/sessions", token: token})
 			return sessions.json["data"].([]any)[0].(map[string]any)["id"].(string)
@@ -109,6 +112,14 @@ func authorizationMatrix(t *testing.T, a *testApp) {
 		{"POST", "/api/v1/users/me/mfa/totp/confirm", fixed(map[string]any{"code": "123456"}), [4]int{401, 409, 409, 409}},
 		{"GET", "/api/v1/users/me/mfa", nil, [4]int{401, 200, 200, 200}},
 		{"DELETE", "/api/v1/users/me/mfa", fixed(map[string]any{"current_password": "password-123", "code": "123456"}), [4]int{401, 409, 409, 409}},
+		// Passkeys: each owner holds one ({passkey}).
+		{"POST", "/api/v1/auth/passkey/options", nil, [4]int{200, 200, 200, 200}},
+		{"POST", "/api/v1/auth/passkey", fixed(map[string]any{"credential": map[string]any{"rawId": "AAAA", "type": "public-key", "response": map[string]any{}}}), [4]int{401, 401, 401, 401}},
+		{"POST", "/api/v1/users/me/passkeys/options", fixed(map[string]any{"current_password": "password-123"}), [4]int{401, 200, 200, 200}},
+		{"POST", "/api/v1/users/me/passkeys", fixed(map[string]any{"credential": map[string]any{}}), [4]int{401, 422, 422, 422}},
+		{"GET", "/api/v1/users/me/passkeys", nil, [4]int{401, 200, 200, 200}},
+		{"PATCH", "/api/v1/users/me/passkeys/{passkey}", fixed(map[string]any{"name": "renamed"}), [4]int{401, 200, 404, 404}},
+		{"DELETE", "/api/v1/users/me/passkeys/{passkey}", fixed(map[string]any{"current_password": "password-123"}), [4]int{401, 204, 404, 404}},
 		{"POST", "/api/v1/users/me/mfa/recovery-codes", fixed(map[string]any{"current_password": "password-123", "code": "123456"}), [4]int{401, 409, 409, 409}},
 	}
 	covered := map[string]bool{}
@@ -149,7 +160,7 @@ func authorizationMatrix(t *testing.T, a *testApp) {
 					t.Fatalf("status=%d, want %d; body %s", resp.status, want, resp.body)
 				}
 				if want >= 400 {
-					expectProblem(t, resp, want, map[int]string{400: "invalid_token", 401: "unauthorized", 403: "forbidden", 404: "not_found", 409: "conflict"}[want])
+					expectProblem(t, resp, want, map[int]string{400: "invalid_token", 401: "unauthorized", 403: "forbidden", 404: "not_found", 409: "conflict", 422: "validation_failed"}[want])
 				}
 			})
 		}

@@ -24,6 +24,7 @@ func badInputSuite(t *testing.T, a *testApp) {
 	userID, token := a.signup("u@example.com")
 	item := a.do(req{method: "POST", path: "/api/v1/items", token: token, body: map[string]any{"title": "keep me"}})
 	itemPath := "/api/v1/items/" + item.str("id")
+	passkeyID := newSoftAuthenticator(t, algES256).register(a, token, "u@example.com").str("id")
 
 	endpoints := []struct {
 		method, path, token string
@@ -47,11 +48,16 @@ func badInputSuite(t *testing.T, a *testApp) {
 		{"POST", "/api/v1/users/me/mfa/recovery-codes", token, "code"},
 		{"DELETE", "/api/v1/users/me/mfa", token, "code"},
 		{"DELETE", "/api/v1/users/me", token, "current_password"},
+		{"POST", "/api/v1/auth/passkey", "", "credential"},
+		{"POST", "/api/v1/users/me/passkeys/options", token, "current_password"},
+		{"POST", "/api/v1/users/me/passkeys", token, "name"},
+		{"PATCH", "/api/v1/users/me/passkeys/" + passkeyID, token, "name"},
+		{"DELETE", "/api/v1/users/me/passkeys/" + passkeyID, token, "current_password"},
 	}
-	takesNoBody := map[string]bool{"POST /api/v1/auth/logout": true, "POST /api/v1/users/me/verify-email": true}
+	takesNoBody := map[string]bool{"POST /api/v1/auth/logout": true, "POST /api/v1/users/me/verify-email": true, "POST /api/v1/auth/passkey/options": true}
 	covered := map[string]bool{}
 	for _, e := range endpoints {
-		path := strings.NewReplacer("/"+userID, "/{id}", "/"+item.str("id"), "/{id}").Replace(e.path)
+		path := strings.NewReplacer("/"+userID, "/{id}", "/"+item.str("id"), "/{id}", "/"+passkeyID, "/{id}").Replace(e.path)
 		covered[e.method+" "+path] = true
 	}
 	for _, route := range routes(t) {
@@ -91,9 +97,10 @@ func badInputSuite(t *testing.T, a *testApp) {
 		})
 	}
 
-	// Nothing above changed anything, nor queued a mail beyond the signup's.
+	// Nothing above changed anything, nor queued a mail beyond the setup's
+	// (the signup's, the passkey's).
 	var queued int
-	a.db.QueryRow(`SELECT count(*) FROM mail_outbox WHERE kind <> 'verify'`).Scan(&queued)
+	a.db.QueryRow(`SELECT count(*) FROM mail_outbox WHERE kind NOT IN ('verify', 'passkey_added')`).Scan(&queued)
 	if queued != 0 {
 		t.Fatalf("bad input queued %d outbox rows", queued)
 	}

@@ -25,6 +25,7 @@ awk '
     ratio("200,000 items, first page / 20 items, first page (>= 0.5)", rps["BenchmarkItemListDepth/BigFirst"], rps["BenchmarkItemListDepth/SmallFirst"])
     ratio("200,000 items, cursor 190,000 deep / 20 items (>= 0.5)", rps["BenchmarkItemListDepth/BigCursorDeep"], rps["BenchmarkItemListDepth/SmallFirst"])
     ratio("200,000 items, offset 9,980 / 20 items (>= 0.2)", rps["BenchmarkItemListDepth/BigOffset9980"], rps["BenchmarkItemListDepth/SmallFirst"])
+    ratio("passkey sign-in time / password sign-in time (full PBKDF2)", ns["BenchmarkSignInPasskey"], ns["BenchmarkSignInPassword"])
     ratio("TOTP check, a wrong code / a right code (~1: constant)", ns["BenchmarkMatchTOTP/wrong"], ns["BenchmarkMatchTOTP/right"])
     printf "%-58s %6s ns, %s allocs\n", "our log handler, access line of ten attributes", ns["BenchmarkLogAccessLine"], allocs["BenchmarkLogAccessLine"]
     printf "%-58s %6s ns\n", "limiter check, 100k keys (memory store)", ns["BenchmarkAllowManyKeys"]
