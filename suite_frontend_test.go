@@ -98,7 +98,9 @@ func TestFrontendJourney(t *testing.T) {
 
 // TestFrontendInDevelopment opens the app as `make run` serves it, the
 // service alone over http on 127.0.0.1, in both engines, and signs in as
-// the development superuser: the cookie session works there too.
+// the development superuser: the cookie session works there too. In
+// Chromium, at the localhost address the log gives, it adds a passkey and
+// signs in with it.
 func TestFrontendInDevelopment(t *testing.T) {
 	needTool(t, "chromium")
 	needTool(t, "firefox-esr")
@@ -109,9 +111,14 @@ func TestFrontendInDevelopment(t *testing.T) {
 			_, dsn := newTestDB(t)
 			rn := startRun(t, map[string]string{"DATABASE_URL": dsn, "PORT": strconv.Itoa(freePort(t))})
 			waitReady(t, rn.url())
+			// The address its log gives for passkeys: localhost, same port.
+			keys := rn.logs.linesWith(t, "msg", "passkeys need a domain name: use this address for them")
+			if want := "http://localhost:" + strconv.Itoa(rn.port) + "/"; len(keys) != 1 || keys[0]["url"] != want {
+				t.Fatalf("the passkeys line: %v, want one with url %s", keys, want)
+			}
 			cmd := exec.Command(node, "testdata/frontend_dev.mjs")
 			cmd.Env = append(os.Environ(), "ENGINE="+engine, "HOME="+t.TempDir(), "E2E_NODE_DIR="+nodeDir, "BASE_URL="+rn.url(),
-				"ADMIN_EMAIL=admin@example.com", "ADMIN_PASSWORD=changethis")
+				"PASSKEY_URL="+strings.TrimSuffix(keys[0]["url"].(string), "/"), "ADMIN_EMAIL=admin@example.com", "ADMIN_PASSWORD=changethis")
 			runDriver(t, cmd, 5)
 		})
 	}

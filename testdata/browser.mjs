@@ -259,6 +259,24 @@ async function wrapPlaywright(p, ctx, width, theme) {
       }),
       unintercept: () => p.unrouteAll(),
       close: () => ctx.close(),
+      // virtualAuthenticator plugs a passkey authenticator into this page
+      // (DevTools' WebAuthn domain): CTAP2, built in, holding discoverable
+      // credentials, verifying the user and touched at once. Chromium
+      // only: the journey asks for it where the engine has it.
+      virtualAuthenticator: async () => {
+        const cdp = await ctx.newCDPSession(p);
+        await cdp.send("WebAuthn.enable", { enableUI: false });
+        const { authenticatorId } = await cdp.send("WebAuthn.addVirtualAuthenticator", { options: {
+          protocol: "ctap2", transport: "internal", hasResidentKey: true, hasUserVerification: true, isUserVerified: true, automaticPresenceSimulation: true,
+        } });
+        return {
+          credentials: async () => (await cdp.send("WebAuthn.getCredentials", { authenticatorId })).credentials,
+          remove: async () => {
+            await cdp.send("WebAuthn.removeVirtualAuthenticator", { authenticatorId });
+            await cdp.detach();
+          },
+        };
+      },
     },
   });
   p.on("response", (r) => { if (r.status() >= 400) api.answers.errorAnswers++; });
@@ -297,6 +315,7 @@ async function wrapPuppeteer(p, ctx, width, theme) {
       },
       unintercept: async () => { routes = []; },
       close: () => ctx.close(),
+      virtualAuthenticator: null, // not over WebDriver BiDi yet
     },
   });
   await p.setRequestInterception(true);

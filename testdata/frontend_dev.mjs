@@ -2,7 +2,8 @@
 // development, over plain http on 127.0.0.1 (which browsers count as a
 // secure context, so they keep the __Host- cookie). Run by
 // suite_frontend_test.go; prints the steps and problems as JSON.
-// Environment: ENGINE, E2E_NODE_DIR, BASE_URL, ADMIN_EMAIL, ADMIN_PASSWORD.
+// Environment: ENGINE, E2E_NODE_DIR, BASE_URL, PASSKEY_URL, ADMIN_EMAIL,
+// ADMIN_PASSWORD.
 import path from "node:path";
 import { launch } from "./browser.mjs";
 
@@ -43,6 +44,33 @@ try {
   step("signed out: the cookie is gone", !(await page.cookies()).some((c) => c.name === "__Host-session"));
   await page.close();
   problems.push(...page.problems);
+
+  // Passkeys, at the localhost address the log gives (WebAuthn refuses an
+  // IP address), on Chromium's virtual authenticator.
+  const keyPage = await browser.newPage({ width: 1280, height: 800 });
+  if (keyPage.virtualAuthenticator) {
+    const key = await keyPage.virtualAuthenticator();
+    const at = env.PASSKEY_URL;
+    await keyPage.goto(at + "/login");
+    await keyPage.get({ role: "heading", level: 1, name: "Sign in", exact: true });
+    await keyPage.fill({ label: "Email" }, env.ADMIN_EMAIL);
+    await keyPage.fill({ label: "Password" }, env.ADMIN_PASSWORD);
+    await keyPage.click({ role: "button", name: "Sign in", exact: true, within: { css: "main" } });
+    await keyPage.click({ role: "link", name: "Settings", exact: true });
+    const region = { role: "region", name: "Passkeys", exact: true };
+    await keyPage.fill({ label: "Current password", within: region }, env.ADMIN_PASSWORD);
+    await keyPage.click({ role: "button", name: "Add a passkey", exact: true, within: region });
+    await keyPage.get({ text: /is added/, within: region });
+    // Signed out, the email field's autofill (the authenticator present at
+    // once) signs in with it.
+    await keyPage.click({ role: "button", name: "Sign out", exact: true, within: { css: "nav" } });
+    await keyPage.get({ role: "heading", level: 1, name: /^Hello/ });
+    const held = await key.credentials();
+    step("development: at localhost, a passkey is added and signs in", held.length === 1 && held[0].rpId === "localhost", held.map((c) => c.rpId));
+    await key.remove();
+  }
+  await keyPage.close();
+  problems.push(...keyPage.problems);
 } catch (e) {
   problems.push("driver: " + e.message.split("\n").slice(0, 6).join(" | "));
 } finally {

@@ -6,7 +6,7 @@
 // the problems seen (script errors, CSP violations, console errors that
 // are not the API's own answers).
 //
-// First the whole journey at 1280x800 in the light theme; then a tour of
+// First passkeys, then the whole journey at 1280x800 in the light theme; then a tour of
 // every page at 1280 and 390 wide, in the light and the dark theme, each
 // screenshotted (SCREENSHOTS/ENGINE-THEME-WIDTH-page.png) and checked by
 // axe-core, colour contrast included.
@@ -145,6 +145,115 @@ async function loadingShows(page, name, go, title) {
   step(`loading: ${name} shows its loading state while its first request is held`, busy, null, page.width);
 }
 
+// passkeys walks a passkey's life on a page of its own, in Chromium on a
+// virtual authenticator: sign up and verify, add a passkey in settings,
+// sign in with it from the email field's autofill and from the button,
+// nothing typed (a passkey session with a second factor), rename it,
+// delete it, and a sign-in with the deleted passkey refused. Firefox over BiDi has no virtual authenticator: there
+// the sign-in page and settings offer passkeys, and the tour checks them.
+async function passkeys(b) {
+  const p = await b.newPage({ width: 1280, height: 800 });
+  const region = { role: "region", name: "Passkeys", exact: true };
+  if (!p.virtualAuthenticator) {
+    await p.goto(base + "/login");
+    await ready(p, "Sign in");
+    step("passkeys: the sign-in page offers a passkey, and the email field its autofill", await p.shows({ role: "button", name: "Sign in with a passkey" }) &&
+      await (await p.get({ label: "Email" })).attr("autocomplete") === "username webauthn");
+    await p.close();
+    return p.problems;
+  }
+  const key = await p.virtualAuthenticator();
+  const grace = "grace@example.com";
+  const gracePassword = "compilers all the way down";
+  await p.goto(base + "/signup");
+  await ready(p, "Sign up");
+  await p.fill({ label: "Full name (optional)" }, "Grace Hopper");
+  await p.fill({ label: "Email" }, grace);
+  await p.fill({ label: "Password", exact: true }, gracePassword);
+  await p.fill({ label: "Repeat the password" }, gracePassword);
+  await p.click({ role: "button", name: "Create account" });
+  await ready(p, "Sign in");
+  await p.goto(await mailLink(grace, "Confirm your email", "/verify-email"));
+  await p.get({ text: "Your email address is verified.", exact: true });
+  await p.click({ role: "link", name: "Sign in" });
+  await ready(p, "Sign in");
+  await signIn(p, grace, gracePassword);
+  await ready(p, "Hello, Grace Hopper");
+  await p.click({ role: "link", name: "Settings", exact: true });
+  await ready(p, "Settings");
+  step("passkeys: none yet", await p.shows({ text: "No passkeys yet.", exact: true, within: region }));
+
+  // Add one: every factor first (here the password), then the browser.
+  await p.click({ role: "button", name: "Add a passkey", exact: true, within: region });
+  step("passkeys: adding without the password says “Is required.”", await p.shows({ text: "Is required.", exact: true, within: region }));
+  await p.fill({ label: "Name (optional)", within: region }, "Work laptop");
+  await p.fill({ label: "Current password", within: region }, gracePassword);
+  await p.click({ role: "button", name: "Add a passkey", exact: true, within: region });
+  await p.get({ text: /“Work laptop” is added/, within: region });
+  const held = await key.credentials();
+  step("passkeys: added, listed, and held by the authenticator as a discoverable credential for localhost",
+    await p.shows({ text: "Work laptop", exact: true, within: { role: "list", name: "Your passkeys" } }) && await p.shows({ text: /not used yet/, within: region }) &&
+    held.length === 1 && held[0].isResidentCredential && held[0].rpId === "localhost", held.map((c) => ({ rpId: c.rpId, resident: c.isResidentCredential, signCount: c.signCount })));
+  await shot(p, "settings-passkeys");
+  await axe(p, "settings with a passkey");
+
+  // Sign out: the sign-in page asks the browser for a passkey for the
+  // email field's autofill (conditional mediation), and the virtual
+  // authenticator, present at once, answers it as a person picking the
+  // passkey there would: signed in, nothing typed.
+  const passkeySession = async () => (await p.evaluate(async () => (await (await fetch("/api/v1/users/me/sessions")).json()).data)).filter((s) => s.current);
+  await p.click({ role: "button", name: "Sign out", exact: true, within: { css: "nav" } });
+  await ready(p, "Hello, Grace Hopper");
+  let current = await passkeySession();
+  step("passkeys: the email field's autofill signs in with the passkey, nothing typed: a passkey session with a second factor",
+    current.length === 1 && current[0].method === "passkey" && current[0].mfa === true, current);
+
+  // Where the browser has no autofill for passkeys, the button: the email
+  // field left empty.
+  const noAutofill = () => p.evaluate(() => { PublicKeyCredential.isConditionalMediationAvailable = async () => false; });
+  await noAutofill();
+  await p.click({ role: "button", name: "Sign out", exact: true, within: { css: "nav" } });
+  await ready(p, "Sign in");
+  const typed = await (await p.get({ label: "Email" })).value();
+  await p.click({ role: "button", name: "Sign in with a passkey" });
+  await ready(p, "Hello, Grace Hopper");
+  current = await passkeySession();
+  step("passkeys: the button signs in with the passkey, the email field left empty: a passkey session with a second factor (the user was verified)",
+    typed === "" && current.length === 1 && current[0].method === "passkey" && current[0].mfa === true, { typed, current });
+  await p.click({ role: "link", name: "Settings", exact: true });
+  await ready(p, "Settings");
+  step("passkeys: the sessions list says so", await p.shows({ text: /with a passkey · last used .* · with a second factor\./, within: { role: "region", name: "Sessions", exact: true } }));
+  step("passkeys: the row says it was used", await p.shows({ text: /last used/, within: { role: "list", name: "Your passkeys" } }));
+
+  // Rename, then delete (every factor again).
+  await p.click({ role: "button", name: "Rename Work laptop", within: region });
+  await p.fill({ label: "Name", exact: true, within: region }, "Home laptop");
+  await p.click({ role: "button", name: "Save name", within: region });
+  await p.get({ text: "The passkey is renamed “Home laptop”.", exact: true, within: region });
+  step("passkeys: renamed in the list", await p.shows({ text: "Home laptop", exact: true, within: { role: "list", name: "Your passkeys" } }) &&
+    await p.gone({ text: "Work laptop", exact: true, within: region }));
+  await p.click({ role: "button", name: "Delete Home laptop", within: region });
+  await axe(p, "deleting a passkey");
+  await p.fill({ label: "Current password", within: { role: "form", name: "Delete Home laptop" } }, gracePassword);
+  await p.click({ role: "button", name: "Delete passkey", within: region });
+  await p.get({ text: "“Home laptop” is deleted.", exact: true, within: region });
+  step("passkeys: deleted, none left", await p.shows({ text: "No passkeys yet.", exact: true, within: region }));
+
+  // The authenticator still holds it; the service no longer takes it.
+  await noAutofill();
+  await p.click({ role: "button", name: "Sign out", exact: true, within: { css: "nav" } });
+  await ready(p, "Sign in");
+  await p.click({ role: "button", name: "Sign in with a passkey" });
+  const refused = await p.text({ css: 'form[aria-label="Sign in with a passkey"] .alert:not([hidden])' }).catch((e) => e.message);
+  step("passkeys: the deleted passkey signs no one in, and the page says so", /could not sign you in/.test(refused) &&
+    await p.shows({ role: "heading", level: 1, name: "Sign in", exact: true }), refused);
+  await axe(p, "sign-in, a passkey refused");
+  step("passkeys: no console error but the API's handled answers", p.answers.failedLoads <= p.answers.errorAnswers, p.answers);
+  await key.remove();
+  await p.close();
+  return p.problems;
+}
+
 let email = "ada@example.com"; // moved to a new address by the journey
 const firstPassword = "analytical engine 1843";
 const newPassword = "notes on the engine";
@@ -156,6 +265,7 @@ try {
   // ---- 1280 x 800, light: the whole journey.
   const light = await launch(engine, { modulesDir, spkiPin: env.SPKI_PIN, theme: "light" });
   browsers.push(light);
+  problems.push(...await passkeys(light));
   const page = await light.newPage({ width: 1280, height: 800 });
 
   await loadingShows(page, "the start (who is signed in)", () => page.goto(base + "/"), "Sign in");

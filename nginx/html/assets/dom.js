@@ -49,14 +49,14 @@ export function field(name, label, opts = {}) {
 }
 
 // form makes a form of fields with a submit button (red when danger: it
-// destroys) and an alert for what belongs to no field. On submit it clears the old errors, says "Is
+// destroys; quiet when secondary: another way to the same end) and an alert for what belongs to no field. On submit it clears the old errors, says "Is
 // required." beside every required field left empty (and sends nothing),
 // shows the button busy, and calls onSubmit(values, form); a Problem it
 // throws is shown (showProblem). Nothing the person typed is cleared on an
 // error.
-export function form({ fields, submit, onSubmit, extra = [], label, danger = false }) {
+export function form({ fields, submit, onSubmit, extra = [], label, danger = false, secondary = false }) {
   const alert = h("div", { class: "alert", role: "alert", hidden: true });
-  const button = h("button", { type: "submit", class: danger ? "danger" : undefined, text: submit });
+  const button = h("button", { type: "submit", class: danger ? "danger" : secondary ? "secondary" : undefined, text: submit });
   const el = h("form", { novalidate: true, "aria-label": label }, alert, fields, h("div", { class: "actions" }, button, extra));
   el.addEventListener("submit", async (e) => {
     e.preventDefault();

@@ -1,7 +1,8 @@
 // Signing in (with the second step when the account has one), signing up,
 // and the pages mailed links open: recover, reset, verify.
 import { api, Problem } from "../api.js";
-import { h, field, form, mismatch } from "../dom.js";
+import { h, field, form, mismatch, clearProblem, showProblem } from "../dom.js";
+import * as passkey from "../passkey.js";
 
 const passwordHint = "8 to 128 characters. Not a common password, and not your email or part of it.";
 
@@ -14,13 +15,14 @@ export function loginPage(app) {
     label: "Sign in",
     submit: "Sign in",
     fields: [
-      field("email", "Email", { type: "email", autocomplete: "username", required: true, value: app.prefill.email || "" }),
+      field("email", "Email", { type: "email", autocomplete: "username webauthn", required: true, value: app.prefill.email || "" }),
       field("password", "Password", { type: "password", autocomplete: "current-password", required: true }),
     ],
     async onSubmit(v) {
       notice.replaceChildren();
       try {
         await api("POST", "/auth/login?session=cookie", { email: v.email, password: v.password }, { signIn: true });
+        await passkey.cancelAutofill(); // signed in: the autofill's request waits no more
       } catch (p) {
         if (p instanceof Problem && p.code === "mfa_required") return showCodeStep(p);
         if (p instanceof Problem && p.code === "email_unverified") return offerResend(v.email, p);
@@ -74,10 +76,62 @@ export function loginPage(app) {
     );
   }
 
-  card.append(title, notice, passwordStep,
+  card.append(title, notice, passwordStep, passkeySignIn(app, card),
     h("p", {}, h("a", { href: "/recover-password", text: "Forgot your password?" })),
     h("p", {}, "No account yet? ", h("a", { href: "/signup", text: "Sign up" })));
   return card;
+}
+
+// The sign-in page's challenge, kept while it is fresh and unspent: a
+// visit to the page again asks for no other.
+let options = null;
+let asked = 0;
+async function fresh() {
+  if (!options || Date.now() - asked > 4 * 60 * 1000) { // challenges live 5 minutes
+    options = await api("POST", "/auth/passkey/options", undefined, { signIn: true });
+    asked = Date.now();
+  }
+  return options;
+}
+
+// passkeySignIn signs in with a passkey, no email typed: from the button,
+// in the browser's dialog, or (where the browser offers it) from the email
+// field's autofill. Both use the page's one challenge (fresh); the
+// autofill's request is cancelled before the dialog's.
+function passkeySignIn(app, card) {
+  if (!passkey.supported()) return null;
+  const finish = async (credential) => {
+    options = null; // its challenge is spent, right or wrong
+    await api("POST", "/auth/passkey?session=cookie", { credential }, { signIn: true });
+    app.prefill = {};
+    await app.signedIn();
+  };
+  const el = form({
+    label: "Sign in with a passkey",
+    submit: "Sign in with a passkey",
+    secondary: true,
+    fields: [h("p", { class: "muted", text: "Or, with no email or password: a passkey on this device, your phone or a security key." })],
+    async onSubmit() {
+      await finish(await passkey.get(await fresh()));
+    },
+  });
+  (async () => {
+    if (!(await passkey.conditionalAvailable())) return;
+    let credential;
+    try {
+      credential = await passkey.get(await fresh(), { conditional: true });
+    } catch {
+      return; // the button still works, and says what went wrong
+    }
+    if (!credential || !card.isConnected) return;
+    try {
+      await finish(credential);
+    } catch (err) {
+      clearProblem(el);
+      showProblem(el, err);
+    }
+  })();
+  return el;
 }
 
 export function signupPage(app) {

@@ -1,14 +1,16 @@
-// Settings: profile, appearance, email, password, two-factor sign-in and
-// its recovery codes, sessions, deleting the account. Each section says
+// Settings: profile, appearance, email, password, passkeys, two-factor
+// sign-in and its recovery codes, sessions, deleting the account. Each section says
 // what the server holds, and shows it anew after every change.
 import { api } from "../api.js";
 import { h, field, form, confirmButton, actionLine, mismatch, when } from "../dom.js";
 import { qrSVG } from "../qr.js";
 import { resendButton } from "./home.js";
+import * as passkey from "../passkey.js";
 
 export async function settingsPage(app) {
-  // What the server holds now: the account, its second factor, its sessions.
-  const [, mfa, sessionList] = await Promise.all([app.refreshMe(), api("GET", "/users/me/mfa"), sessions()]);
+  // What the server holds now: the account, its second factor, its
+  // passkeys, its sessions.
+  const [, mfa, keys, sessionList] = await Promise.all([app.refreshMe(), api("GET", "/users/me/mfa"), passkeys(app), sessions()]);
   const factor = twoFactor(app, mfa);
   // A change that took a recovery code leaves one fewer: say so.
   const spent = (v) => (v.code !== undefined ? factor.refresh() : null);
@@ -19,6 +21,7 @@ export async function settingsPage(app) {
       section("Appearance", appearance()),
       section("Email", email(app, spent)),
       section("Password", password(app, sessionList, spent)),
+      section("Passkeys", keys(spent)),
       section("Two-factor sign-in", factor.el),
       section("Sessions", sessionList.el),
       section("Delete account", deleteAccount(app))),
@@ -148,6 +151,98 @@ function password(app, sessionList, spent) {
   })];
 }
 
+// passkeys lists the account's passkeys, each renamed in place or deleted
+// with every factor asked again, and adds one: every factor, then the
+// browser's prompt. It reads the list first, and answers a function that
+// draws the section (spent: a recovery code was used).
+async function passkeys(app) {
+  const list = h("ul", { class: "list", "aria-label": "Your passkeys" });
+  const line = actionLine();
+  const draw = (page) => list.replaceChildren(...(page.data.length ? page.data.map(row) : [h("li", { class: "muted", text: "No passkeys yet." })]));
+  const load = async () => draw(await api("GET", "/users/me/passkeys?limit=100"));
+  let spent = () => null;
+
+  function row(p) {
+    const li = h("li", {});
+    const cancel = () => h("button", { type: "button", class: "secondary", text: "Cancel", onclick: show });
+    function show() {
+      li.replaceChildren(
+        h("div", { class: "row" },
+          h("span", { class: "title", text: p.name }),
+          h("span", { class: "actions" },
+            h("button", { type: "button", class: "secondary", text: "Rename", "aria-label": `Rename ${p.name}`, onclick: rename }),
+            h("button", { type: "button", class: "secondary", text: "Delete", "aria-label": `Delete ${p.name}`, onclick: remove }))),
+        h("p", { class: "muted desc", text: describe(p) }));
+    }
+    function rename() {
+      const f = form({
+        label: `Rename ${p.name}`,
+        submit: "Save name",
+        fields: [field("name", "Name", { required: true, maxlength: 64, value: p.name })],
+        extra: [cancel()],
+        async onSubmit(v) {
+          p = await api("PATCH", `/users/me/passkeys/${p.id}`, { name: v.name.trim() });
+          show();
+          line.done(`The passkey is renamed “${p.name}”.`);
+        },
+      });
+      li.replaceChildren(f);
+      f.elements.namedItem("name").focus();
+    }
+    function remove() {
+      const f = form({
+        label: `Delete ${p.name}`,
+        submit: "Delete passkey",
+        danger: true,
+        fields: [h("p", { text: `“${p.name}” will no longer sign you in. Delete it from the device or service that holds it too.` }), ...reauthFields(app)],
+        extra: [cancel()],
+        async onSubmit(v) {
+          await api("DELETE", `/users/me/passkeys/${p.id}`, reauth(v));
+          await Promise.all([load(), spent(v)]);
+          line.done(`“${p.name}” is deleted.`);
+        },
+      });
+      li.replaceChildren(f);
+      f.elements.namedItem("current_password").focus();
+    }
+    show();
+    return li;
+  }
+
+  const add = passkey.supported() ? form({
+    label: "Add a passkey",
+    submit: "Add a passkey",
+    fields: [
+      field("name", "Name (optional)", { maxlength: 64, hint: "Which device or service holds it, such as “Work laptop”." }),
+      ...reauthFields(app, "Your browser then asks to make the passkey, with your fingerprint, face, PIN or security key."),
+    ],
+    async onSubmit(v, f) {
+      const credential = await passkey.create(await api("POST", "/users/me/passkeys/options", reauth(v)));
+      const added = await api("POST", "/users/me/passkeys", v.name.trim() ? { credential, name: v.name.trim() } : { credential });
+      f.reset();
+      await Promise.all([load(), spent(v)]);
+      line.done(`“${added.name}” is added: it signs you in with no password, and counts as both factors.`);
+    },
+  }) : h("p", { class: "muted", text: "This browser cannot make passkeys. Passkeys listed here still sign you in where they are kept." });
+
+  await load();
+  return (onSpent) => {
+    spent = onSpent;
+    return [
+      h("p", { text: "A passkey signs you in with your fingerprint, face, screen lock or security key instead of your password. It works only on this site, so it cannot be phished." }),
+      line.el, list, h("h3", { text: "Add a passkey" }), add,
+    ];
+  };
+}
+
+// describe is what a passkey's row says of it: where it lives, when it was
+// added and last used, whether it syncs.
+function describe(p) {
+  const backup = p.backed_up ? "synced to your other devices" : p.backup_eligible ? "can sync, not synced yet" : "on one device only";
+  const text = [p.device, `added ${when(p.created_at)}`, p.last_used_at ? `last used ${when(p.last_used_at)}` : "not used yet", backup].filter(Boolean).join(" · ");
+  return text.charAt(0).toUpperCase() + text.slice(1) + ".";
+}
+
 // sessions is the list of the account's sessions, with load to read it
 // again after a change that ends some.
 async function sessions() {
@@ -167,7 +262,7 @@ async function sessions() {
         h("span", { class: "title", text: agent(s.user_agent) }),
         s.current ? h("span", { class: "badge", text: "This device" }) : confirmButton("Sign out", "Sign out this session", () =>
           act(() => api("DELETE", `/users/me/sessions/${s.id}`), "That session is signed out."))),
-      h("p", { class: "muted desc", text: `From ${s.client_ip} · signed in ${when(s.created_at)} · last used ${when(s.last_used_at)}${s.mfa ? " · with a second factor" : ""}.` }))));
+      h("p", { class: "muted desc", text: `From ${s.client_ip} · signed in ${when(s.created_at)}${s.method === "passkey" ? " with a passkey" : ""} · last used ${when(s.last_used_at)}${s.mfa ? " · with a second factor" : ""}.` }))));
   }
   // act makes a change, reads the list anew, and only then says it worked.
   async function act(call, message) {
