@@ -140,7 +140,7 @@ func handleRegister(s *store, pw *passwordHasher, au *auditor, m *mailer) http.H
 		}
 		au.record(r, "user.created", u.ID, u.ID)
 		w.Header().Set("Location", "/api/v1/users/"+u.ID)
-		writeJSON(w, http.StatusCreated, contentJSON, u)
+		writeTagged(w, http.StatusCreated, u.Version, u)
 		return nil
 	})
 }

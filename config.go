@@ -64,6 +64,7 @@ type config struct {
 	EmailVerification string // optional | required
 	MailMaxAttempts   int
 	MFARequired       string // off | superusers | all
+	IfMatchRequired   bool   // PATCH and DELETE of items and users need If-Match (428 without)
 
 	RateLimit rateLimitConfig
 }
@@ -273,6 +274,7 @@ func loadAccounts(e *envReader, c *config, prod bool) {
 		c.SecretKey, c.SecretKeyGenerated = make([]byte, 32), true
 		rand.Read(c.SecretKey)
 	}
+	c.IfMatchRequired = e.boolean("IF_MATCH_REQUIRED", false)
 	c.MFARequired = e.str("MFA_REQUIRED", "off")
 	if c.MFARequired != "off" && c.MFARequired != "superusers" && c.MFARequired != "all" {
 		e.invalid("MFA_REQUIRED", c.MFARequired, "is not off, superusers or all")
@@ -437,6 +439,7 @@ func (c config) LogValue() slog.Value {
 		slog.Bool("secret_key_set", !c.SecretKeyGenerated),
 		slog.Int("mail_max_attempts", c.MailMaxAttempts),
 		slog.String("mfa_required", c.MFARequired),
+		slog.Bool("if_match_required", c.IfMatchRequired),
 		slog.Bool("rate_limit_enabled", c.RateLimit.Enabled),
 		slog.String("rate_limit_store", c.RateLimit.Store),
 		slog.Int("rate_limit_max_keys", c.RateLimit.MaxKeys),

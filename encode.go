@@ -52,6 +52,8 @@ func (it item) appendJSON(b []byte) []byte {
 	b = appendJSONTime(b, it.CreatedAt)
 	b = append(b, `,"updated_at":`...)
 	b = appendJSONTime(b, it.UpdatedAt)
+	b = append(b, `,"version":`...)
+	b = strconv.AppendInt(b, it.Version, 10)
 	return append(b, '}')
 }
 
@@ -74,6 +76,8 @@ func (u user) appendJSON(b []byte) []byte {
 	b = appendNullableString(b, u.PendingEmail)
 	b = append(b, `,"created_at":`...)
 	b = appendJSONTime(b, u.CreatedAt)
+	b = append(b, `,"version":`...)
+	b = strconv.AppendInt(b, u.Version, 10)
 	return append(b, '}')
 }
 

@@ -28,6 +28,10 @@ const (
 	codeMFAEnrollment    errorCode = "mfa_enrollment_required" // 403: the account must enrol a second factor first
 	codeCSRF             errorCode = "csrf"                    // 403: a cookie-borne change from another origin
 	codeMFALocked        errorCode = "mfa_locked"              // 403: too many wrong codes in a row; a password reset unlocks
+	codeKeyReused        errorCode = "idempotency_key_reused"  // 422: an Idempotency-Key used for another request
+	codeKeyInProgress    errorCode = "idempotency_in_progress" // 409: an Idempotency-Key whose first request still runs
+	codePrecondition     errorCode = "precondition_failed"     // 412: If-Match names a version that is no longer current
+	codePreconditionReq  errorCode = "precondition_required"   // 428: IF_MATCH_REQUIRED, and no If-Match
 	codeInternal         errorCode = "internal"
 	codeUnavailable      errorCode = "unavailable"
 )
@@ -35,7 +39,7 @@ const (
 // status is the one place a code becomes an HTTP status.
 func (c errorCode) status() int {
 	switch c {
-	case codeValidation:
+	case codeValidation, codeKeyReused:
 		return http.StatusUnprocessableEntity
 	case codeBadRequest, codeInvalidToken:
 		return http.StatusBadRequest
@@ -47,8 +51,12 @@ func (c errorCode) status() int {
 		return http.StatusNotFound
 	case codeMethodNotAllowed:
 		return http.StatusMethodNotAllowed
-	case codeConflict:
+	case codeConflict, codeKeyInProgress:
 		return http.StatusConflict
+	case codePrecondition:
+		return http.StatusPreconditionFailed
+	case codePreconditionReq:
+		return http.StatusPreconditionRequired
 	case codeTooLarge:
 		return http.StatusRequestEntityTooLarge
 	case codeUnsupportedMedia:
@@ -79,6 +87,7 @@ type apiError struct {
 
 	RetryAfter time.Duration // sent as Retry-After when set
 	MFAToken   string        // mfa_required: the token of the login's second step
+	ETag       string        // precondition_failed: the current version's tag, sent as ETag
 }
 
 func (e *apiError) Error() string {

@@ -73,7 +73,8 @@ func TestDeleteWhileWritingIsNot500(t *testing.T) {
 		}
 	}
 	// The store's own word for a write whose owner is gone: missing.
-	_, err := a.deps.store.createItem(context.Background(), id, "late", nil)
+	now := time.Now().UTC()
+	err := a.deps.store.createItem(context.Background(), item{ID: newUUID(), OwnerID: id, Title: "late", CreatedAt: now, UpdatedAt: now}, keptAnswer{})
 	if !errors.Is(err, errMissing) {
 		t.Fatalf("createItem for a deleted owner: %v, want errMissing", err)
 	}

@@ -93,7 +93,7 @@ func TestSchemaBehindTheCodeAnswers503(t *testing.T) {
 	token := doRequest(t, base, req{method: "POST", path: "/api/v1/auth/login", body: map[string]any{"email": "u@example.com", "password": "password-123"}}).str("access_token")
 	health := func() response { return doRequest(t, base, req{method: "GET", path: "/api/v1/health"}) }
 	for _, c := range []struct{ name, drop, restore string }{
-		{"column", `ALTER TABLE items DROP COLUMN description`, `ALTER TABLE items ADD COLUMN description text`},
+		{"column", `ALTER TABLE items DROP COLUMN updated_at`, `ALTER TABLE items ADD COLUMN updated_at timestamptz NOT NULL DEFAULT now()`},
 		{"table", `ALTER TABLE items RENAME TO items_moved`, `ALTER TABLE items_moved RENAME TO items`},
 	} {
 		t.Run(c.name, func(t *testing.T) {

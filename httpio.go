@@ -232,16 +232,30 @@ func writeJSON(w http.ResponseWriter, status int, contentType string, v any) {
 	if a, ok := appends(v); ok {
 		bp := bufPool.Get().(*[]byte)
 		defer bufPool.Put(bp)
-		body = a.appendJSON((*bp)[:0])
+		body = append(a.appendJSON((*bp)[:0]), '\n')
 		*bp = body
 	} else {
-		var err error
-		if body, err = json.Marshal(v); err != nil {
-			// Our own types always marshal; reaching here is a programming error.
-			panic(err)
-		}
+		body = jsonBody(v)
 	}
-	body = append(body, '\n')
+	writeBody(w, status, contentType, body)
+}
+
+// jsonBody is v's JSON as writeJSON writes it (a newline after it), for an
+// answer kept before it is sent (Idempotency-Key).
+func jsonBody(v any) []byte {
+	if a, ok := appends(v); ok {
+		return append(a.appendJSON(nil), '\n')
+	}
+	body, err := json.Marshal(v)
+	if err != nil {
+		// Our own types always marshal; reaching here is a programming error.
+		panic(err)
+	}
+	return append(body, '\n')
+}
+
+// writeBody writes an answer whose body is ready.
+func writeBody(w http.ResponseWriter, status int, contentType string, body []byte) {
 	h := w.Header()
 	h.Set("Content-Type", contentType)
 	h.Set("Content-Length", strconv.Itoa(len(body)))
@@ -270,6 +284,9 @@ func writeError(w http.ResponseWriter, r *http.Request, err error) {
 	}
 	if ae.RetryAfter > 0 {
 		w.Header().Set("Retry-After", strconv.Itoa(ceilSeconds(ae.RetryAfter)))
+	}
+	if ae.ETag != "" {
+		w.Header().Set("ETag", ae.ETag)
 	}
 	id := ""
 	if st != nil {

@@ -66,14 +66,18 @@ func handleItemCreate(s *store) http.Handler {
 		if err != nil {
 			return err
 		}
-		it, err := s.createItem(r.Context(), currentUser(r).ID, req.Title.V, req.Description.V)
+		now := s.timestamp()
+		it := item{ID: newUUID(), Title: req.Title.V, Description: req.Description.V, OwnerID: currentUser(r).ID, CreatedAt: now, UpdatedAt: now, Version: 1}
+		answer := keptAnswer{status: http.StatusCreated, location: "/api/v1/items/" + it.ID, contentType: contentJSON, body: jsonBody(it)}
+		err = s.createItem(r.Context(), it, answer)
 		if errors.Is(err, errMissing) {
 			return errUnauthenticated // the account was deleted a moment ago
 		} else if err != nil {
 			return err
 		}
-		w.Header().Set("Location", "/api/v1/items/"+it.ID)
-		writeJSON(w, http.StatusCreated, contentJSON, it)
+		w.Header().Set("Location", answer.location)
+		w.Header().Set("ETag", etag(it.Version))
+		writeBody(w, answer.status, answer.contentType, answer.body)
 		return nil
 	})
 }
@@ -95,12 +99,17 @@ func handleItemGet(s *store, sessions sessionPolicy) http.Handler {
 		if !found {
 			return errNotFound("Item")
 		}
-		writeJSON(w, http.StatusOK, contentJSON, it)
+		if notModified(w, r, etag(it.Version)) {
+			return nil
+		}
+		writeTagged(w, http.StatusOK, it.Version, it)
 		return nil
 	})
 }
 
-func handleItemPatch(s *store) http.Handler {
+// handleItemPatch is PATCH /items/{id}; with If-Match, only while the item
+// is at a version it names (ifMatchRequired: IF_MATCH_REQUIRED).
+func handleItemPatch(s *store, ifMatchRequired bool) http.Handler {
 	return apiFunc(func(w http.ResponseWriter, r *http.Request) error {
 		req, err := decode[itemWrite](r)
 		if err != nil {
@@ -114,22 +123,23 @@ func handleItemPatch(s *store) http.Handler {
 		if req.Title.Set {
 			changes.Title = &req.Title.V
 		}
-		it, err := s.updateItem(r.Context(), viewerOf(currentUser(r)), id, changes)
+		it, err := s.updateItem(r.Context(), viewerOf(currentUser(r)), id, changes, preconditionOf(r, ifMatchRequired))
 		if err != nil {
 			return err
 		}
-		writeJSON(w, http.StatusOK, contentJSON, it)
+		writeTagged(w, http.StatusOK, it.Version, it)
 		return nil
 	})
 }
 
-func handleItemDelete(s *store) http.Handler {
+// handleItemDelete is DELETE /items/{id}, conditional as handleItemPatch.
+func handleItemDelete(s *store, ifMatchRequired bool) http.Handler {
 	return apiFunc(func(w http.ResponseWriter, r *http.Request) error {
 		id, err := pathID(r, "Item")
 		if err != nil {
 			return err
 		}
-		if err := s.deleteItem(r.Context(), viewerOf(currentUser(r)), id); err != nil {
+		if err := s.deleteItem(r.Context(), viewerOf(currentUser(r)), id, preconditionOf(r, ifMatchRequired)); err != nil {
 			return err
 		}
 		w.WriteHeader(http.StatusNoContent)

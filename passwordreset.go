@@ -40,7 +40,11 @@ func handleMailRequest(s *store, au *auditor, kind, event, detail string) http.H
 		if err != nil {
 			return err
 		}
-		if err := s.enqueue(r.Context(), s.db, outboxRow{kind: kind, recipient: req.Email.V}); err != nil {
+		db, err := s.conn(r.Context())
+		if err != nil {
+			return err
+		}
+		if err := s.enqueue(r.Context(), db, outboxRow{kind: kind, recipient: req.Email.V}); err != nil {
 			return classify(err, "Request")
 		}
 		au.record(r, event, "", "")

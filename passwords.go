@@ -257,3 +257,13 @@ func (p *passwordHasher) burn(ctx context.Context, c hashClaim, password string)
 	_, err := p.derive(ctx, c, password, make([]byte, 16), p.iterations)
 	return err
 }
+
+// newUUID is a random (version 4) UUID: the id of a row whose answer is
+// made before its insert (createItem).
+func newUUID() string {
+	var b [16]byte
+	rand.Read(b[:])
+	b[6] = b[6]&0x0f | 0x40
+	b[8] = b[8]&0x3f | 0x80
+	return fmt.Sprintf("%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:])
+}

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"errors"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -138,5 +139,18 @@ func TestHashSlotsAreSharedFairly(t *testing.T) {
 	pw.release()
 	if pw.busy() != 0 || pw.waiting.Load() != 0 {
 		t.Fatalf("after every release: %d running, %d waiting", pw.busy(), pw.waiting.Load())
+	}
+}
+
+// newUUID makes version-4 UUIDs PostgreSQL takes, never the same twice.
+func TestNewUUID(t *testing.T) {
+	re := regexp.MustCompile(`^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$`)
+	seen := map[string]bool{}
+	for range 1000 {
+		id := newUUID()
+		if !re.MatchString(id) || seen[id] {
+			t.Fatalf("newUUID gave %q (seen before: %v)", id, seen[id])
+		}
+		seen[id] = true
 	}
 }

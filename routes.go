@@ -90,11 +90,14 @@ func addRoutes(mux *http.ServeMux, logger *slog.Logger, cfg config, d serverDeps
 	apiLimit := rl.limit(rl.api, failOpen)
 	user, superuser := requireUser(s, sessions), requireSuperuser(s, sessions)
 	enrolling := requireUser(s, sessions.whileEnrolling()) // the routes an account that must enrol a second factor may still use
+	// Idempotency-Key, on every POST that creates or sends something;
+	// once, where the answer holds a secret that is never kept.
+	keyed, keyedOnce := idempotent(s, false), idempotent(s, true)
 
 	handle("GET /api/v1/health", handleHealth(d.health, s))
 	handle("GET /api/v1/health/live", handleLive())
 
-	handle("POST /api/v1/auth/register", authLimit(handleRegister(s, pw, au, ml)))
+	handle("POST /api/v1/auth/register", authLimit(keyed(handleRegister(s, pw, au, ml))))
 	handle("POST /api/v1/auth/login", authLimit(handleLogin(creds, cfg.EmailVerification == "required")))
 	handle("POST /api/v1/auth/login/mfa", authLimit(handleLoginMFA(creds, d.metrics.mfaChallenge)))
 	// A challenge checks nothing and is bounded per network (maxLiveChallenges):
@@ -103,22 +106,22 @@ func addRoutes(mux *http.ServeMux, logger *slog.Logger, cfg config, d serverDeps
 	handle("POST /api/v1/auth/passkey/options", apiLimit(handlePasskeySignInOptions(creds)))
 	handle("POST /api/v1/auth/passkey", authLimit(handlePasskeySignIn(creds, cfg.EmailVerification == "required")))
 	handle("POST /api/v1/auth/logout", apiLimit(enrolling(handleLogout(s, au))))
-	handle("POST /api/v1/auth/password-recovery", authLimit(handlePasswordRecovery(s, au)))
+	handle("POST /api/v1/auth/password-recovery", authLimit(keyed(handlePasswordRecovery(s, au))))
 	handle("POST /api/v1/auth/password-reset", authLimit(handlePasswordReset(s, pw, ml, au)))
 	handle("POST /api/v1/auth/verify-email", authLimit(handleVerifyEmail(s, au, ml)))
-	handle("POST /api/v1/auth/verify-email/resend", authLimit(handleVerifyEmailResend(s, au)))
+	handle("POST /api/v1/auth/verify-email/resend", authLimit(keyed(handleVerifyEmailResend(s, au))))
 
 	handle("GET /api/v1/users/me", apiLimit(enrolling(handleMeGet())))
-	handle("PATCH /api/v1/users/me", apiLimit(user(handleMePatch(creds)))) // an email change also spends the auth budget
+	handle("PATCH /api/v1/users/me", apiLimit(user(handleMePatch(creds, cfg.IfMatchRequired)))) // an email change also spends the auth budget
 	handle("POST /api/v1/users/me/password", authLimit(user(handleMePassword(creds))))
-	handle("DELETE /api/v1/users/me", authLimit(user(handleMeDelete(creds))))
-	handle("POST /api/v1/users/me/verify-email", authLimit(user(handleMeVerifyEmail(s, ml))))
-	handle("POST /api/v1/users/me/mfa/totp", authLimit(enrolling(handleTOTPStart(creds))))
+	handle("DELETE /api/v1/users/me", authLimit(user(handleMeDelete(creds, cfg.IfMatchRequired))))
+	handle("POST /api/v1/users/me/verify-email", authLimit(user(keyed(handleMeVerifyEmail(s, ml)))))
+	handle("POST /api/v1/users/me/mfa/totp", authLimit(enrolling(keyedOnce(handleTOTPStart(creds)))))
 	handle("POST /api/v1/users/me/mfa/totp/confirm", authLimit(enrolling(handleTOTPConfirm(s, mfa, au, ml))))
 	handle("GET /api/v1/users/me/mfa", apiLimit(enrolling(handleMFAStatus(s))))
 	handle("DELETE /api/v1/users/me/mfa", authLimit(user(handleMFADisable(creds))))
 	handle("POST /api/v1/users/me/mfa/recovery-codes", authLimit(user(handleRecoveryCodes(creds))))
-	handle("POST /api/v1/users/me/passkeys/options", authLimit(enrolling(handlePasskeyOptions(creds))))
+	handle("POST /api/v1/users/me/passkeys/options", authLimit(enrolling(keyedOnce(handlePasskeyOptions(creds)))))
 	handle("POST /api/v1/users/me/passkeys", authLimit(enrolling(handlePasskeyCreate(creds))))
 	handle("GET /api/v1/users/me/passkeys", apiLimit(enrolling(handlePasskeyList(s, pages))))
 	handle("PATCH /api/v1/users/me/passkeys/{id}", apiLimit(user(handlePasskeyRename(s))))
@@ -128,17 +131,17 @@ func addRoutes(mux *http.ServeMux, logger *slog.Logger, cfg config, d serverDeps
 	handle("DELETE /api/v1/users/me/sessions", apiLimit(user(handleSessionDeleteOthers(s, au))))
 
 	handle("GET /api/v1/users", apiLimit(superuser(handleUserList(s, pages))))
-	handle("POST /api/v1/users", apiLimit(superuser(handleUserCreate(s, pw, au))))
+	handle("POST /api/v1/users", apiLimit(superuser(keyed(handleUserCreate(s, pw, au)))))
 	handle("GET /api/v1/users/{id}", apiLimit(user(handleUserGet(s))))
-	handle("PATCH /api/v1/users/{id}", apiLimit(superuser(handleUserPatch(s, pw, au, ml))))
-	handle("DELETE /api/v1/users/{id}", apiLimit(superuser(handleUserDelete(s, au))))
+	handle("PATCH /api/v1/users/{id}", apiLimit(superuser(handleUserPatch(s, pw, au, ml, cfg.IfMatchRequired))))
+	handle("DELETE /api/v1/users/{id}", apiLimit(superuser(handleUserDelete(s, au, cfg.IfMatchRequired))))
 	handle("DELETE /api/v1/users/{id}/sessions", apiLimit(superuser(handleUserSessionsDelete(s, au))))
 
 	handle("GET /api/v1/items", apiLimit(handleItemList(s, sessions, pages))) // authenticates as user does, in its own statement
-	handle("POST /api/v1/items", apiLimit(user(handleItemCreate(s))))
+	handle("POST /api/v1/items", apiLimit(user(keyed(handleItemCreate(s)))))
 	handle("GET /api/v1/items/{id}", apiLimit(handleItemGet(s, sessions))) // likewise
-	handle("PATCH /api/v1/items/{id}", apiLimit(user(handleItemPatch(s))))
-	handle("DELETE /api/v1/items/{id}", apiLimit(user(handleItemDelete(s))))
+	handle("PATCH /api/v1/items/{id}", apiLimit(user(handleItemPatch(s, cfg.IfMatchRequired))))
+	handle("DELETE /api/v1/items/{id}", apiLimit(user(handleItemDelete(s, cfg.IfMatchRequired))))
 
 	if cfg.DocsEnabled {
 		handle("GET /api/v1/openapi.json", handleOpenAPI(d.health.version))

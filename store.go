@@ -298,8 +298,16 @@ func (s *store) queryLeadOnce(ctx context.Context, query string, args, lead, own
 	return found, err
 }
 
-// inTx runs fn in a transaction, committed when fn returns nil.
+// inTx runs fn in a transaction, committed when fn returns nil; in a
+// request with an Idempotency-Key, in that request's (store.conn).
 func (s *store) inTx(ctx context.Context, fn func(tx *sql.Tx) error) error {
+	if k := keyedFrom(ctx); k != nil {
+		tx, err := k.tx(ctx) // a keyed request's: it commits with the kept answer
+		if err != nil {
+			return err
+		}
+		return fn(tx)
+	}
 	tx, err := s.db.BeginTx(ctx, nil)
 	if err != nil {
 		return err

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"time"
 )
 
@@ -14,9 +15,10 @@ type item struct {
 	OwnerID     string    `json:"owner_id"`
 	CreatedAt   time.Time `json:"created_at"`
 	UpdatedAt   time.Time `json:"updated_at"`
+	Version     int64     `json:"version"` // grows at every change of the row: the ETag
 }
 
-const itemColumns = `id, title, description, owner_id, created_at, updated_at`
+const itemColumns = `id, title, description, owner_id, created_at, updated_at, version`
 
 // scanItem reads an item's columns, after any leading ones into lead.
 func scanItem(row rowScanner, lead ...any) (item, error) {
@@ -27,7 +29,7 @@ func scanItem(row rowScanner, lead ...any) (item, error) {
 
 // itemFields are the scan destinations of itemColumns, in order.
 func itemFields(it *item) []any {
-	return []any{&it.ID, &it.Title, &it.Description, &it.OwnerID, &it.CreatedAt, &it.UpdatedAt}
+	return []any{&it.ID, &it.Title, &it.Description, &it.OwnerID, &it.CreatedAt, &it.UpdatedAt, &it.Version}
 }
 
 // utc is it with its times in UTC, as the API writes them.
@@ -44,12 +46,32 @@ type viewer struct {
 
 func viewerOf(u user) viewer { return viewer{id: u.ID, superuser: u.IsSuperuser} }
 
-func (s *store) createItem(ctx context.Context, ownerID, title string, description *string) (item, error) {
-	now := s.timestamp()
-	it, err := scanItem(s.db.QueryRowContext(ctx, `
-		INSERT INTO items (owner_id, title, description, created_at, updated_at)
-		VALUES ($1, $2, $3, $4, $4) RETURNING `+itemColumns, ownerID, title, description, now))
-	return it, classify(err, "Item")
+// createItem stores it, whose id and times the caller made, so that its
+// answer is known before the statement. In a request with an
+// Idempotency-Key the one statement also keeps that answer and takes the
+// key, or does nothing (errKeyInProgress: the key is taken), in place of
+// the keyed requests' transaction of four statements (measured by
+// scripts/safewrites-cost.sh: a keyed create took 2.1x the time of one
+// without a key that way, and 1.1x this way).
+func (s *store) createItem(ctx context.Context, it item, answer keptAnswer) error {
+	const insert = `INSERT INTO items (id, owner_id, title, description, created_at, updated_at)`
+	k := keyedFrom(ctx)
+	if k == nil {
+		_, err := s.db.ExecContext(ctx, insert+` VALUES ($1, $2, $3, $4, $5, $5)`, it.ID, it.OwnerID, it.Title, it.Description, it.CreatedAt)
+		return classify(err, "Item")
+	}
+	answer.fingerprint = k.fingerprint
+	args := append(s.keepArgs(k.scope, k.key, answer), it.ID, it.OwnerID, it.Title, it.Description, it.CreatedAt)
+	res, err := s.db.ExecContext(ctx, `WITH kept AS (`+keepAnswerSQL+`) `+insert+`
+		SELECT $11, $12, $13, $14, $15, $15 WHERE EXISTS (SELECT 1 FROM kept)`, args...)
+	if err != nil {
+		return classify(err, "Item")
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return errKeyInProgress
+	}
+	k.kept = true
+	return nil
 }
 
 // The item list's two branches: a user's own items, on the index
@@ -168,7 +190,9 @@ type itemChanges struct {
 	Description    *string
 }
 
-func (s *store) updateItem(ctx context.Context, v viewer, id string, c itemChanges) (item, error) {
+// updateItem applies c to the item if v may see it and p holds, in one
+// statement; when p does not hold, p.failed says so with the version.
+func (s *store) updateItem(ctx context.Context, v viewer, id string, c itemChanges, p precondition) (item, error) {
 	it, err := scanItem(s.db.QueryRowContext(ctx, `
 		UPDATE items SET
 			title       = COALESCE($4, title),
@@ -177,19 +201,39 @@ func (s *store) updateItem(ctx context.Context, v viewer, id string, c itemChang
 			updated_at  = CASE WHEN COALESCE($4, title) IS DISTINCT FROM title
 			                     OR ($5 AND $6::text IS DISTINCT FROM description)
 			                   THEN $7 ELSE updated_at END
-		WHERE id = $1 AND ($2 OR owner_id = $3)
+		WHERE id = $1 AND ($2 OR owner_id = $3) AND ($8::bigint[] IS NULL OR version = ANY ($8))
 		RETURNING `+itemColumns,
-		id, v.superuser, v.id, c.Title, c.SetDescription, c.Description, s.timestamp()))
+		id, v.superuser, v.id, c.Title, c.SetDescription, c.Description, s.timestamp(), p.versions))
+	if errors.Is(err, sql.ErrNoRows) && p.versions != nil {
+		return it, s.itemPreconditionFailed(ctx, v, id, p)
+	}
 	return it, classify(err, "Item")
 }
 
-func (s *store) deleteItem(ctx context.Context, v viewer, id string) error {
-	res, err := s.db.ExecContext(ctx, `DELETE FROM items WHERE id = $1 AND ($2 OR owner_id = $3)`, id, v.superuser, v.id)
+// deleteItem deletes the item if v may see it and p holds, in one
+// statement.
+func (s *store) deleteItem(ctx context.Context, v viewer, id string, p precondition) error {
+	res, err := s.db.ExecContext(ctx, `DELETE FROM items WHERE id = $1 AND ($2 OR owner_id = $3) AND ($4::bigint[] IS NULL OR version = ANY ($4))`,
+		id, v.superuser, v.id, p.versions)
 	if err != nil {
 		return classify(err, "Item")
 	}
 	if n, _ := res.RowsAffected(); n == 0 {
+		if p.versions != nil {
+			return s.itemPreconditionFailed(ctx, v, id, p)
+		}
 		return classify(sql.ErrNoRows, "Item")
 	}
 	return nil
+}
+
+// itemPreconditionFailed says why a conditional write of an item changed
+// nothing: it is gone (or not v's), or p did not hold at its version now.
+func (s *store) itemPreconditionFailed(ctx context.Context, v viewer, id string, p precondition) error {
+	var version int64
+	err := s.db.QueryRowContext(ctx, `SELECT version FROM items WHERE id = $1 AND ($2 OR owner_id = $3)`, id, v.superuser, v.id).Scan(&version)
+	if err != nil {
+		return classify(err, "Item")
+	}
+	return p.failed(version)
 }

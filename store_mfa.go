@@ -20,7 +20,11 @@ type totpEnrolment struct {
 // startTOTP stores a pending enrolment for userID, replacing a pending one;
 // a confirmed one is kept, and started is false.
 func (s *store) startTOTP(ctx context.Context, userID string, sealed []byte) (started bool, err error) {
-	res, err := s.db.ExecContext(ctx, `
+	db, err := s.conn(ctx)
+	if err != nil {
+		return false, err
+	}
+	res, err := db.ExecContext(ctx, `
 		INSERT INTO mfa_totp (user_id, secret, created_at) VALUES ($1, $2, $3)
 		ON CONFLICT (user_id) DO UPDATE SET secret = EXCLUDED.secret, created_at = EXCLUDED.created_at, last_step = 0
 		WHERE mfa_totp.confirmed_at IS NULL`, userID, sealed, s.timestamp())

@@ -92,8 +92,12 @@ var errTooManyChallenges = errors.New("too many live challenges for this network
 // createChallenge stores c for webauthnChallengeTTL, unless c's network
 // already holds maxLiveChallenges live ones (errTooManyChallenges).
 func (s *store) createChallenge(ctx context.Context, c webauthnChallenge) error {
+	db, err := s.conn(ctx)
+	if err != nil {
+		return err
+	}
 	now := s.timestamp()
-	res, err := s.db.ExecContext(ctx, `
+	res, err := db.ExecContext(ctx, `
 		INSERT INTO webauthn_challenges (challenge_hash, purpose, user_id, session_hash, network, created_at, expires_at)
 		SELECT $1, $2, $3, $4, $5, $6, $7
 		WHERE (SELECT count(*) FROM webauthn_challenges WHERE network = $5 AND expires_at > $6) < $8`,

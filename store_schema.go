@@ -42,7 +42,8 @@ SELECT code_hash, user_id, created_at, used_at FROM mfa_recovery_codes LIMIT 0;
 SELECT token_hash, user_id, network, created_at, expires_at, used_at FROM mfa_challenges LIMIT 0;
 SELECT webauthn_handle FROM users LIMIT 0;
 SELECT ` + passkeyColumns + ` FROM passkeys LIMIT 0;
-SELECT challenge_hash, purpose, user_id, session_hash, network, created_at, expires_at FROM webauthn_challenges LIMIT 0`
+SELECT challenge_hash, purpose, user_id, session_hash, network, created_at, expires_at FROM webauthn_challenges LIMIT 0;
+SELECT scope, key, fingerprint, status, location, content_type, body, secret, created_at, expires_at FROM idempotency_keys LIMIT 0`
 
 // errSchemaBehind is a schema older than the code.
 var errSchemaBehind = errors.New("the database schema is older than this build")

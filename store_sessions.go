@@ -51,7 +51,7 @@ func (s *store) createSession(ctx context.Context, n newSession) (time.Time, err
 // liveSessionSQL finds the session of a token hash ($1) that is neither
 // expired at $2 nor idle since $3, with its user: the session's id, last
 // use and whether a second factor made it, then the user's columns.
-const liveSessionSQL = `SELECT s.id AS session_id, s.last_used_at, s.mfa AS session_mfa, u.id, u.email, u.full_name, u.is_active, u.is_superuser, u.email_verified, u.mfa_enabled, u.pending_email, u.pending_email_expires_at, u.created_at, u.password_hash
+const liveSessionSQL = `SELECT s.id AS session_id, s.last_used_at, s.mfa AS session_mfa, u.id, u.email, u.full_name, u.is_active, u.is_superuser, u.email_verified, u.mfa_enabled, u.pending_email, u.pending_email_expires_at, u.created_at, u.version, u.password_hash
 	FROM sessions s JOIN users u ON u.id = s.user_id
 	WHERE s.token_hash = $1 AND s.expires_at > $2 AND s.last_used_at > $3`
 
@@ -205,9 +205,9 @@ func (s *store) deleteExpiredSessions(ctx context.Context) (int64, error) {
 	return res.RowsAffected()
 }
 
-// sweepSessions deletes expired sessions, MFA steps of a login and passkey
-// challenges, and login networks not used for networkTTL; main runs it
-// every hour.
+// sweepSessions deletes expired sessions, MFA steps of a login, passkey
+// challenges and Idempotency-Key answers, and login networks not used for
+// networkTTL; main runs it every hour.
 func sweepSessions(ctx context.Context, logger *slog.Logger, s *store, networkTTL time.Duration) {
 	if n, err := s.deleteExpiredSessions(ctx); err != nil && ctx.Err() == nil {
 		logger.Warn("could not delete expired sessions", "error", err.Error())
@@ -222,6 +222,9 @@ func sweepSessions(ctx context.Context, logger *slog.Logger, s *store, networkTT
 	}
 	if err := s.deleteStaleChallenges(ctx); err != nil && ctx.Err() == nil {
 		logger.Warn("could not delete expired passkey challenges", "error", err.Error())
+	}
+	if err := s.deleteStaleKeys(ctx); err != nil && ctx.Err() == nil {
+		logger.Warn("could not delete expired idempotency keys", "error", err.Error())
 	}
 }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"slices"
 	"time"
 )
 
@@ -18,12 +19,13 @@ type user struct {
 	MFAEnabled    bool      `json:"mfa_enabled"`
 	PendingEmail  *string   `json:"pending_email"` // an email change waiting for its link
 	CreatedAt     time.Time `json:"created_at"`
+	Version       int64     `json:"version"` // grows at every change of the row: the ETag
 	passwordHash  string
 	pendingUntil  *time.Time // when the pending change's link expires
 	sessionMFA    bool       // read with a session: a second factor made it
 }
 
-const userColumns = `id, email, full_name, is_active, is_superuser, email_verified, mfa_enabled, pending_email, pending_email_expires_at, created_at, password_hash`
+const userColumns = `id, email, full_name, is_active, is_superuser, email_verified, mfa_enabled, pending_email, pending_email_expires_at, created_at, version, password_hash`
 
 // scanUser reads a user's columns, after any leading ones into lead. A
 // pending email change whose link has expired is no longer shown.
@@ -46,7 +48,7 @@ func (u *user) hideExpiredPending(now time.Time) {
 // userFields are the scan destinations of userColumns, in order (a row
 // read by hand then calls hideExpiredPending, as scanUser does).
 func userFields(u *user) []any {
-	return []any{&u.ID, &u.Email, &u.FullName, &u.IsActive, &u.IsSuperuser, &u.EmailVerified, &u.MFAEnabled, &u.PendingEmail, &u.pendingUntil, &u.CreatedAt, &u.passwordHash}
+	return []any{&u.ID, &u.Email, &u.FullName, &u.IsActive, &u.IsSuperuser, &u.EmailVerified, &u.MFAEnabled, &u.PendingEmail, &u.pendingUntil, &u.CreatedAt, &u.Version, &u.passwordHash}
 }
 
 // voidEmailChangesTo is a statement's leading CTEs that void every pending
@@ -239,7 +241,12 @@ func (s *store) updateUserTx(ctx context.Context, tx *sql.Tx, id string, c userC
 		_, err := tx.ExecContext(ctx, `DELETE FROM account_tokens WHERE user_id = $1 AND used_at IS NULL
 			AND (email <> $2 OR purpose = $5 OR (purpose = $3 AND $4))`, id, u.Email, purposeReset, sessions.revoke, purposeEmailChange)
 		if err == nil {
-			_, err = tx.ExecContext(ctx, `UPDATE users SET pending_email = NULL, pending_email_expires_at = NULL WHERE id = $1 AND pending_email IS NOT NULL`, id)
+			// the version the answer's ETag names is the row's after this
+			err = tx.QueryRowContext(ctx, `UPDATE users SET pending_email = NULL, pending_email_expires_at = NULL WHERE id = $1 AND pending_email IS NOT NULL
+				RETURNING version`, id).Scan(&u.Version)
+			if errors.Is(err, sql.ErrNoRows) {
+				err = nil
+			}
 		}
 		if err != nil {
 			return user{}, 0, classify(err, "Tokens")
@@ -257,13 +264,35 @@ func (s *store) updateUserTx(ctx context.Context, tx *sql.Tx, id string, c userC
 }
 
 // deleteUser removes the user; their items and sessions go by cascade.
-func (s *store) deleteUser(ctx context.Context, id string) error {
-	res, err := s.db.ExecContext(ctx, `DELETE FROM users WHERE id = $1`, id)
+// deleteUser deletes the user if p holds, in one statement.
+func (s *store) deleteUser(ctx context.Context, id string, p precondition) error {
+	res, err := s.db.ExecContext(ctx, `DELETE FROM users WHERE id = $1 AND ($2::bigint[] IS NULL OR version = ANY ($2))`, id, p.versions)
 	if err != nil {
 		return classify(err, "User")
 	}
 	if n, _ := res.RowsAffected(); n == 0 {
-		return classify(sql.ErrNoRows, "User")
+		var version int64
+		if err := s.db.QueryRowContext(ctx, `SELECT version FROM users WHERE id = $1`, id).Scan(&version); err != nil {
+			return classify(err, "User")
+		}
+		return p.failed(version)
+	}
+	return nil
+}
+
+// checkUserVersion holds user id's row for the rest of tx and checks p
+// against its version: a change of several statements is conditional as
+// one statement would be.
+func (s *store) checkUserVersion(ctx context.Context, tx *sql.Tx, id string, p precondition) error {
+	if p.versions == nil {
+		return nil
+	}
+	var version int64
+	if err := tx.QueryRowContext(ctx, `SELECT version FROM users WHERE id = $1 FOR UPDATE`, id).Scan(&version); err != nil {
+		return classify(err, "User")
+	}
+	if !slices.Contains(p.versions, version) {
+		return p.failed(version)
 	}
 	return nil
 }

@@ -410,7 +410,7 @@ func TestSpecIsWellFormed(t *testing.T) {
 // The checker itself must catch what it is for.
 func TestSpecCheckerCatchesDrift(t *testing.T) {
 	user := resolve(t, map[string]any{"$ref": "#/components/schemas/User"})
-	good := map[string]any{"id": "7b0c6a52-3e4f-4c1b-9a0e-2f5d8c9b1a23", "email": "a@b.co", "full_name": nil, "is_active": true, "is_superuser": false, "email_verified": false, "mfa_enabled": false, "pending_email": nil, "created_at": "2026-03-01T12:00:00Z"}
+	good := map[string]any{"id": "7b0c6a52-3e4f-4c1b-9a0e-2f5d8c9b1a23", "email": "a@b.co", "full_name": nil, "is_active": true, "is_superuser": false, "email_verified": false, "mfa_enabled": false, "pending_email": nil, "created_at": "2026-03-01T12:00:00Z", "version": float64(1)}
 	if p := validate(t, user, good, "user"); len(p) != 0 {
 		t.Fatalf("a good user fails: %v", p)
 	}
@@ -576,5 +576,71 @@ func TestSpecStatesWhatTheServiceRefuses(t *testing.T) {
 				t.Errorf("%s %s: %q on %s answered %d %s, want 422 naming it", c.method, c.path, v, c.field, r.status, r.body)
 			}
 		}
+	}
+}
+
+// Safe writes are documented where they are: every POST that honours
+// Idempotency-Key (a malformed key is its 400) documents the header, and
+// every one documenting it honours it; every operation that takes If-Match
+// documents 412 and 428, every one taking If-None-Match 304, and every
+// tagged read and write (an ETag on its success) takes them.
+func TestSpecDocumentsSafeWrites(t *testing.T) {
+	a := newTestApp(t, nil)
+	a.superuser("root@example.com")
+	hasParam := func(op map[string]any, name string) bool {
+		params, _ := op["parameters"].([]any)
+		for _, p := range params {
+			if resolve(t, p.(map[string]any))["name"] == name {
+				return true
+			}
+		}
+		return false
+	}
+	keyed := 0
+	for path, item := range spec(t)["paths"].(map[string]any) {
+		for method, o := range item.(map[string]any) {
+			op, ok := o.(map[string]any)
+			if !ok {
+				continue
+			}
+			responses := op["responses"].(map[string]any)
+			if method == "post" && !strings.Contains(path, "{") {
+				token := a.login("root@example.com", "password-123") // fresh: one of these is logout
+				r := a.do(req{method: "POST", path: path, token: token, body: map[string]any{}, header: map[string]string{"Idempotency-Key": "bad key"}})
+				honours := r.status == 400 && strings.Contains(r.str("detail"), "Idempotency-Key")
+				if documents := hasParam(op, "Idempotency-Key"); honours != documents {
+					t.Errorf("POST %s: honours Idempotency-Key %v, documents it %v", path, honours, documents)
+				}
+				if honours {
+					keyed++
+				}
+			}
+			for param, statuses := range map[string][]string{"If-Match": {"412", "428"}, "If-None-Match": {"304"}} {
+				if !hasParam(op, param) {
+					continue
+				}
+				for _, s := range statuses {
+					if responses[s] == nil {
+						t.Errorf("%s %s takes %s but does not document %s", method, path, param, s)
+					}
+				}
+			}
+			for status, resp := range responses {
+				if status[0] != '2' {
+					continue
+				}
+				headers, _ := resolve(t, resp.(map[string]any))["headers"].(map[string]any)
+				if headers["ETag"] == nil || method == "post" {
+					continue
+				}
+				want := map[string]string{"get": "If-None-Match", "patch": "If-Match", "delete": "If-Match"}[method]
+				if !hasParam(op, want) {
+					t.Errorf("%s %s answers an ETag but does not take %s", method, path, want)
+				}
+			}
+		}
+	}
+	if keyed < 8 {
+		t.Fatalf("%d POSTs honour Idempotency-Key, want the 8 that create or send", keyed)
 	}
 }

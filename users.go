@@ -95,7 +95,11 @@ func (q userCreate) valid() []fieldError {
 
 func handleMeGet() http.Handler {
 	return apiFunc(func(w http.ResponseWriter, r *http.Request) error {
-		writeJSON(w, http.StatusOK, contentJSON, currentUser(r))
+		me := currentUser(r)
+		if notModified(w, r, etag(me.Version)) {
+			return nil
+		}
+		writeTagged(w, http.StatusOK, me.Version, me)
 		return nil
 	})
 }
@@ -111,7 +115,7 @@ var errEmailTaken = &storeError{kind: errDuplicate, what: "User", field: "email"
 // (confirmEmailChange switches it), the current one a notice, and the
 // account shows pending_email. The caller's own address cancels a pending
 // change.
-func handleMePatch(c credentials) http.Handler {
+func handleMePatch(c credentials, ifMatchRequired bool) http.Handler {
 	s, au, m := c.store, c.audit, c.mailer
 	return apiFunc(func(w http.ResponseWriter, r *http.Request) error {
 		req, err := decode[selfPatch](r)
@@ -129,6 +133,9 @@ func handleMePatch(c credentials) http.Handler {
 		}
 		requested := false
 		err = s.inTx(ctx, func(tx *sql.Tx) error {
+			if err := s.checkUserVersion(ctx, tx, me.ID, preconditionOf(r, ifMatchRequired)); err != nil {
+				return err
+			}
 			if req.FullName.Set {
 				if _, _, err := s.updateUserTx(ctx, tx, me.ID, userChanges{SetFullName: true, FullName: req.FullName.V}, keepSessions); err != nil {
 					return err
@@ -163,7 +170,7 @@ func handleMePatch(c credentials) http.Handler {
 		if err != nil {
 			return err
 		}
-		writeJSON(w, http.StatusOK, contentJSON, u)
+		writeTagged(w, http.StatusOK, u.Version, u)
 		return nil
 	})
 }
@@ -222,7 +229,7 @@ func handleMePassword(c credentials) http.Handler {
 
 // handleMeDelete deletes the caller's account, re-authenticated with every
 // factor: a stolen session alone cannot destroy it.
-func handleMeDelete(c credentials) http.Handler {
+func handleMeDelete(c credentials, ifMatchRequired bool) http.Handler {
 	s, au := c.store, c.audit
 	return apiFunc(func(w http.ResponseWriter, r *http.Request) error {
 		me := currentUser(r)
@@ -236,7 +243,7 @@ func handleMeDelete(c credentials) http.Handler {
 		if err := c.reauthenticate(w, r, req); err != nil {
 			return err
 		}
-		if err := s.deleteUser(r.Context(), me.ID); err != nil {
+		if err := s.deleteUser(r.Context(), me.ID, preconditionOf(r, ifMatchRequired)); err != nil {
 			return err
 		}
 		au.record(r, "user.deleted", me.ID, me.ID)
@@ -278,13 +285,17 @@ func handleUserCreate(s *store, pw *passwordHasher, au *auditor) http.Handler {
 			u.IsActive = req.IsActive.V
 		}
 		u.IsSuperuser = req.IsSuperuser.V
-		created, err := s.createUser(r.Context(), s.db, u)
+		db, err := s.conn(r.Context())
+		if err != nil {
+			return err
+		}
+		created, err := s.createUser(r.Context(), db, u)
 		if err != nil {
 			return err
 		}
 		au.record(r, "user.created", currentUser(r).ID, created.ID)
 		w.Header().Set("Location", "/api/v1/users/"+created.ID)
-		writeJSON(w, http.StatusCreated, contentJSON, created)
+		writeTagged(w, http.StatusCreated, created.Version, created)
 		return nil
 	})
 }
@@ -305,7 +316,10 @@ func handleUserGet(s *store) http.Handler {
 		if err != nil {
 			return err
 		}
-		writeJSON(w, http.StatusOK, contentJSON, u)
+		if notModified(w, r, etag(u.Version)) {
+			return nil
+		}
+		writeTagged(w, http.StatusOK, u.Version, u)
 		return nil
 	})
 }
@@ -315,7 +329,7 @@ func handleUserGet(s *store) http.Handler {
 // its codes go, every session ends, the user is told by mail, and the
 // audit log names the superuser. A superuser turns their own factor off
 // as anyone does, with a code (DELETE /users/me/mfa).
-func handleUserPatch(s *store, pw *passwordHasher, au *auditor, m *mailer) http.Handler {
+func handleUserPatch(s *store, pw *passwordHasher, au *auditor, m *mailer, ifMatchRequired bool) http.Handler {
 	return apiFunc(func(w http.ResponseWriter, r *http.Request) error {
 		req, err := decode[userPatch](r)
 		if err != nil {
@@ -352,6 +366,9 @@ func handleUserPatch(s *store, pw *passwordHasher, au *auditor, m *mailer) http.
 		var u, before user
 		var revoked int64
 		err = s.inTx(ctx, func(tx *sql.Tx) error {
+			if err := s.checkUserVersion(ctx, tx, id, preconditionOf(r, ifMatchRequired)); err != nil {
+				return err
+			}
 			if changes.DisableMFA {
 				if before, err = s.lockUserByID(ctx, tx, id); err != nil {
 					return err
@@ -373,7 +390,7 @@ func handleUserPatch(s *store, pw *passwordHasher, au *auditor, m *mailer) http.
 			au.record(r, "mfa.disabled", me, id, slog.String("by", "superuser"))
 		}
 		au.sessionsRevoked(r, "admin_change", me, id, revoked)
-		writeJSON(w, http.StatusOK, contentJSON, u)
+		writeTagged(w, http.StatusOK, u.Version, u)
 		return nil
 	})
 }
@@ -399,7 +416,7 @@ func newPasswordHash(r *http.Request, s *store, pw *passwordHasher, id string, q
 	return pw.hash(r.Context(), hashClaimOf(r, true), q.Password.V)
 }
 
-func handleUserDelete(s *store, au *auditor) http.Handler {
+func handleUserDelete(s *store, au *auditor, ifMatchRequired bool) http.Handler {
 	return apiFunc(func(w http.ResponseWriter, r *http.Request) error {
 		id, err := pathID(r, "User")
 		if err != nil {
@@ -408,7 +425,7 @@ func handleUserDelete(s *store, au *auditor) http.Handler {
 		if id == currentUser(r).ID {
 			return newError(codeForbidden, "A superuser cannot delete themselves.")
 		}
-		if err := s.deleteUser(r.Context(), id); err != nil {
+		if err := s.deleteUser(r.Context(), id, preconditionOf(r, ifMatchRequired)); err != nil {
 			return err
 		}
 		au.record(r, "user.deleted", currentUser(r).ID, id)

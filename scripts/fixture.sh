@@ -1,5 +1,6 @@
-# Sourced by load.sh, compare.sh and pooler-cost.sh: waiting for a server,
-# and the account and items they measure.
+# Sourced by load.sh, compare.sh, pooler-cost.sh and safewrites-cost.sh:
+# waiting for a server, the account and items they measure, and one wrk run
+# (wrk_rps: DURATION and CONNECTIONS are the caller's).
 # fixture BASE: registers the measuring account on the server at BASE,
 # signs in, creates 50 items, and prints the bearer token; returns 1, saying
 # which step failed, when any does (a command substitution does not stop at
@@ -32,4 +33,12 @@ wait_healthy() {
   echo "the server at $1 did not start:" >&2
   cat "$2" >&2
   exit 1
+}
+
+# wrk_rps URL TOKEN [SCRIPT]: requests/s of one run, refusing a run with errors.
+wrk_rps() {
+  local out
+  out=$(wrk -t2 -c"$CONNECTIONS" -d"${DURATION}s" -H "Authorization: Bearer $2" ${3:+-s "$3"} "$1")
+  if echo "$out" | grep -q 'Non-2xx'; then echo "non-2xx answers from $1:" >&2; echo "$out" >&2; exit 1; fi
+  echo "$out" | awk '/Requests\/sec/ {print $2}'
 }

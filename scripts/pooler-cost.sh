@@ -88,13 +88,6 @@ wrk.headers["Content-Type"] = "application/json"
 wrk.body = '{"title":"a write","description":"measured"}'
 LUA
 
-# wrk_rps URL TOKEN [SCRIPT]: requests/s of one run, refusing a run with errors.
-wrk_rps() {
-  local out
-  out=$(wrk -t2 -c"$CONNECTIONS" -d"${DURATION}s" -H "Authorization: Bearer $2" ${3:+-s "$3"} "$1")
-  if echo "$out" | grep -q 'Non-2xx'; then echo "non-2xx answers from $1:" >&2; echo "$out" >&2; exit 1; fi
-  echo "$out" | awk '/Requests\/sec/ {print $2}'
-}
 names=(direct unnamed pgbouncer)
 echo "wrk: ${DURATION}s a run, ${CONNECTIONS} connections, 2 threads, ${ROUNDS} rounds"
 for round in $(seq 1 "$ROUNDS"); do
