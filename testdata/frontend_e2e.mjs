@@ -340,6 +340,26 @@ try {
   await page.get({ text: "Renamed item", exact: true, within: { role: "table" } });
   step("items: an edit says so, and the row shows what the server saved",
     await page.shows({ text: "Saved “Renamed item”.", exact: true }) && await page.shows({ text: "1 item in all.", exact: true }));
+  // Two tabs: this one opens the edit form; another saves a change first
+  // (the API on the same session, as another tab would); this tab's save
+  // is then stale: the change made elsewhere is shown, what was typed is
+  // kept, and reapplied it saves over the version shown.
+  await page.click({ role: "button", name: "Edit Renamed item" });
+  const editing = { role: "form", name: "Edit Renamed item" };
+  const itemId = await page.evaluate(async () => (await (await fetch("/api/v1/items?limit=1")).json()).data[0].id);
+  const otherTab = await inPage(page, "PATCH", `/items/${itemId}`, { title: "Changed in another tab" });
+  await page.fill({ label: "Description", within: editing }, "Typed in this tab");
+  await page.click({ role: "button", name: "Save", exact: true });
+  await page.get({ text: "This item was changed elsewhere.", exact: true });
+  step("items: a stale save shows the change made elsewhere, and keeps what was typed", otherTab === 200 &&
+    await page.shows({ text: /It is now “Changed in another tab”/ }) &&
+    await (await page.get({ label: "Description", within: editing })).value() === "Typed in this tab", otherTab);
+  await axe(page, "items, an edit made stale elsewhere");
+  await page.click({ role: "button", name: "Reapply my changes" });
+  await page.get({ text: "Saved “Renamed item”.", exact: true });
+  const reapplied = await page.evaluate(async (id) => (await (await fetch(`/api/v1/items/${id}`)).json()), itemId);
+  step("items: reapplied over the version shown, nothing typed lost", reapplied.title === "Renamed item" && reapplied.description === "Typed in this tab" &&
+    reapplied.version === 4 && await page.shows({ text: "Typed in this tab", exact: true, within: { role: "table" } }), reapplied);
   // A 5xx: the page shows the detail and the request id, and keeps what
   // was typed. The answer is faked in the browser (the service's own 500s
   // are tested in Go), as nginx or the service would send it.
@@ -451,6 +471,22 @@ try {
   step("appearance: localStorage holds the choice and nothing else", stored === '[["appearance","dark"]]', stored);
   await page.click({ role: "radio", name: "System" });
   step("appearance: System follows the system again", await page.evaluate(() => !document.documentElement.dataset.theme && !localStorage.length));
+
+  // The profile changed in another tab: this tab's stale save shows the
+  // name now held; discarded, the form shows it; saved again, it is ours.
+  const profileBox = { role: "region", name: "Profile", exact: true };
+  await inPage(page, "PATCH", "/users/me", { full_name: "Ada King" });
+  await page.fill({ label: "Full name", within: profileBox }, "Augusta Ada");
+  await page.click({ role: "button", name: "Save profile" });
+  await page.get({ text: "Your profile was changed elsewhere.", exact: true });
+  step("profile: a stale save shows the name set elsewhere, and keeps what was typed", await page.shows({ text: /Your name is now “Ada King”/ }) &&
+    await (await page.get({ label: "Full name", within: profileBox })).value() === "Augusta Ada");
+  await page.click({ role: "button", name: "Discard mine" });
+  step("profile: discarded, the form shows the name held now", await (await page.get({ label: "Full name", within: profileBox })).value() === "Ada King" &&
+    await page.gone({ text: "Your profile was changed elsewhere.", exact: true }));
+  await page.fill({ label: "Full name", within: profileBox }, "Ada Lovelace");
+  await page.click({ role: "button", name: "Save profile" });
+  await page.get({ text: "Your profile is saved.", exact: true });
 
   // Sign out.
   await page.click({ role: "button", name: "Sign out", exact: true, within: { css: "nav" } });

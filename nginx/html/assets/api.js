@@ -25,9 +25,10 @@ export function onSession(h) {
 
 // api sends one request and answers the parsed body (null for 204).
 // opts.signIn: a 401 is the answer to show (a wrong password, a code
-// asked), not a session that ended.
+// asked), not a session that ended. opts.headers: more headers
+// (Idempotency-Key, If-Match).
 export async function api(method, path, body, opts = {}) {
-  const init = { method, credentials: "same-origin", headers: { Accept: "application/json" } };
+  const init = { method, credentials: "same-origin", headers: { Accept: "application/json", ...opts.headers } };
   if (body !== undefined) {
     init.headers["Content-Type"] = "application/json";
     init.body = JSON.stringify(body);
@@ -50,6 +51,31 @@ export async function api(method, path, body, opts = {}) {
     hooks.mustEnrol(p);
   }
   throw p;
+}
+
+// ifMatch is the If-Match header for a resource as it was read: its
+// version, as the service's ETag quotes it.
+export const ifMatch = (resource) => ({ "If-Match": `"${resource.version}"` });
+
+// retryKey is the Idempotency-Key of a create form: the same while the
+// same body is sent again (a retry after a lost answer happens once), a
+// fresh one for another body, and after a success.
+export function retryKey() {
+  let sent = null;
+  let key = "";
+  return {
+    header(body) {
+      const s = JSON.stringify(body);
+      if (s !== sent) {
+        sent = s;
+        key = crypto.randomUUID();
+      }
+      return { "Idempotency-Key": key };
+    },
+    done() {
+      sent = null;
+    },
+  };
 }
 
 // query is a query string of the params that are set.

@@ -1,6 +1,6 @@
 // Signing in (with the second step when the account has one), signing up,
 // and the pages mailed links open: recover, reset, verify.
-import { api, Problem } from "../api.js";
+import { api, Problem, retryKey } from "../api.js";
 import { h, field, form, mismatch, clearProblem, showProblem } from "../dom.js";
 import * as passkey from "../passkey.js";
 
@@ -135,6 +135,7 @@ function passkeySignIn(app, card) {
 }
 
 export function signupPage(app) {
+  const key = retryKey();
   return h("section", { class: "card narrow" },
     h("h1", { text: "Sign up" }),
     form({
@@ -148,7 +149,9 @@ export function signupPage(app) {
       ],
       async onSubmit(v) {
         if (v.password !== v.confirm) throw mismatch("confirm");
-        await api("POST", "/auth/register", { email: v.email, password: v.password, full_name: v.full_name.trim() || null });
+        const body = { email: v.email, password: v.password, full_name: v.full_name.trim() || null };
+        await api("POST", "/auth/register", body, { headers: key.header(body) });
+        key.done();
         app.prefill = { email: v.email.trim().toLowerCase() };
         app.navigate("/login", { flash: "Your account is ready. We mailed you a link to confirm your address; sign in meanwhile." });
       },
@@ -158,6 +161,7 @@ export function signupPage(app) {
 
 export function recoverPage() {
   const done = h("div", { role: "status", "aria-live": "polite" });
+  const key = retryKey();
   return h("section", { class: "card narrow" },
     h("h1", { text: "Recover your password" }),
     h("p", { text: "We will mail a link to choose a new password to the address, if it has an account." }),
@@ -167,7 +171,9 @@ export function recoverPage() {
       submit: "Mail me a link",
       fields: [field("email", "Email", { type: "email", autocomplete: "email", required: true })],
       async onSubmit(v) {
-        const doc = await api("POST", "/auth/password-recovery", { email: v.email });
+        const body = { email: v.email };
+        const doc = await api("POST", "/auth/password-recovery", body, { headers: key.header(body) });
+        key.done();
         done.replaceChildren(h("p", { class: "success", text: doc.detail }));
       },
     }),

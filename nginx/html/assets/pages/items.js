@@ -1,7 +1,7 @@
 // Items: a table of a page at a time, its place in the address; create,
 // edit in place, delete after a second press. A superuser sees every
 // user's items, with their owner, or only their own.
-import { api } from "../api.js";
+import { api, ifMatch, retryKey } from "../api.js";
 import { h, field, form, confirmButton, actionLine, when } from "../dom.js";
 import { listPlace, pager, countText, table, tableRow } from "../list.js";
 
@@ -26,7 +26,7 @@ export async function itemsPage(app) {
   ].filter(Boolean);
 
   async function remove(it) {
-    const ok = await line.run(() => api("DELETE", `/items/${it.id}`));
+    const ok = await line.run(() => api("DELETE", `/items/${it.id}`, undefined, { headers: ifMatch(it) }));
     if (!ok) return false;
     // The last row of a page beyond the first: show the page before it.
     const here = answer.data.length === 1 && place.page > 1 ? place.href(place.page - 1) : location.pathname + location.search;
@@ -34,6 +34,9 @@ export async function itemsPage(app) {
     return true;
   }
 
+  // edit saves only over the version it was opened with: a change made
+  // elsewhere meanwhile (another tab, another person) is shown, with what
+  // was typed kept, to reapply over it or to discard.
   function edit(it, row) {
     const f = form({
       label: `Edit ${it.title}`,
@@ -44,16 +47,41 @@ export async function itemsPage(app) {
       ],
       extra: [h("button", { type: "button", class: "secondary", text: "Cancel", onclick: () => cell.closest("tr").replaceWith(tableRow(columns, it)) })],
       async onSubmit(v) {
-        const saved = await api("PATCH", `/items/${it.id}`, { title: v.title, description: v.description || null });
+        let saved;
+        try {
+          saved = await api("PATCH", `/items/${it.id}`, { title: v.title, description: v.description || null }, { headers: ifMatch(it) });
+        } catch (p) {
+          if (p.status !== 412) throw p;
+          return changedElsewhere(await api("GET", `/items/${it.id}`));
+        }
         cell.closest("tr").replaceWith(tableRow(columns, saved));
         line.done(`Saved “${saved.title}”.`);
       },
     });
+    function changedElsewhere(current) {
+      for (const old of cell.querySelectorAll(".conflict")) old.remove();
+      const box = h("div", { class: "conflict", role: "alert" },
+        h("p", { class: "title", text: "This item was changed elsewhere." }),
+        h("p", { text: `It is now “${current.title}”${current.description ? `: ${current.description}` : ", with no description"}. What you typed is kept below.` }),
+        h("div", { class: "actions" },
+          h("button", { type: "button", text: "Reapply my changes", onclick: () => {
+            it = current; // save over the version just shown
+            box.remove();
+            f.requestSubmit();
+          } }),
+          h("button", { type: "button", class: "secondary", text: "Discard mine", onclick: () => {
+            cell.closest("tr").replaceWith(tableRow(columns, current));
+            line.done(`Showing “${current.title}” as it is now.`);
+          } })));
+      f.before(box);
+      box.querySelector("button").focus();
+    }
     const cell = h("td", { role: "cell", colspan: columns.length }, f);
     row.replaceWith(h("tr", { role: "row" }, cell));
     f.elements.namedItem("title").focus();
   }
 
+  const createKey = retryKey();
   const create = form({
     label: "New item",
     submit: "Create item",
@@ -62,7 +90,9 @@ export async function itemsPage(app) {
       field("description", "Description (optional)", { type: "textarea", maxlength: 10000 }),
     ],
     async onSubmit(v) {
-      const it = await api("POST", "/items", { title: v.title, description: v.description || null });
+      const body = { title: v.title, description: v.description || null };
+      const it = await api("POST", "/items", body, { headers: createKey.header(body) });
+      createKey.done();
       app.navigate(listPlace(pageSize, superuser && mine ? { mine: "true" } : {}).href(1), { flash: `Created “${it.title}”.` });
     },
   });

@@ -1,7 +1,7 @@
 // Settings: profile, appearance, email, password, passkeys, two-factor
 // sign-in and its recovery codes, sessions, deleting the account. Each section says
 // what the server holds, and shows it anew after every change.
-import { api } from "../api.js";
+import { api, ifMatch } from "../api.js";
 import { h, field, form, confirmButton, actionLine, mismatch, when } from "../dom.js";
 import { qrSVG } from "../qr.js";
 import { resendButton } from "./home.js";
@@ -48,18 +48,42 @@ function reauth(v) {
   return v.code === undefined ? { current_password: v.current_password } : { current_password: v.current_password, code: v.code.trim() };
 }
 
+// profile saves the name over the version of the account this page read:
+// a change made elsewhere meanwhile is shown, with what was typed kept, to
+// reapply over it or to discard.
 function profile(app) {
   const line = actionLine();
-  return [line.el, form({
+  const f = form({
     label: "Profile",
     submit: "Save profile",
     fields: [field("full_name", "Full name", { autocomplete: "name", value: app.me.full_name || "" })],
-    async onSubmit(v, f) {
-      app.me = await api("PATCH", "/users/me", { full_name: v.full_name.trim() || null });
+    async onSubmit(v) {
+      for (const old of f.parentElement.querySelectorAll(".conflict")) old.remove();
+      try {
+        app.me = await api("PATCH", "/users/me", { full_name: v.full_name.trim() || null }, { headers: ifMatch(app.me) });
+      } catch (p) {
+        if (p.status !== 412) throw p;
+        return changedElsewhere(await app.refreshMe());
+      }
       f.elements.namedItem("full_name").value = app.me.full_name || "";
       line.done("Your profile is saved.");
     },
-  })];
+  });
+  function changedElsewhere(now) {
+    const box = h("div", { class: "conflict", role: "alert" },
+      h("p", { class: "title", text: "Your profile was changed elsewhere." }),
+      h("p", { text: `Your name is now ${now.full_name ? `“${now.full_name}”` : "not set"}. What you typed is kept below.` }),
+      h("div", { class: "actions" },
+        h("button", { type: "button", text: "Reapply my change", onclick: () => { box.remove(); f.requestSubmit(); } }),
+        h("button", { type: "button", class: "secondary", text: "Discard mine", onclick: () => {
+          box.remove();
+          f.elements.namedItem("full_name").value = now.full_name || "";
+          line.done("Showing your profile as it is now.");
+        } })));
+    f.before(box);
+    box.querySelector("button").focus();
+  }
+  return [line.el, f];
 }
 
 // appearance is the theme: the system's, or light or dark whatever the

@@ -2,7 +2,7 @@
 // address; create, edit, deactivate or activate, end every session, turn
 // a lost second factor off, delete. Every change is read back from the
 // server: the page is drawn anew with its message.
-import { api } from "../api.js";
+import { api, ifMatch, retryKey } from "../api.js";
 import { h, field, form, confirmButton, actionLine } from "../dom.js";
 import { listPlace, pager, countText, table } from "../list.js";
 
@@ -44,7 +44,7 @@ export async function usersPage(app) {
       u.mfa_enabled && !self ? confirmButton("Turn off two-factor", `Turn off two-factor for ${u.email}`,
         () => act(() => api("PATCH", `/users/${u.id}`, { mfa_enabled: false }), `Two-factor sign-in is off for ${u.email}; their sessions have ended.`)) : null,
       self ? null : confirmButton("Delete", `Delete ${u.email} and their items`,
-        () => act(() => api("DELETE", `/users/${u.id}`), `${u.email} is deleted.`)));
+        () => act(() => api("DELETE", `/users/${u.id}`, undefined, { headers: ifMatch(u) }), `${u.email} is deleted.`)));
   }
 
   function edit(u, row) {
@@ -64,7 +64,7 @@ export async function usersPage(app) {
         if (v.email.trim().toLowerCase() !== u.email) change.email = v.email;
         if (v.password) change.password = v.password;
         if (!self && v.is_superuser !== u.is_superuser) change.is_superuser = v.is_superuser;
-        const saved = await api("PATCH", `/users/${u.id}`, change);
+        const saved = await api("PATCH", `/users/${u.id}`, change, { headers: ifMatch(u) }); // 412: changed meanwhile, says so
         app.reload(`${saved.email} is saved.`);
       },
     });
@@ -72,6 +72,7 @@ export async function usersPage(app) {
     f.elements.namedItem("full_name").focus();
   }
 
+  const createKey = retryKey();
   const create = form({
     label: "New user",
     submit: "Create user",
@@ -83,7 +84,9 @@ export async function usersPage(app) {
       field("is_superuser", "Superuser", { type: "checkbox" }),
     ],
     async onSubmit(v) {
-      const u = await api("POST", "/users", { email: v.email, password: v.password, full_name: v.full_name.trim() || null, is_superuser: v.is_superuser });
+      const body = { email: v.email, password: v.password, full_name: v.full_name.trim() || null, is_superuser: v.is_superuser };
+      const u = await api("POST", "/users", body, { headers: createKey.header(body) });
+      createKey.done();
       app.navigate(place.href(1), { flash: `${u.email} is created.` });
     },
   });
