@@ -234,7 +234,9 @@ function moves(p) {
   };
 }
 
-async function wrapPlaywright(p, ctx, width, theme) {
+// wrap…(p, ctx, width, theme, tab): tab is a second page of the same
+// context (its cookies: the same session), which close closes alone.
+async function wrapPlaywright(p, ctx, width, theme, tab = false) {
   const api = pageAPI("chromium", width, theme, {
     handle: async (q, within) => {
       const h = await p.evaluateHandle(([q, w]) => window.__find(q, w), [q, within]);
@@ -258,7 +260,9 @@ async function wrapPlaywright(p, ctx, width, theme) {
         return res ? route.fulfill({ status: res.status, headers: res.headers, body: res.body }) : route.fallback();
       }),
       unintercept: () => p.unrouteAll(),
-      close: () => ctx.close(),
+      close: () => (tab ? p.close() : ctx.close()),
+      // tab opens another page on the same session, as a second tab would.
+      tab: async () => wrapPlaywright(await ctx.newPage(), ctx, width, theme, true),
       // virtualAuthenticator plugs a passkey authenticator into this page
       // (DevTools' WebAuthn domain): CTAP2, built in, holding discoverable
       // credentials, verifying the user and touched at once. Chromium
@@ -292,7 +296,7 @@ async function wrapPlaywright(p, ctx, width, theme) {
   return api;
 }
 
-async function wrapPuppeteer(p, ctx, width, theme) {
+async function wrapPuppeteer(p, ctx, width, theme, tab = false) {
   let routes = [];
   const api = pageAPI("firefox", width, theme, {
     handle: async (q, within) => {
@@ -314,7 +318,12 @@ async function wrapPuppeteer(p, ctx, width, theme) {
         routes.push({ match, answer });
       },
       unintercept: async () => { routes = []; },
-      close: () => ctx.close(),
+      close: () => (tab ? p.close() : ctx.close()),
+      tab: async () => {
+        const other = await ctx.newPage();
+        await other.setViewport(p.viewport());
+        return wrapPuppeteer(other, ctx, width, theme, true);
+      },
       virtualAuthenticator: null, // not over WebDriver BiDi yet
     },
   });
