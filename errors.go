@@ -107,6 +107,11 @@ func validationError(fields []fieldError) *apiError {
 	return &apiError{Code: codeValidation, Detail: "The request failed validation.", Fields: fields}
 }
 
+// errKeyInProgress is an Idempotency-Key whose first request is still
+// committing (the store's errKeyTaken, where nothing is kept yet).
+var errKeyInProgress = newError(codeKeyInProgress,
+	"A request with this Idempotency-Key is still being processed; wait for its answer, then retry with the same key.")
+
 func errNotFound(what string) *apiError {
 	return newError(codeNotFound, what+" not found.")
 }
@@ -135,6 +140,7 @@ func clientGone(ctx context.Context) bool {
 func asAPIError(err error) *apiError {
 	var ae *apiError
 	var se *storeError
+	var stale *staleError
 	switch {
 	case errors.As(err, &ae) && ae.Code != codeInternal:
 		return ae
@@ -147,6 +153,14 @@ func asAPIError(err error) *apiError {
 		return &apiError{Code: codeConflict, Detail: se.what + " already exists.", Err: err}
 	case errors.As(err, &se) && se.kind == errStoreDown:
 		return unavailable(err)
+	case errors.As(err, &stale) && stale.missing:
+		return &apiError{Code: codePreconditionReq, ETag: etag(stale.current),
+			Detail: "Send If-Match with the ETag you last read (IF_MATCH_REQUIRED is on), so a change made meanwhile is not overwritten."}
+	case errors.As(err, &stale):
+		return &apiError{Code: codePrecondition, ETag: etag(stale.current),
+			Detail: "It was changed since you read it: If-Match does not name its current version. Read it again (its ETag is in this answer), then reapply your change."}
+	case errors.Is(err, errKeyTaken):
+		return errKeyInProgress
 	}
 	return &apiError{Code: codeInternal, Detail: "Something went wrong on our side; the request_id identifies it in our logs.", Err: err}
 }

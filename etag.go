@@ -8,10 +8,11 @@ import (
 
 // Conditional requests (RFC 9110, 13) on items and users: a strong ETag
 // from the row's version (the quoted number), 304 for an If-None-Match
-// that names it, and If-Match on PATCH and DELETE checked in the write's
-// own statement (precondition): 412 with the current ETag when it names
-// another version, and with IF_MATCH_REQUIRED 428 when it is missing. A
-// write without If-Match behaves as before.
+// that names it, and If-Match on PATCH and DELETE read into the store's
+// precondition (store_versions.go), checked in the write: 412 with the
+// current ETag when it names another version, and with IF_MATCH_REQUIRED
+// 428 when it is missing (errors.go answers staleError). A write without
+// If-Match behaves as before.
 
 // etag is a version's strong entity tag.
 func etag(version int64) string { return `"` + strconv.FormatInt(version, 10) + `"` }
@@ -32,14 +33,6 @@ func notModified(w http.ResponseWriter, r *http.Request, tag string) bool {
 		}
 	}
 	return false
-}
-
-// precondition is what a write's If-Match asks of the row: any (nil: no
-// If-Match, or *), or one of versions (none, when no tag it names is one
-// of ours: strong tags only, so a W/ tag never matches).
-type precondition struct {
-	versions []int64 // nil: no condition
-	missing  bool    // no If-Match, where IF_MATCH_REQUIRED asks for one
 }
 
 // preconditionOf reads If-Match. required is IF_MATCH_REQUIRED.
@@ -64,24 +57,4 @@ func preconditionOf(r *http.Request, required bool) precondition {
 		}
 	}
 	return precondition{versions: versions}
-}
-
-// failed is the answer to a write whose condition did not hold on a row
-// that exists at version current: 428 when If-Match was missing, else 412,
-// each with the current ETag.
-func (p precondition) failed(current int64) error {
-	if p.missing {
-		e := newError(codePreconditionReq, "Send If-Match with the ETag you last read (IF_MATCH_REQUIRED is on), so a change made meanwhile is not overwritten.")
-		e.ETag = etag(current)
-		return e
-	}
-	e := newError(codePrecondition, "It was changed since you read it: If-Match does not name its current version. Read it again (its ETag is in this answer), then reapply your change.")
-	e.ETag = etag(current)
-	return e
-}
-
-// writeTagged writes a resource at version with its ETag.
-func writeTagged(w http.ResponseWriter, status int, version int64, v any) {
-	w.Header().Set("ETag", etag(version))
-	writeJSON(w, status, contentJSON, v)
 }

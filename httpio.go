@@ -240,6 +240,12 @@ func writeJSON(w http.ResponseWriter, status int, contentType string, v any) {
 	writeBody(w, status, contentType, body)
 }
 
+// writeTagged writes a resource at version with its ETag.
+func writeTagged(w http.ResponseWriter, status int, version int64, v any) {
+	w.Header().Set("ETag", etag(version))
+	writeJSON(w, status, contentJSON, v)
+}
+
 // jsonBody is v's JSON as writeJSON writes it (a newline after it), for an
 // answer kept before it is sent (Idempotency-Key).
 func jsonBody(v any) []byte {

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
-	"database/sql"
 	"encoding/json"
 	"errors"
 	"io"
@@ -47,8 +46,6 @@ var (
 		"The Idempotency-Key header must be 16 to 255 characters of A-Z, a-z, 0-9 and . _ ~ - (as a string, quoted or not).")
 	errKeyReused = newError(codeKeyReused,
 		"This Idempotency-Key was used for another request (another method, path or body) in the last 24 hours; use a new key for a new request.")
-	errKeyInProgress = newError(codeKeyInProgress,
-		"A request with this Idempotency-Key is still being processed; wait for its answer, then retry with the same key.")
 	errKeySecret = newError(codeConflict,
 		"A request with this Idempotency-Key succeeded already, and its answer held a secret that is not kept: start over with a new key.")
 )
@@ -72,32 +69,6 @@ func idempotencyKey(values []string) (string, error) {
 		}
 	}
 	return k, nil
-}
-
-// keyed is a request with a key, on its way: its transaction, begun at
-// its first write.
-type keyed struct {
-	s           *store
-	scope, key  string
-	fingerprint []byte
-	t           *sql.Tx
-	err         error // beginning failed: every write fails with it
-	kept        bool  // the route's own statement kept the answer (createItem)
-}
-
-type keyedKey struct{}
-
-func keyedFrom(ctx context.Context) *keyed {
-	k, _ := ctx.Value(keyedKey{}).(*keyed)
-	return k
-}
-
-// tx is the request's transaction, begun at the first call.
-func (k *keyed) tx(ctx context.Context) (*sql.Tx, error) {
-	if k.t == nil && k.err == nil {
-		k.t, k.err = k.s.db.BeginTx(ctx, nil)
-	}
-	return k.t, k.err
 }
 
 // idempotent makes a route honour Idempotency-Key. secret says its answer

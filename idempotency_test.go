@@ -307,3 +307,17 @@ func TestStaleIdempotencyKeysAreSwept(t *testing.T) {
 		t.Fatalf("%d stale keys left", n)
 	}
 }
+
+// A replay is a request like any other to the rate limits.
+func TestIdempotentReplaysCountAgainstTheRateLimit(t *testing.T) {
+	a := newTestApp(t, map[string]string{"RATE_LIMIT_API_REQUESTS": "4", "RATE_LIMIT_API_WINDOW": "1m"})
+	a.register("ada@example.com", "password-123") // the auth budget, not the api one
+	token := a.login("ada@example.com", "password-123")
+	for i := range 4 {
+		r := a.do(keyedPost("/api/v1/items", token, "limited-key-00001", map[string]any{"title": "Once"}))
+		if r.status != 201 || (i > 0) != (r.header.Get("Idempotent-Replayed") == "true") {
+			t.Fatalf("request %d: %d %v", i+1, r.status, r.header)
+		}
+	}
+	expectProblem(t, a.do(keyedPost("/api/v1/items", token, "limited-key-00001", map[string]any{"title": "Once"})), 429, "rate_limited")
+}

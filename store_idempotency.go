@@ -76,6 +76,33 @@ func (s *store) deleteStaleKeys(ctx context.Context) error {
 	return err
 }
 
+// keyed is a request with an Idempotency-Key, as the store sees it (in its
+// context: idempotent puts it there): the key, the request's fingerprint,
+// and its transaction, begun at its first write.
+type keyed struct {
+	s           *store
+	scope, key  string
+	fingerprint []byte
+	t           *sql.Tx
+	err         error // beginning failed: every write fails with it
+	kept        bool  // the route's own statement kept the answer (createItem)
+}
+
+type keyedKey struct{}
+
+func keyedFrom(ctx context.Context) *keyed {
+	k, _ := ctx.Value(keyedKey{}).(*keyed)
+	return k
+}
+
+// tx is the request's transaction, begun at the first call.
+func (k *keyed) tx(ctx context.Context) (*sql.Tx, error) {
+	if k.t == nil && k.err == nil {
+		k.t, k.err = k.s.db.BeginTx(ctx, nil)
+	}
+	return k.t, k.err
+}
+
 // conn is what a write of the request in ctx goes through: the
 // transaction of its Idempotency-Key (begun at the first write, so work
 // before it, such as hashing a password, holds no connection), or the

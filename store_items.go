@@ -49,7 +49,7 @@ func viewerOf(u user) viewer { return viewer{id: u.ID, superuser: u.IsSuperuser}
 // createItem stores it, whose id and times the caller made, so that its
 // answer is known before the statement. In a request with an
 // Idempotency-Key the one statement also keeps that answer and takes the
-// key, or does nothing (errKeyInProgress: the key is taken), in place of
+// key, or does nothing (errKeyTaken), in place of
 // the keyed requests' transaction of four statements (measured by
 // scripts/safewrites-cost.sh: a keyed create took 2.1x the time of one
 // without a key that way, and 1.1x this way).
@@ -68,7 +68,7 @@ func (s *store) createItem(ctx context.Context, it item, answer keptAnswer) erro
 		return classify(err, "Item")
 	}
 	if n, _ := res.RowsAffected(); n == 0 {
-		return errKeyInProgress
+		return errKeyTaken
 	}
 	k.kept = true
 	return nil
