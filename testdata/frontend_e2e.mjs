@@ -149,7 +149,8 @@ async function loadingShows(page, name, go, title) {
 // virtual authenticator: sign up and verify, add a passkey in settings,
 // sign in with it from the email field's autofill and from the button,
 // nothing typed (a passkey session with a second factor), rename it,
-// delete it, and a sign-in with the deleted passkey refused. Firefox over BiDi has no virtual authenticator: there
+// delete it confirming with the passkey in place of the password, and a
+// sign-in with the deleted passkey refused. Firefox over BiDi has no virtual authenticator: there
 // the sign-in page and settings offer passkeys, and the tour checks them.
 async function passkeys(b) {
   const p = await b.newPage({ width: 1280, height: 800 });
@@ -232,12 +233,14 @@ async function passkeys(b) {
   await p.get({ text: "The passkey is renamed “Home laptop”.", exact: true, within: region });
   step("passkeys: renamed in the list", await p.shows({ text: "Home laptop", exact: true, within: { role: "list", name: "Your passkeys" } }) &&
     await p.gone({ text: "Work laptop", exact: true, within: region }));
+  // Deleting it re-authenticates with the passkey itself, in place of the
+  // password (nothing typed).
   await p.click({ role: "button", name: "Delete Home laptop", within: region });
   await axe(p, "deleting a passkey");
-  await p.fill({ label: "Current password", within: { role: "form", name: "Delete Home laptop" } }, gracePassword);
-  await p.click({ role: "button", name: "Delete passkey", within: region });
+  const deleting = { role: "form", name: "Delete Home laptop" };
+  await p.click({ role: "button", name: "Confirm with a passkey instead", within: deleting });
   await p.get({ text: "“Home laptop” is deleted.", exact: true, within: region });
-  step("passkeys: deleted, none left", await p.shows({ text: "No passkeys yet.", exact: true, within: region }));
+  step("passkeys: deleted after confirming with the passkey, nothing typed, none left", await p.shows({ text: "No passkeys yet.", exact: true, within: region }));
 
   // The authenticator still holds it; the service no longer takes it.
   await noAutofill();

@@ -62,7 +62,9 @@ export function form({ fields, submit, onSubmit, extra = [], label, danger = fal
     e.preventDefault();
     if (button.disabled) return;
     clearProblem(el);
-    const empty = [...el.elements].filter((c) => c.required && c.type !== "checkbox" && c.value.trim() === "");
+    // A passkey confirmed in their place (el.passkey) stands for the
+    // re-authentication fields (data-reauth).
+    const empty = [...el.elements].filter((c) => c.required && c.type !== "checkbox" && c.value.trim() === "" && !(el.passkey && c.dataset.reauth !== undefined));
     if (empty.length > 0) {
       showProblem(el, new Problem(422, { errors: empty.map((c) => ({ field: c.name, message: "is required" })) }));
       return;

@@ -2,7 +2,7 @@
 // sign-in and its recovery codes, sessions, deleting the account. Each section says
 // what the server holds, and shows it anew after every change.
 import { api, ifMatch } from "../api.js";
-import { h, field, form, confirmButton, actionLine, mismatch, when } from "../dom.js";
+import { h, field, form, confirmButton, actionLine, mismatch, when, showProblem } from "../dom.js";
 import { qrSVG } from "../qr.js";
 import { resendButton } from "./home.js";
 import * as passkey from "../passkey.js";
@@ -34,17 +34,42 @@ function section(title, ...content) {
   return h("section", { class: "card", "aria-labelledby": id }, h("h2", { id, text: title }), content);
 }
 
+// passkeyCount is how many passkeys the account had when settings last
+// read them: with one, a form that re-authenticates offers it.
+let passkeyCount = 0;
+
 // reauthFields are what a change account recovery relies on asks for:
-// the current password and, when two-factor sign-in is on, a code.
+// the current password and, when two-factor sign-in is on, a code; or,
+// where the account has a passkey this browser can use, the passkey in
+// place of both (its assertion rides on the form until it is sent).
 function reauthFields(app, hint) {
+  const withPasskey = async (e) => {
+    const f = e.target.form;
+    try {
+      f.passkey = await passkey.get(await api("POST", "/auth/passkey/options"));
+    } catch (err) {
+      showProblem(f, err);
+      return;
+    }
+    f.requestSubmit();
+  };
   return [
-    field("current_password", "Current password", { type: "password", autocomplete: "current-password", required: true, hint }),
-    app.me.mfa_enabled ? field("code", "Code from your app, or a recovery code", { autocomplete: "one-time-code", required: true }) : null,
+    field("current_password", "Current password", { type: "password", autocomplete: "current-password", required: true, hint, "data-reauth": true }),
+    app.me.mfa_enabled ? field("code", "Code from your app, or a recovery code", { autocomplete: "one-time-code", required: true, "data-reauth": true }) : null,
+    passkeyCount > 0 && passkey.supported()
+      ? h("p", {}, h("button", { type: "button", class: "secondary", text: "Confirm with a passkey instead", onclick: withPasskey }))
+      : null,
   ].filter(Boolean);
 }
 
-// reauth is the re-authentication part of a body, from a form's values.
-function reauth(v) {
+// reauth is the re-authentication part of a body, from a form's values, or
+// the passkey confirmed in its place (used once).
+function reauth(v, f) {
+  if (f && f.passkey) {
+    const assertion = f.passkey;
+    f.passkey = null;
+    return { passkey: assertion };
+  }
   return v.code === undefined ? { current_password: v.current_password } : { current_password: v.current_password, code: v.code.trim() };
 }
 
@@ -142,7 +167,7 @@ function email(app, spent) {
         ...reauthFields(app, "We mail a link to the new address; following it makes the change and signs out your other sessions."),
       ],
       async onSubmit(v, f) {
-        app.me = await api("PATCH", "/users/me", { email: v.email, ...reauth(v) });
+        app.me = await api("PATCH", "/users/me", { email: v.email, ...reauth(v, f) });
         f.reset();
         draw();
         await spent(v);
@@ -167,7 +192,7 @@ function password(app, sessionList, spent) {
     ],
     async onSubmit(v, f) {
       if (v.new_password !== v.repeat_password) throw mismatch("repeat_password");
-      await api("POST", "/users/me/password", { ...reauth(v), new_password: v.new_password });
+      await api("POST", "/users/me/password", { ...reauth(v, f), new_password: v.new_password });
       f.reset();
       await Promise.all([sessionList.load(), spent(v)]);
       line.done("Your password is changed, and your other sessions are signed out.");
@@ -183,7 +208,11 @@ async function passkeys(app) {
   const list = h("ul", { class: "list", "aria-label": "Your passkeys" });
   const line = actionLine();
   const draw = (page) => list.replaceChildren(...(page.data.length ? page.data.map(row) : [h("li", { class: "muted", text: "No passkeys yet." })]));
-  const load = async () => draw(await api("GET", "/users/me/passkeys?limit=100"));
+  const load = async () => {
+    const page = await api("GET", "/users/me/passkeys?limit=100");
+    passkeyCount = page.data.length;
+    draw(page);
+  };
   let spent = () => null;
 
   function row(p) {
@@ -220,8 +249,8 @@ async function passkeys(app) {
         danger: true,
         fields: [h("p", { text: `“${p.name}” will no longer sign you in. Delete it from the device or service that holds it too.` }), ...reauthFields(app)],
         extra: [cancel()],
-        async onSubmit(v) {
-          await api("DELETE", `/users/me/passkeys/${p.id}`, reauth(v));
+        async onSubmit(v, f) {
+          await api("DELETE", `/users/me/passkeys/${p.id}`, reauth(v, f));
           await Promise.all([load(), spent(v)]);
           line.done(`“${p.name}” is deleted.`);
         },
@@ -241,7 +270,7 @@ async function passkeys(app) {
       ...reauthFields(app, "Your browser then asks to make the passkey, with your fingerprint, face, PIN or security key."),
     ],
     async onSubmit(v, f) {
-      const credential = await passkey.create(await api("POST", "/users/me/passkeys/options", reauth(v)));
+      const credential = await passkey.create(await api("POST", "/users/me/passkeys/options", reauth(v, f)));
       const added = await api("POST", "/users/me/passkeys", v.name.trim() ? { credential, name: v.name.trim() } : { credential });
       f.reset();
       await Promise.all([load(), spent(v)]);
@@ -393,8 +422,8 @@ function twoFactor(app, mfa) {
         label: "New recovery codes",
         submit: "Make new recovery codes",
         fields: reauthFields(app),
-        async onSubmit(v) {
-          const doc = await api("POST", "/users/me/mfa/recovery-codes", reauth(v));
+        async onSubmit(v, f) {
+          const doc = await api("POST", "/users/me/mfa/recovery-codes", reauth(v, f));
           box.replaceChildren(...codes(doc.recovery_codes, "New recovery codes: the old ones no longer work.", "You have 10 new recovery codes."));
           box.querySelector("h3").focus();
         },
@@ -405,8 +434,8 @@ function twoFactor(app, mfa) {
         submit: "Turn two-factor sign-in off",
         danger: true,
         fields: reauthFields(app),
-        async onSubmit(v) {
-          await api("DELETE", "/users/me/mfa", reauth(v));
+        async onSubmit(v, f) {
+          await api("DELETE", "/users/me/mfa", reauth(v, f));
           app.reload("Two-factor sign-in is off.");
         },
       }),
@@ -432,8 +461,8 @@ function deleteAccount(app) {
       submit: "Delete my account and items",
       danger: true,
       fields: reauthFields(app),
-      async onSubmit(v) {
-        await api("DELETE", "/users/me", reauth(v));
+      async onSubmit(v, f) {
+        await api("DELETE", "/users/me", reauth(v, f));
         app.me = null;
         app.navigate("/login", { flash: "Your account is deleted." });
       },
