@@ -52,9 +52,8 @@ type normalizer interface {
 // checks: content type (415), size (413), syntax (400), validation (422).
 func decode[T any](r *http.Request) (T, error) {
 	var v T
-	mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
-	if err != nil || mt != "application/json" {
-		return v, newError(codeUnsupportedMedia, "Send the body as Content-Type: application/json.")
+	if err := requireJSON(r); err != nil {
+		return v, err
 	}
 	body, err := io.ReadAll(r.Body)
 	if err != nil {
@@ -64,6 +63,14 @@ func decode[T any](r *http.Request) (T, error) {
 		return v, err
 	}
 	return v, check(&v)
+}
+
+// requireJSON is 415 unless the body is sent as application/json.
+func requireJSON(r *http.Request) error {
+	if mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type")); err != nil || mt != "application/json" {
+		return newError(codeUnsupportedMedia, "Send the body as Content-Type: application/json.")
+	}
+	return nil
 }
 
 // check normalizes and validates a decoded request.

@@ -7,9 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
-	"mime"
 	"net/http"
-	"strconv"
 	"strings"
 )
 
@@ -95,20 +93,13 @@ func idempotent(s *store, secret bool) func(http.Handler) http.Handler {
 			held := &heldAnswer{header: w.Header(), status: http.StatusOK}
 			next.ServeHTTP(held, r.WithContext(context.WithValue(r.Context(), keyedKey{}, k)))
 			err = k.finish(r.Context(), held, secret)
-			switch {
-			case errors.Is(err, errKeyTaken) || (err == nil && !held.succeeded()):
-				// Taken, or failed: the key's answer, if it has one, is the answer.
-				if answered(w, r, k, held) {
-					return
-				}
-				if err != nil {
-					held.drop()
-					writeError(w, r, errKeyInProgress) // the other request is still committing
-					return
-				}
-			case err != nil:
+			// Taken, or failed: the key's answer, if it has one, is the answer.
+			if (errors.Is(err, errKeyTaken) || (err == nil && !held.succeeded())) && answered(w, r, k, held) {
+				return
+			}
+			if err != nil {
 				held.drop()
-				writeError(w, r, err)
+				writeError(w, r, err) // errKeyTaken with nothing kept yet: 409, the other request is still committing
 				return
 			}
 			held.sendTo(w)
@@ -124,7 +115,6 @@ func answered(w http.ResponseWriter, r *http.Request, k *keyed, held *heldAnswer
 		return false
 	}
 	held.drop()
-	h := w.Header()
 	switch {
 	case err != nil:
 		writeError(w, r, err)
@@ -133,16 +123,11 @@ func answered(w http.ResponseWriter, r *http.Request, k *keyed, held *heldAnswer
 	case a.secret:
 		writeError(w, r, errKeySecret)
 	default:
-		if a.contentType != "" {
-			h.Set("Content-Type", a.contentType)
-		}
 		if a.location != "" {
-			h.Set("Location", a.location)
+			w.Header().Set("Location", a.location)
 		}
-		h.Set("Idempotent-Replayed", "true")
-		h.Set("Content-Length", strconv.Itoa(len(a.body)))
-		w.WriteHeader(a.status)
-		w.Write(a.body)
+		w.Header().Set("Idempotent-Replayed", "true")
+		writeBody(w, a.status, a.contentType, a.body)
 	}
 	return true
 }
@@ -207,8 +192,8 @@ func rereadBody(r *http.Request) ([]byte, error) {
 	if len(bytes.TrimSpace(body)) == 0 {
 		return body, nil
 	}
-	if mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type")); err != nil || mt != "application/json" {
-		return nil, newError(codeUnsupportedMedia, "Send the body as Content-Type: application/json.")
+	if err := requireJSON(r); err != nil {
+		return nil, err
 	}
 	if !json.Valid(body) {
 		return nil, newError(codeBadRequest, "The request body is not valid JSON.")

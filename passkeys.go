@@ -56,11 +56,8 @@ type creationOptions struct {
 		Name        string `json:"name"`
 		DisplayName string `json:"displayName"`
 	} `json:"user"`
-	Challenge        string `json:"challenge"`
-	PubKeyCredParams []struct {
-		Type string `json:"type"`
-		Alg  int    `json:"alg"`
-	} `json:"pubKeyCredParams"`
+	Challenge              string                 `json:"challenge"`
+	PubKeyCredParams       []pubKeyCredParam      `json:"pubKeyCredParams"`
 	Timeout                int64                  `json:"timeout"`
 	ExcludeCredentials     []credentialDescriptor `json:"excludeCredentials"`
 	AuthenticatorSelection struct {
@@ -69,6 +66,12 @@ type creationOptions struct {
 		UserVerification   string `json:"userVerification"`
 	} `json:"authenticatorSelection"`
 	Attestation string `json:"attestation"`
+}
+
+// pubKeyCredParam is an algorithm a new passkey may use.
+type pubKeyCredParam struct {
+	Type string `json:"type"`
+	Alg  int    `json:"alg"`
 }
 
 // handlePasskeyOptions is POST /users/me/passkeys/options: re-authenticated
@@ -108,10 +111,7 @@ func handlePasskeyOptions(c credentials) http.Handler {
 		}
 		o.Challenge = b64(challenge)
 		for _, alg := range offeredAlgorithms {
-			o.PubKeyCredParams = append(o.PubKeyCredParams, struct {
-				Type string `json:"type"`
-				Alg  int    `json:"alg"`
-			}{"public-key", alg})
+			o.PubKeyCredParams = append(o.PubKeyCredParams, pubKeyCredParam{"public-key", alg})
 		}
 		o.Timeout = webauthnChallengeTTL.Milliseconds()
 		o.ExcludeCredentials = []credentialDescriptor{}
@@ -429,10 +429,8 @@ func handlePasskeyDelete(c credentials) http.Handler {
 			}
 			return m.mailNotice(ctx, tx, "passkey_removed", me.Email)
 		})
-		if errors.Is(err, errLastPasskey) {
-			return errLastPasskey
-		} else if err != nil {
-			return classify(err, "Passkey")
+		if err != nil {
+			return classify(err, "Passkey") // errLastPasskey passes through as itself
 		}
 		au.record(r, "passkey.removed", me.ID, me.ID, slog.String("passkey_id", id))
 		w.WriteHeader(http.StatusNoContent)

@@ -46,16 +46,18 @@ var errKeyTaken = errors.New("the idempotency key is taken")
 // kept an answer under it that is still live. A row whose 24 hours are
 // over is replaced.
 func (s *store) keepAnswer(ctx context.Context, tx *sql.Tx, scope, key string, a keptAnswer) error {
-	var took bool
-	err := tx.QueryRowContext(ctx, keepAnswerSQL, s.keepArgs(scope, key, a)...).Scan(&took)
-	if errors.Is(err, sql.ErrNoRows) {
+	res, err := tx.ExecContext(ctx, keepAnswerSQL, s.keepArgs(scope, key, a)...)
+	if err != nil {
+		return err
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
 		return errKeyTaken
 	}
-	return err
+	return nil
 }
 
 // keepAnswerSQL keeps an answer ($1 to $10: keepArgs) and takes its key,
-// or answers no row.
+// or writes nothing (its RETURNING lets createItem's statement tell).
 const keepAnswerSQL = `
 	INSERT INTO idempotency_keys (scope, key, fingerprint, status, location, content_type, body, secret, created_at, expires_at)
 	SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10 WHERE pg_try_advisory_xact_lock(hashtextextended($1 || ' ' || $2, 0))
