@@ -365,6 +365,7 @@ try {
   step("items: a stale save shows the change made elsewhere, and keeps what was typed", otherTab === 200 &&
     await page.shows({ text: /It is now “Changed in another tab”/ }) &&
     await (await page.get({ label: "Description", within: editing })).value() === "Typed in this tab", otherTab);
+  await shot(page, "items-conflict");
   await axe(page, "items, an edit made stale elsewhere");
   await page.click({ role: "button", name: "Reapply my changes" });
   await page.get({ text: "Saved “Renamed item”.", exact: true });
@@ -492,6 +493,7 @@ try {
   await page.get({ text: "Your profile was changed elsewhere.", exact: true });
   step("profile: a stale save shows the name set elsewhere, and keeps what was typed", await page.shows({ text: /Your name is now “Ada King”/ }) &&
     await (await page.get({ label: "Full name", within: profileBox })).value() === "Augusta Ada");
+  await shot(page, "settings-profile-conflict");
   await page.click({ role: "button", name: "Discard mine" });
   step("profile: discarded, the form shows the name held now", await (await page.get({ label: "Full name", within: profileBox })).value() === "Ada King" &&
     await page.gone({ text: "Your profile was changed elsewhere.", exact: true }));

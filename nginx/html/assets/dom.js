@@ -215,6 +215,28 @@ export function confirmButton(label, confirmLabel, act) {
   return wrap;
 }
 
+// showConflict says, above form f, that what it edits was changed
+// elsewhere (a 412): title, now (what it is now); what was typed stays in
+// the form. Reapply (reapplyLabel) calls reapply, then submits the form
+// again over the version shown; "Discard mine" calls discard.
+export function showConflict(f, { title, now, reapplyLabel, reapply = () => {}, discard }) {
+  clearConflict(f);
+  const box = h("div", { class: "conflict", role: "alert" },
+    h("p", { class: "title", text: title }),
+    h("p", { text: `${now} What you typed is kept below.` }),
+    h("div", { class: "actions" },
+      h("button", { type: "button", text: reapplyLabel, onclick: () => { box.remove(); reapply(); f.requestSubmit(); } }),
+      h("button", { type: "button", class: "secondary", text: "Discard mine", onclick: () => { box.remove(); discard(); } })));
+  f.before(box);
+  box.querySelector("button").focus();
+}
+
+// clearConflict takes showConflict's note away.
+export function clearConflict(f) {
+  const box = f.previousElementSibling;
+  if (box && box.classList.contains("conflict")) box.remove();
+}
+
 // mismatch is the page's own 422 for a repeated password that differs.
 export function mismatch(name) {
   return new Problem(422, { detail: "The two passwords differ.", errors: [{ field: name, message: "does not match the password above" }] });

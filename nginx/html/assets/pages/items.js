@@ -2,7 +2,7 @@
 // edit in place, delete after a second press. A superuser sees every
 // user's items, with their owner, or only their own.
 import { api, ifMatch, retryKey } from "../api.js";
-import { h, field, form, confirmButton, actionLine, when } from "../dom.js";
+import { h, field, form, confirmButton, actionLine, when, showConflict } from "../dom.js";
 import { listPlace, pager, countText, table, tableRow } from "../list.js";
 
 const pageSize = 10;
@@ -59,22 +59,17 @@ export async function itemsPage(app) {
       },
     });
     function changedElsewhere(current) {
-      for (const old of cell.querySelectorAll(".conflict")) old.remove();
-      const box = h("div", { class: "conflict", role: "alert" },
-        h("p", { class: "title", text: "This item was changed elsewhere." }),
-        h("p", { text: `It is now “${current.title}”${current.description ? `: ${current.description}` : ", with no description"}. What you typed is kept below.` }),
-        h("div", { class: "actions" },
-          h("button", { type: "button", text: "Reapply my changes", onclick: () => {
-            it = current; // save over the version just shown
-            box.remove();
-            f.requestSubmit();
-          } }),
-          h("button", { type: "button", class: "secondary", text: "Discard mine", onclick: () => {
-            cell.closest("tr").replaceWith(tableRow(columns, current));
-            line.done(`Showing “${current.title}” as it is now.`);
-          } })));
-      f.before(box);
-      box.querySelector("button").focus();
+      line.clear(); // an earlier save's word no longer holds
+      showConflict(f, {
+        title: "This item was changed elsewhere.",
+        now: `It is now “${current.title}”, ${current.description ? `described “${current.description}”` : "with no description"}.`,
+        reapplyLabel: "Reapply my changes",
+        reapply: () => { it = current; }, // save over the version just shown
+        discard: () => {
+          cell.closest("tr").replaceWith(tableRow(columns, current));
+          line.done(`Showing “${current.title}” as it is now.`);
+        },
+      });
     }
     const cell = h("td", { role: "cell", colspan: columns.length }, f);
     row.replaceWith(h("tr", { role: "row" }, cell));

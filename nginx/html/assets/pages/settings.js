@@ -2,7 +2,7 @@
 // sign-in and its recovery codes, sessions, deleting the account. Each section says
 // what the server holds, and shows it anew after every change.
 import { api, ifMatch } from "../api.js";
-import { h, field, form, confirmButton, actionLine, mismatch, when, showProblem } from "../dom.js";
+import { h, field, form, confirmButton, actionLine, mismatch, when, showProblem, showConflict, clearConflict } from "../dom.js";
 import { qrSVG } from "../qr.js";
 import { resendButton } from "./home.js";
 import * as passkey from "../passkey.js";
@@ -83,7 +83,7 @@ function profile(app) {
     submit: "Save profile",
     fields: [field("full_name", "Full name", { autocomplete: "name", value: app.me.full_name || "" })],
     async onSubmit(v) {
-      for (const old of f.parentElement.querySelectorAll(".conflict")) old.remove();
+      clearConflict(f);
       try {
         app.me = await api("PATCH", "/users/me", { full_name: v.full_name.trim() || null }, { headers: ifMatch(app.me) });
       } catch (p) {
@@ -95,18 +95,15 @@ function profile(app) {
     },
   });
   function changedElsewhere(now) {
-    const box = h("div", { class: "conflict", role: "alert" },
-      h("p", { class: "title", text: "Your profile was changed elsewhere." }),
-      h("p", { text: `Your name is now ${now.full_name ? `“${now.full_name}”` : "not set"}. What you typed is kept below.` }),
-      h("div", { class: "actions" },
-        h("button", { type: "button", text: "Reapply my change", onclick: () => { box.remove(); f.requestSubmit(); } }),
-        h("button", { type: "button", class: "secondary", text: "Discard mine", onclick: () => {
-          box.remove();
-          f.elements.namedItem("full_name").value = now.full_name || "";
-          line.done("Showing your profile as it is now.");
-        } })));
-    f.before(box);
-    box.querySelector("button").focus();
+    showConflict(f, {
+      title: "Your profile was changed elsewhere.",
+      now: `Your name is now ${now.full_name ? `“${now.full_name}”` : "not set"}.`,
+      reapplyLabel: "Reapply my change",
+      discard: () => {
+        f.elements.namedItem("full_name").value = now.full_name || "";
+        line.done("Showing your profile as it is now.");
+      },
+    });
   }
   return [line.el, f];
 }
