@@ -101,11 +101,7 @@ for round in $(seq 1 "$BENCH_ROUNDS"); do
   echo "bench round $round: BenchmarkItemListHTTP old ${bench[old]} new ${bench[new]} req/s"
   echo "list-benchmark ${bench[old]} ${bench[new]}" >>"$work/rounds"
 done
-awk '
-function median(a, n,    i, j, t) {
-  for (i = 2; i <= n; i++) for (j = i; j > 1 && a[j-1] > a[j]; j--) { t = a[j]; a[j] = a[j-1]; a[j-1] = t }
-  return n % 2 ? a[(n+1)/2] : (a[n/2] + a[n/2+1]) / 2
-}
+awk "$AWK_MEDIAN"'
 { k = $1; n[k]++; o[k] += $2; w[k] += $3; r[k, n[k]] = $3 / $2 }
 END {
   split("live items list-benchmark", names, " ")

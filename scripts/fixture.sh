@@ -1,6 +1,8 @@
 # Sourced by load.sh, compare.sh, pooler-cost.sh and safewrites-cost.sh:
-# waiting for a server, the account and items they measure, and one wrk run
-# (wrk_rps: DURATION and CONNECTIONS are the caller's).
+# waiting for a server, the account and items they measure, one wrk run
+# (wrk_rps: DURATION and CONNECTIONS are the caller's), and the median their
+# awk summaries take of the rounds' own ratios (AWK_MEDIAN, put before a
+# program: awk "$AWK_MEDIAN"'...').
 # fixture BASE: registers the measuring account on the server at BASE,
 # signs in, creates 50 items, and prints the bearer token; returns 1, saying
 # which step failed, when any does (a command substitution does not stop at
@@ -42,3 +44,10 @@ wrk_rps() {
   if echo "$out" | grep -q 'Non-2xx'; then echo "non-2xx answers from $1:" >&2; echo "$out" >&2; exit 1; fi
   echo "$out" | awk '/Requests\/sec/ {print $2}'
 }
+
+# AWK_MEDIAN: median(a, n) of a[1..n] (sorts a in place).
+AWK_MEDIAN='
+function median(a, n,    i, j, t) {
+  for (i = 2; i <= n; i++) for (j = i; j > 1 && a[j-1] > a[j]; j--) { t = a[j]; a[j] = a[j-1]; a[j-1] = t }
+  return n % 2 ? a[(n+1)/2] : (a[n/2] + a[n/2+1]) / 2
+}'

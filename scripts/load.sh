@@ -86,11 +86,7 @@ sleep 0.2 # its last flush
 [ "$(wc -l <"$work/floor.log")" -gt 0 ] || { echo "the logged baseline wrote no access line" >&2; exit 1; }
 # Means over the rounds, and for the ratios also the median of each
 # round's own ratio: runs next to each other share the machine's phase.
-awk '
-function median(a, n,    i, j, t) {
-  for (i = 2; i <= n; i++) for (j = i; j > 1 && a[j-1] > a[j]; j--) { t = a[j]; a[j] = a[j-1]; a[j-1] = t }
-  return n % 2 ? a[(n+1)/2] : (a[n/2] + a[n/2+1]) / 2
-}
+awk "$AWK_MEDIAN"'
 { n++; bare += $1; bu += $2; contract += $3; cu += $4; floor += $5; fu += $6; live += $7; lu += $8; items += $9
   rl[n] = $7 / $1; rc[n] = $3 / $1; rf[n] = $5 / $1; ro[n] = $7 / $5; rd[n] = $8 - $6 }
 END {

@@ -110,11 +110,7 @@ for round in $(seq 1 "$ROUNDS"); do
   echo "list ${list[direct]} ${list[unnamed]} ${list[pgbouncer]}" >>"$work/rounds"
   echo "write ${write[direct]} ${write[unnamed]} ${write[pgbouncer]}" >>"$work/rounds"
 done
-awk '
-function median(a, n,    i, j, t) {
-  for (i = 2; i <= n; i++) for (j = i; j > 1 && a[j-1] > a[j]; j--) { t = a[j]; a[j] = a[j-1]; a[j-1] = t }
-  return n % 2 ? a[(n+1)/2] : (a[n/2] + a[n/2+1]) / 2
-}
+awk "$AWK_MEDIAN"'
 { k = $1; n[k]++; d[k] += $2; u[k] += $3; p[k] += $4; ru[k, n[k]] = $3 / $2; rp[k, n[k]] = $4 / $2 }
 END {
   split("list write", names, " ")

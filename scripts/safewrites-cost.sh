@@ -113,11 +113,7 @@ echo "keys kept by the keyed runs: $kept"
 # ratio LABEL FILE: the time ratio second/first of the runs' rates, as the
 # mean over the rounds and the median of the rounds' own ratios.
 ratio() {
-  awk -v label="$1" '
-    function median(a, n,   i, j, t) {
-      for (i = 1; i <= n; i++) for (j = i + 1; j <= n; j++) if (a[j] < a[i]) { t = a[i]; a[i] = a[j]; a[j] = t }
-      return n % 2 ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2
-    }
+  awk -v label="$1" "$AWK_MEDIAN"'
     { n++; a += $1; b += $2; r[n] = $1 / $2 }
     END { printf "%s: mean %.3f, median %.3f\n", label, a / b, median(r, n) }' "$2"
 }
