@@ -11,7 +11,6 @@ import (
 	"crypto/x509"
 	"encoding/base64"
 	"encoding/binary"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -284,10 +283,4 @@ var knownAuthenticators = map[string]string{
 	"adce0002-35bc-c60a-648b-0b25f1f05503": "Chrome on Mac",
 	"bada5566-a7aa-401f-bd96-45619a55120d": "1Password",
 	"d548826e-79b4-db40-a3d8-11116f7e8349": "Bitwarden",
-}
-
-// uuidString writes 16 bytes as a UUID.
-func uuidString(b []byte) string {
-	h := hex.EncodeToString(b)
-	return h[:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:]
 }
